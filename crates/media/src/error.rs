@@ -80,6 +80,9 @@ pub enum MediaError {
 
 impl MediaError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        MediaError::Io { path: path.to_path_buf(), source }
+        MediaError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }

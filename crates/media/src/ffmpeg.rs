@@ -35,8 +35,15 @@ pub struct Toolchain {
 impl Default for Toolchain {
     /// Uses `$STUDIO_FFMPEG` / `$STUDIO_FFPROBE` when set, else `ffmpeg` / `ffprobe` on `PATH`.
     fn default() -> Self {
-        let pick = |var: &str, name: &str| std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(name));
-        Self { ffmpeg: pick("STUDIO_FFMPEG", "ffmpeg"), ffprobe: pick("STUDIO_FFPROBE", "ffprobe") }
+        let pick = |var: &str, name: &str| {
+            std::env::var_os(var)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(name))
+        };
+        Self {
+            ffmpeg: pick("STUDIO_FFMPEG", "ffmpeg"),
+            ffprobe: pick("STUDIO_FFPROBE", "ffprobe"),
+        }
     }
 }
 
@@ -50,8 +57,15 @@ impl Toolchain {
             .stdin(std::process::Stdio::null())
             .output()
             .await
-            .map_err(|source| MediaError::MissingTool { tool: self.ffmpeg.display().to_string(), source })?;
-        Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string())
+            .map_err(|source| MediaError::MissingTool {
+                tool: self.ffmpeg.display().to_string(),
+                source,
+            })?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string())
     }
 }
 
@@ -75,11 +89,20 @@ impl Sandbox {
             std::fs::create_dir_all(dir).map_err(|e| MediaError::io(dir, e))?;
         }
         let canon = |p: &Path| p.canonicalize().map_err(|e| MediaError::io(p, e));
-        Ok(Self { inputs: canon(inputs)?, work: canon(work)?, output: canon(output)? })
+        Ok(Self {
+            inputs: canon(inputs)?,
+            work: canon(work)?,
+            output: canon(output)?,
+        })
     }
 
     fn roots(&self) -> String {
-        format!("inputs {}, work {}, output {}", self.inputs.display(), self.work.display(), self.output.display())
+        format!(
+            "inputs {}, work {}, output {}",
+            self.inputs.display(),
+            self.work.display(),
+            self.output.display()
+        )
     }
 
     /// Resolves `path` and checks it is an existing file inside the input, work or output folder.
@@ -89,13 +112,26 @@ impl Sandbox {
     pub fn check_read(&self, path: &Path) -> Result<PathBuf, MediaError> {
         let resolved = path.canonicalize().map_err(|e| MediaError::Input {
             path: path.to_path_buf(),
-            problem: if e.kind() == std::io::ErrorKind::NotFound { "does not exist".into() } else { format!("cannot be opened: {e}") },
+            problem: if e.kind() == std::io::ErrorKind::NotFound {
+                "does not exist".into()
+            } else {
+                format!("cannot be opened: {e}")
+            },
         })?;
-        if ![&self.inputs, &self.work, &self.output].iter().any(|root| resolved.starts_with(root)) {
-            return Err(MediaError::OutsideSandbox { path: path.to_path_buf(), roots: self.roots() });
+        if ![&self.inputs, &self.work, &self.output]
+            .iter()
+            .any(|root| resolved.starts_with(root))
+        {
+            return Err(MediaError::OutsideSandbox {
+                path: path.to_path_buf(),
+                roots: self.roots(),
+            });
         }
         if !resolved.is_file() {
-            return Err(MediaError::Input { path: path.to_path_buf(), problem: "is not a regular file".into() });
+            return Err(MediaError::Input {
+                path: path.to_path_buf(),
+                problem: "is not a regular file".into(),
+            });
         }
         Ok(resolved)
     }
@@ -103,10 +139,15 @@ impl Sandbox {
     /// Checks that `path` (which need not exist yet) would be written inside the work or output
     /// folder, and returns it with its folder resolved.
     pub fn check_write(&self, path: &Path) -> Result<PathBuf, MediaError> {
-        let outside = || MediaError::OutsideSandbox { path: path.to_path_buf(), roots: self.roots() };
+        let outside = || MediaError::OutsideSandbox {
+            path: path.to_path_buf(),
+            roots: self.roots(),
+        };
         let parent = path.parent().ok_or_else(outside)?;
         let name = path.file_name().ok_or_else(outside)?;
-        let parent = parent.canonicalize().map_err(|e| MediaError::io(parent, e))?;
+        let parent = parent
+            .canonicalize()
+            .map_err(|e| MediaError::io(parent, e))?;
         if !(parent.starts_with(&self.work) || parent.starts_with(&self.output)) {
             return Err(outside());
         }
@@ -160,7 +201,16 @@ impl<'a> FfmpegCommand<'a> {
     }
 
     fn new(sandbox: &'a Sandbox, tool: Tool) -> Self {
-        Self { sandbox, tool, loglevel: "error", args: Vec::new(), key: Vec::new(), inputs: Vec::new(), input_count: 0, has_output: false }
+        Self {
+            sandbox,
+            tool,
+            loglevel: "error",
+            args: Vec::new(),
+            key: Vec::new(),
+            inputs: Vec::new(),
+            input_count: 0,
+            has_output: false,
+        }
     }
 
     /// Sets FFmpeg's log level (`error` by default; `info` for filters that report through logs).
@@ -188,14 +238,27 @@ impl<'a> FfmpegCommand<'a> {
     ///
     /// Errors: the sandbox errors of [`Sandbox::check_read`]; [`MediaError::Input`] when the
     /// content is not `format` (a playlist named `.mp4`, text named `.png`, …).
-    pub fn input(&mut self, path: &Path, format: SourceFormat, options: &[&str]) -> Result<usize, MediaError> {
+    pub fn input(
+        &mut self,
+        path: &Path,
+        format: SourceFormat,
+        options: &[&str],
+    ) -> Result<usize, MediaError> {
         let resolved = self.sandbox.check_read(path)?;
         match sniff_file(&resolved) {
             Ok(found) if found == format => {}
             Ok(found) => {
-                return Err(MediaError::Input { path: path.to_path_buf(), problem: format!("is a {found}, not a {format}") });
+                return Err(MediaError::Input {
+                    path: path.to_path_buf(),
+                    problem: format!("has {found} content where {format} content is expected"),
+                });
             }
-            Err(e) => return Err(MediaError::Input { path: path.to_path_buf(), problem: e.to_string() }),
+            Err(e) => {
+                return Err(MediaError::Input {
+                    path: path.to_path_buf(),
+                    problem: e.to_string(),
+                })
+            }
         }
         self.push_input(resolved, format.demuxer(), options);
         Ok(self.input_count - 1)
@@ -210,24 +273,38 @@ impl<'a> FfmpegCommand<'a> {
         let resolved = self.sandbox.check_read(list)?;
         let text = std::fs::read_to_string(&resolved).map_err(|e| MediaError::io(list, e))?;
         let dir = resolved.parent().unwrap_or(Path::new("/")).to_path_buf();
-        let bad = |problem: String| MediaError::Input { path: list.to_path_buf(), problem };
-        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+        let bad = |problem: String| MediaError::Input {
+            path: list.to_path_buf(),
+            problem,
+        };
+        let mut lines = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'));
         if lines.next() != Some("ffconcat version 1.0") {
             return Err(bad("is not an `ffconcat version 1.0` list".into()));
         }
         for line in lines {
             let Some(rest) = line.strip_prefix("file ") else {
-                return Err(bad(format!("has a directive Studio does not allow: {line:?}")));
+                return Err(bad(format!(
+                    "has a directive Studio does not allow: {line:?}"
+                )));
             };
             let name = rest.trim().trim_matches('\'');
             if name.contains(':') || name.contains('\'') || name.contains('\\') {
-                return Err(bad(format!("names {name:?}, which is not a plain relative file name")));
+                return Err(bad(format!(
+                    "names {name:?}, which is not a plain relative file name"
+                )));
             }
             let entry = dir.join(name);
             let entry = self.sandbox.check_read(&entry)?;
             match sniff_file(&entry) {
                 Ok(SourceFormat::Mp4) => {}
-                Ok(other) => return Err(bad(format!("names {name:?}, a {other}, where MP4 segments are expected"))),
+                Ok(other) => {
+                    return Err(bad(format!(
+                        "names {name:?}, a {other}, where MP4 segments are expected"
+                    )))
+                }
                 Err(e) => return Err(bad(format!("names {name:?}, which {e}"))),
             }
         }
@@ -255,15 +332,26 @@ impl<'a> FfmpegCommand<'a> {
     /// it is missing or its name has characters that would need filter-graph escaping.
     pub fn filter_path(&self, path: &Path) -> Result<String, MediaError> {
         let resolved = path.canonicalize().map_err(|e| MediaError::io(path, e))?;
-        let relative = resolved
-            .strip_prefix(&self.sandbox.work)
-            .map_err(|_| MediaError::OutsideSandbox { path: path.to_path_buf(), roots: self.sandbox.roots() })?;
+        let relative =
+            resolved
+                .strip_prefix(&self.sandbox.work)
+                .map_err(|_| MediaError::OutsideSandbox {
+                    path: path.to_path_buf(),
+                    roots: self.sandbox.roots(),
+                })?;
         let text = relative.to_string_lossy().to_string();
-        let plain = relative.components().all(|c| matches!(c, Component::Normal(_)))
+        let plain = relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
             && !text.is_empty()
-            && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
         if !plain {
-            return Err(MediaError::Input { path: path.to_path_buf(), problem: "has a name that is unsafe inside a filter graph".into() });
+            return Err(MediaError::Input {
+                path: path.to_path_buf(),
+                problem: "has a name that is unsafe inside a filter graph".into(),
+            });
         }
         Ok(text)
     }
@@ -298,9 +386,12 @@ impl<'a> FfmpegCommand<'a> {
 
     /// Returns the full argument list as it will be passed.
     pub fn full_args(&self, progress: bool) -> Vec<String> {
-        let mut all: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", self.loglevel].into_iter().map(String::from).collect();
+        let mut all: Vec<String> = ["-hide_banner", "-loglevel", self.loglevel]
+            .into_iter()
+            .map(String::from)
+            .collect();
         if self.tool == Tool::Ffmpeg {
-            all.push("-y".into());
+            all.extend(["-nostdin", "-y"].map(String::from));
             if progress {
                 all.extend(["-progress", "pipe:1", "-nostats"].map(String::from));
             }
@@ -315,7 +406,12 @@ impl<'a> FfmpegCommand<'a> {
     /// Errors: [`MediaError::Cancelled`] when `ctl.cancel` fires, [`MediaError::TimedOut`] after
     /// `ctl.timeout`; in both cases FFmpeg is killed first. [`MediaError::Ffmpeg`] with FFmpeg's
     /// error text when it exits non-zero; [`MediaError::MissingTool`] when it cannot start.
-    pub async fn run(&self, toolchain: &Toolchain, ctl: &RunControl, on_frame: Option<&(dyn Fn(u64) + Send + Sync)>) -> Result<RunOutput, MediaError> {
+    pub async fn run(
+        &self,
+        toolchain: &Toolchain,
+        ctl: &RunControl,
+        on_frame: Option<&(dyn Fn(u64) + Send + Sync)>,
+    ) -> Result<RunOutput, MediaError> {
         let program = match self.tool {
             Tool::Ffmpeg => &toolchain.ffmpeg,
             Tool::Ffprobe => &toolchain.ffprobe,
@@ -332,7 +428,10 @@ impl<'a> FfmpegCommand<'a> {
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| MediaError::MissingTool { tool: program.display().to_string(), source })?;
+            .map_err(|source| MediaError::MissingTool {
+                tool: program.display().to_string(),
+                source,
+            })?;
 
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut stderr = child.stderr.take().expect("stderr is piped");
@@ -341,7 +440,10 @@ impl<'a> FfmpegCommand<'a> {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 if progress {
-                    if let Some(n) = line.strip_prefix("frame=").and_then(|v| v.trim().parse::<u64>().ok()) {
+                    if let Some(n) = line
+                        .strip_prefix("frame=")
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                    {
                         if let Some(f) = on_frame {
                             f(n);
                         }
@@ -375,13 +477,17 @@ impl<'a> FfmpegCommand<'a> {
             _ = ctl.cancel.cancelled() => return Err(MediaError::Cancelled),
             _ = deadline => return Err(MediaError::TimedOut(ctl.timeout.unwrap_or_default())),
         };
-        let status = status.map_err(|e| MediaError::Internal(format!("waiting for ffmpeg: {e}")))?;
+        let status =
+            status.map_err(|e| MediaError::Internal(format!("waiting for ffmpeg: {e}")))?;
         if !status.success() {
             let tail: String = {
                 let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
                 lines[lines.len().saturating_sub(8)..].join("\n")
             };
-            return Err(MediaError::Ffmpeg { status: status.code(), stderr: tail });
+            return Err(MediaError::Ffmpeg {
+                status: status.code(),
+                stderr: tail,
+            });
         }
         Ok(RunOutput { stdout, stderr })
     }
@@ -414,7 +520,12 @@ mod tests {
         for d in ["in", "work", "out"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
-        let sb = Sandbox::new(&dir.path().join("in"), &dir.path().join("work"), &dir.path().join("out")).unwrap();
+        let sb = Sandbox::new(
+            &dir.path().join("in"),
+            &dir.path().join("work"),
+            &dir.path().join("out"),
+        )
+        .unwrap();
         (dir, sb)
     }
 
@@ -426,7 +537,10 @@ mod tests {
         let mut cmd = FfmpegCommand::ffmpeg(&sb);
         assert_eq!(cmd.input(&png, SourceFormat::Png, &[]).unwrap(), 0);
         let args = cmd.full_args(false).join(" ");
-        assert!(args.contains("-protocol_whitelist file -f png_pipe -i file:/"), "{args}");
+        assert!(
+            args.contains("-protocol_whitelist file -f png_pipe -i file:/"),
+            "{args}"
+        );
         assert_eq!(cmd.key_args().last().unwrap(), "<input 0>");
     }
 
@@ -438,13 +552,31 @@ mod tests {
         let link = dir.path().join("in/link.png");
         std::os::unix::fs::symlink(&outside, &link).unwrap();
         let mut cmd = FfmpegCommand::ffmpeg(&sb);
-        assert!(matches!(cmd.input(&outside, SourceFormat::Png, &[]), Err(MediaError::OutsideSandbox { .. })));
-        assert!(matches!(cmd.input(&link, SourceFormat::Png, &[]), Err(MediaError::OutsideSandbox { .. })));
+        assert!(matches!(
+            cmd.input(&outside, SourceFormat::Png, &[]),
+            Err(MediaError::OutsideSandbox { .. })
+        ));
+        assert!(matches!(
+            cmd.input(&link, SourceFormat::Png, &[]),
+            Err(MediaError::OutsideSandbox { .. })
+        ));
         let playlist = dir.path().join("in/movie.mp4");
-        std::fs::write(&playlist, b"#EXTM3U\n#EXTINF:10,\nhttp://example.com/a.ts\n").unwrap();
-        let err = cmd.input(&playlist, SourceFormat::Mp4, &[]).unwrap_err().to_string();
-        assert!(err.contains("movie.mp4") && err.contains("playlist"), "{err}");
-        assert!(cmd.output(&dir.path().join("elsewhere.mp4"), "mp4").is_err());
+        std::fs::write(
+            &playlist,
+            b"#EXTM3U\n#EXTINF:10,\nhttp://example.com/a.ts\n",
+        )
+        .unwrap();
+        let err = cmd
+            .input(&playlist, SourceFormat::Mp4, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("movie.mp4") && err.contains("playlist"),
+            "{err}"
+        );
+        assert!(cmd
+            .output(&dir.path().join("elsewhere.mp4"), "mp4")
+            .is_err());
         assert!(cmd.inputs().is_empty());
     }
 
@@ -455,9 +587,19 @@ mod tests {
         std::fs::write(&list, "ffconcat version 1.0\nfile '../secret.mp4'\n").unwrap();
         std::fs::write(dir.path().join("secret.mp4"), b"\0\0\0\x20ftypisom0000").unwrap();
         let mut cmd = FfmpegCommand::ffmpeg(&sb);
-        assert!(matches!(cmd.concat_input(&list), Err(MediaError::OutsideSandbox { .. })));
-        std::fs::write(&list, "ffconcat version 1.0\nfile 'http://example.com/a.mp4'\n").unwrap();
-        assert!(matches!(cmd.concat_input(&list), Err(MediaError::Input { .. })));
+        assert!(matches!(
+            cmd.concat_input(&list),
+            Err(MediaError::OutsideSandbox { .. })
+        ));
+        std::fs::write(
+            &list,
+            "ffconcat version 1.0\nfile 'http://example.com/a.mp4'\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            cmd.concat_input(&list),
+            Err(MediaError::Input { .. })
+        ));
         std::fs::write(dir.path().join("work/a.mp4"), b"\0\0\0\x20ftypisom0000").unwrap();
         std::fs::write(&list, "ffconcat version 1.0\nfile 'a.mp4'\n").unwrap();
         assert_eq!(cmd.concat_input(&list).unwrap(), 0);
@@ -468,10 +610,18 @@ mod tests {
         let (dir, sb) = sandbox();
         let cmd = FfmpegCommand::ffmpeg(&sb);
         std::fs::write(dir.path().join("work/cues.ass"), "x").unwrap();
-        assert_eq!(cmd.filter_path(&dir.path().join("work/cues.ass")).unwrap(), "cues.ass");
+        assert_eq!(
+            cmd.filter_path(&dir.path().join("work/cues.ass")).unwrap(),
+            "cues.ass"
+        );
         std::fs::write(dir.path().join("work/bad name's.ass"), "x").unwrap();
-        assert!(cmd.filter_path(&dir.path().join("work/bad name's.ass")).is_err());
+        assert!(cmd
+            .filter_path(&dir.path().join("work/bad name's.ass"))
+            .is_err());
         std::fs::write(dir.path().join("in/x.ass"), "x").unwrap();
-        assert!(matches!(cmd.filter_path(&dir.path().join("in/x.ass")), Err(MediaError::OutsideSandbox { .. })));
+        assert!(matches!(
+            cmd.filter_path(&dir.path().join("in/x.ass")),
+            Err(MediaError::OutsideSandbox { .. })
+        ));
     }
 }

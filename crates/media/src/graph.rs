@@ -82,7 +82,13 @@ pub fn fit_video(input: &str, fit: Fit, f: Frame, tag: &str) -> String {
 
 /// A solid colour frame in `yuv420p`, one frame long.
 pub fn color_frame(color: &str, f: Frame) -> String {
-    format!("color=c={}:s={}x{}:r={},format=rgb24,trim=end_frame=1,{TO_YUV}", ff_color(color), f.width, f.height, f.fps)
+    format!(
+        "color=c={}:s={}x{}:r={},format=rgb24,trim=end_frame=1,{TO_YUV}",
+        ff_color(color),
+        f.width,
+        f.height,
+        f.fps
+    )
 }
 
 /// A two-colour linear gradient frame in `yuv420p`, one frame long.
@@ -104,7 +110,11 @@ pub fn gradient_frame(from: &str, to: &str, direction: GradientDirection, f: Fra
 
 /// Repeats a one-frame chain `frames` times with time base `1/fps`.
 pub fn hold(frames: u64, f: Frame) -> String {
-    format!("loop=loop={}:size=1:start=0,settb=expr=1/{fps},setpts=N,fps={fps}", frames.saturating_sub(1), fps = f.fps)
+    format!(
+        "loop=loop={}:size=1:start=0,settb=expr=1/{fps},setpts=N,fps={fps}",
+        frames.saturating_sub(1),
+        fps = f.fps
+    )
 }
 
 /// `zoompan` arguments moving a supersampled still over scene-local frames `[from, to)` of a
@@ -124,9 +134,17 @@ pub fn ken_burns(motion: &Motion, from: u64, to: u64, total: u64, f: Frame) -> S
         MotionEffect::None => ("1".to_string(), "0".to_string(), "0".to_string()),
         MotionEffect::ZoomIn => (format!("1+{zm1}*{e}"), centre_x.into(), centre_y.into()),
         MotionEffect::ZoomOut => (format!("{z}-{zm1}*{e}"), centre_x.into(), centre_y.into()),
-        MotionEffect::PanLeft => (format!("{z}"), format!("(iw-iw/zoom)*(1-{e})"), centre_y.into()),
+        MotionEffect::PanLeft => (
+            format!("{z}"),
+            format!("(iw-iw/zoom)*(1-{e})"),
+            centre_y.into(),
+        ),
         MotionEffect::PanRight => (format!("{z}"), format!("(iw-iw/zoom)*{e}"), centre_y.into()),
-        MotionEffect::PanUp => (format!("{z}"), centre_x.into(), format!("(ih-ih/zoom)*(1-{e})")),
+        MotionEffect::PanUp => (
+            format!("{z}"),
+            centre_x.into(),
+            format!("(ih-ih/zoom)*(1-{e})"),
+        ),
         MotionEffect::PanDown => (format!("{z}"), centre_x.into(), format!("(ih-ih/zoom)*{e}")),
     };
     format!(
@@ -147,7 +165,11 @@ pub fn scene_fades(scene: &SceneLayout, from: u64, to: u64) -> String {
     if scene.fade_out > 0 && to == scene.frames {
         let start = scene.frames - scene.fade_out;
         if start >= from {
-            out.push_str(&format!(",fade=t=out:s={}:n={}", start - from, scene.fade_out));
+            out.push_str(&format!(
+                ",fade=t=out:s={}:n={}",
+                start - from,
+                scene.fade_out
+            ));
         }
     }
     out
@@ -164,7 +186,11 @@ mod tests {
 
     #[test]
     fn ken_burns_offsets_the_frame_counter_for_partial_ranges() {
-        let f = Frame { width: 1080, height: 1920, fps: 30 };
+        let f = Frame {
+            width: 1080,
+            height: 1920,
+            fps: 30,
+        };
         let zp = ken_burns(&Motion::new(MotionEffect::ZoomIn), 45, 60, 60, f);
         assert!(zp.contains("(on+45)/59"), "{zp}");
         assert!(zp.contains(":d=15:s=1080x1920:fps=30"), "{zp}");
@@ -172,8 +198,18 @@ mod tests {
 
     #[test]
     fn fades_land_on_the_right_frames() {
-        let s = SceneLayout { start: 0, frames: 90, overlap_in: 0, overlap_out: 0, fade_in: 15, fade_out: 10 };
-        assert_eq!(scene_fades(&s, 0, 90), ",fade=t=in:s=0:n=15,fade=t=out:s=80:n=10");
+        let s = SceneLayout {
+            start: 0,
+            frames: 90,
+            overlap_in: 0,
+            overlap_out: 0,
+            fade_in: 15,
+            fade_out: 10,
+        };
+        assert_eq!(
+            scene_fades(&s, 0, 90),
+            ",fade=t=in:s=0:n=15,fade=t=out:s=80:n=10"
+        );
         assert_eq!(ff_color("#10203040"), "0x10203040");
         assert!((db_to_linear(-20.0) - 0.1).abs() < 1e-12);
     }

@@ -43,7 +43,8 @@ pub struct SceneLayout {
 impl SceneLayout {
     /// Frames that belong to this scene alone; 0 means the transitions swallow it.
     pub fn body_frames(&self) -> u64 {
-        self.frames.saturating_sub(self.overlap_in + self.overlap_out)
+        self.frames
+            .saturating_sub(self.overlap_in + self.overlap_out)
     }
 }
 
@@ -141,7 +142,11 @@ impl Layout {
             if body > 0 {
                 segments.push(SegmentPlan {
                     index: segments.len(),
-                    kind: SegmentKind::Body { scene: i, from: s.overlap_in, to: s.frames - s.overlap_out },
+                    kind: SegmentKind::Body {
+                        scene: i,
+                        from: s.overlap_in,
+                        to: s.frames - s.overlap_out,
+                    },
                     start: s.start + s.overlap_in,
                     frames: body,
                 });
@@ -149,13 +154,21 @@ impl Layout {
             if s.overlap_out > 0 {
                 segments.push(SegmentPlan {
                     index: segments.len(),
-                    kind: SegmentKind::Transition { from: i, kind: timeline.scenes[i].transition.kind },
+                    kind: SegmentKind::Transition {
+                        from: i,
+                        kind: timeline.scenes[i].transition.kind,
+                    },
                     start: s.start + s.frames - s.overlap_out,
                     frames: s.overlap_out,
                 });
             }
         }
-        Self { fps, scenes, segments, total_frames }
+        Self {
+            fps,
+            scenes,
+            segments,
+            total_frames,
+        }
     }
 
     /// Length of the video, seconds.
@@ -178,7 +191,9 @@ mod tests {
         Scene {
             id: None,
             duration,
-            visual: Visual::Color { color: "#000000".into() },
+            visual: Visual::Color {
+                color: "#000000".into(),
+            },
             motion: Motion::default(),
             fit: Fit::Cover,
             overlays: vec![],

@@ -24,7 +24,9 @@ pub mod validate;
 use std::path::Path;
 
 pub use error::MediaError;
-pub use render::{mix_audio, parse_timeline, render, Progress, RenderOptions, RenderReport, Stage};
+pub use render::{
+    check, mix_audio, parse_timeline, render, Progress, RenderOptions, RenderReport, Stage,
+};
 pub use timeline::Timeline;
 
 /// Writes `bytes` to `path`, creating or truncating it.

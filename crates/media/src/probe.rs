@@ -104,22 +104,40 @@ fn rate(s: &str) -> Option<f64> {
 /// Errors: [`MediaError::Input`] when the file is missing, of an unsupported or disguised
 /// format, or when ffprobe cannot decode it (a `.png` that is not an image, a truncated file);
 /// sandbox errors as in [`Sandbox::check_read`].
-pub async fn probe(sandbox: &Sandbox, toolchain: &Toolchain, path: &Path, ctl: &RunControl) -> Result<ProbeInfo, MediaError> {
+pub async fn probe(
+    sandbox: &Sandbox,
+    toolchain: &Toolchain,
+    path: &Path,
+    ctl: &RunControl,
+) -> Result<ProbeInfo, MediaError> {
     let resolved = sandbox.check_read(path)?;
-    let format = sniff_file(&resolved).map_err(|e| MediaError::Input { path: path.to_path_buf(), problem: e.to_string() })?;
+    let format = sniff_file(&resolved).map_err(|e| MediaError::Input {
+        path: path.to_path_buf(),
+        problem: e.to_string(),
+    })?;
     let mut cmd = FfmpegCommand::ffprobe(sandbox);
     cmd.args(["-show_streams", "-show_format", "-of", "json"]);
     cmd.input(path, format, &[])?;
     let out = cmd.run(toolchain, ctl, None).await.map_err(|e| match e {
         MediaError::Ffmpeg { stderr, .. } => MediaError::Input {
             path: path.to_path_buf(),
-            problem: format!("looks like a {format} but cannot be decoded: {}", stderr.lines().last().unwrap_or("unknown error")),
+            problem: format!(
+                "has {format} content but cannot be decoded: {}",
+                stderr.lines().last().unwrap_or("unknown error")
+            ),
         },
         other => other,
     })?;
-    let raw: RawProbe = serde_json::from_str(&out.stdout)
-        .map_err(|e| MediaError::Input { path: path.to_path_buf(), problem: format!("ffprobe output unreadable: {e}") })?;
-    let mut info = ProbeInfo { format: Some(format), duration: None, video: None, audio: None };
+    let raw: RawProbe = serde_json::from_str(&out.stdout).map_err(|e| MediaError::Input {
+        path: path.to_path_buf(),
+        problem: format!("ffprobe output unreadable: {e}"),
+    })?;
+    let mut info = ProbeInfo {
+        format: Some(format),
+        duration: None,
+        video: None,
+        audio: None,
+    };
     let mut stream_duration = None;
     for s in raw.streams {
         match s.codec_type.as_deref() {
@@ -128,7 +146,12 @@ pub async fn probe(sandbox: &Sandbox, toolchain: &Toolchain, path: &Path, ctl: &
                     .side_data_list
                     .iter()
                     .find_map(|d| d.get("rotation").and_then(|r| r.as_f64()))
-                    .or_else(|| s.tags.get("rotate").and_then(|r| r.as_str()).and_then(|r| r.parse().ok()))
+                    .or_else(|| {
+                        s.tags
+                            .get("rotate")
+                            .and_then(|r| r.as_str())
+                            .and_then(|r| r.parse().ok())
+                    })
                     .unwrap_or(0.0);
                 info.video = Some(VideoInfo {
                     width: s.width.unwrap_or(0),
@@ -153,14 +176,21 @@ pub async fn probe(sandbox: &Sandbox, toolchain: &Toolchain, path: &Path, ctl: &
         }
     }
     if !format.is_image() {
-        info.duration = raw.format.and_then(|f| f.duration).and_then(|d| d.parse().ok()).or(stream_duration);
+        info.duration = raw
+            .format
+            .and_then(|f| f.duration)
+            .and_then(|d| d.parse().ok())
+            .or(stream_duration);
     }
     let empty = match &info.video {
         Some(v) => v.width == 0 || v.height == 0,
         None => info.audio.is_none(),
     };
     if empty {
-        return Err(MediaError::Input { path: path.to_path_buf(), problem: format!("is a {format} without a usable stream") });
+        return Err(MediaError::Input {
+            path: path.to_path_buf(),
+            problem: format!("has {format} content without a usable stream"),
+        });
     }
     Ok(info)
 }

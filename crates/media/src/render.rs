@@ -237,7 +237,9 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn source(&self, path: &str) -> Result<&Source, MediaError> {
-        self.sources.get(path).ok_or_else(|| MediaError::Internal(format!("input {path} was not checked")))
+        self.sources
+            .get(path)
+            .ok_or_else(|| MediaError::Internal(format!("input {path} was not checked")))
     }
 
     fn file_hash(&self, path: &Path) -> Result<String, MediaError> {
@@ -248,7 +250,10 @@ impl Ctx<'_> {
         let mut hasher = Sha256::new();
         std::io::copy(&mut file, &mut hasher).map_err(|e| MediaError::io(path, e))?;
         let h = hex::encode(hasher.finalize());
-        self.hashes.lock().expect("hash cache lock").insert(path.to_path_buf(), h.clone());
+        self.hashes
+            .lock()
+            .expect("hash cache lock")
+            .insert(path.to_path_buf(), h.clone());
         Ok(h)
     }
 
@@ -281,7 +286,10 @@ impl Partial {
     fn new(dir: &Path, name: &str) -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        Self { path: dir.join(format!(".{name}.{}-{n}.partial", std::process::id())), committed: false }
+        Self {
+            path: dir.join(format!(".{name}.{}-{n}.partial", std::process::id())),
+            committed: false,
+        }
     }
 
     fn commit(mut self, target: &Path) -> Result<(), MediaError> {
@@ -306,8 +314,15 @@ pub fn parse_timeline(json: &str) -> Result<Timeline, MediaError> {
     let de = &mut serde_json::Deserializer::from_str(json);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let path = if path == "." { "$".to_string() } else { format!("$.{path}") };
-        MediaError::Json { path, message: e.into_inner().to_string() }
+        let path = if path == "." {
+            "$".to_string()
+        } else {
+            format!("$.{path}")
+        };
+        MediaError::Json {
+            path,
+            message: e.into_inner().to_string(),
+        }
     })
 }
 
@@ -318,7 +333,10 @@ pub fn parse_timeline(json: &str) -> Result<Timeline, MediaError> {
 /// [`MediaError::Ffmpeg`] when FFmpeg fails; [`MediaError::TooLarge`] when `max_bytes` cannot
 /// be met; [`MediaError::Io`] for filesystem failures. On any error nothing is left under the
 /// output names (cached segments stay in the cache).
-pub async fn render(timeline: &Timeline, options: &RenderOptions) -> Result<RenderReport, MediaError> {
+pub async fn render(
+    timeline: &Timeline,
+    options: &RenderOptions,
+) -> Result<RenderReport, MediaError> {
     let work = render_inner(timeline, options);
     let deadline = async {
         match options.timeout {
@@ -335,28 +353,30 @@ pub async fn render(timeline: &Timeline, options: &RenderOptions) -> Result<Rend
 
 fn emit(options: &RenderOptions, stage: Stage, done: u64, total: u64) {
     if let Some(p) = &options.progress {
-        p(Progress { stage, frames_done: done, frames_total: total });
+        p(Progress {
+            stage,
+            frames_done: done,
+            frames_total: total,
+        });
     }
 }
 
-async fn render_inner(timeline: &Timeline, options: &RenderOptions) -> Result<RenderReport, MediaError> {
+async fn render_inner(
+    timeline: &Timeline,
+    options: &RenderOptions,
+) -> Result<RenderReport, MediaError> {
     let started = Instant::now();
     emit(options, Stage::Checking, 0, 0);
-    let problems = validate(timeline);
-    if !problems.is_empty() {
-        return Err(MediaError::Invalid(problems));
-    }
-    if !options.input_dir.is_dir() {
-        return Err(MediaError::Input { path: options.input_dir.clone(), problem: "input folder does not exist".into() });
-    }
-    let sandbox = Sandbox::new(&options.input_dir, &options.cache_dir, &options.output_dir)?;
     let ffmpeg_version = options.toolchain.ffmpeg_version().await?;
-    let ctl = RunControl { cancel: options.cancel.clone(), timeout: None };
-    let sources = check_inputs(timeline, &sandbox, &options.toolchain, &ctl).await?;
+    let (sandbox, sources, ctl) = prepare(timeline, options).await?;
 
     let layout = Layout::compute(timeline);
     let (width, height) = timeline.canvas.size();
-    let frame = Frame { width, height, fps: layout.fps };
+    let frame = Frame {
+        width,
+        height,
+        fps: layout.fps,
+    };
     let mut fonts = FontBook::default();
     let text = text_events(timeline, &layout, &sandbox, &mut fonts)?;
     let images = image_overlays(timeline, &layout);
@@ -393,11 +413,16 @@ async fn render_inner(timeline: &Timeline, options: &RenderOptions) -> Result<Re
     if let Some(max_bytes) = timeline.output.max_bytes {
         while bytes > max_bytes {
             if crf >= 51 {
-                return Err(MediaError::TooLarge { size: bytes, max_bytes });
+                return Err(MediaError::TooLarge {
+                    size: bytes,
+                    max_bytes,
+                });
             }
             // x264 roughly halves the bitrate every +6 CRF; aim a little under the cap.
             let audio_bytes = file_len(&audio_path)?;
-            let ratio = (bytes.saturating_sub(audio_bytes)) as f64 / (max_bytes.saturating_sub(audio_bytes).max(1)) as f64 * 1.05;
+            let ratio = (bytes.saturating_sub(audio_bytes)) as f64
+                / (max_bytes.saturating_sub(audio_bytes).max(1)) as f64
+                * 1.05;
             let step = (6.0 * ratio.log2()).ceil().clamp(1.0, 12.0) as u8;
             crf = (crf + step).min(51);
             tracing::info!(crf, bytes, max_bytes, "re-encoding to fit the size cap");
@@ -415,7 +440,8 @@ async fn render_inner(timeline: &Timeline, options: &RenderOptions) -> Result<Re
     let vtt = Partial::new(out_dir, "captions.vtt");
     crate::write_file(&vtt.path, text::webvtt(&timeline.captions.cues).as_bytes())?;
 
-    let timeline_json = serde_json::to_vec(timeline).map_err(|e| MediaError::Internal(e.to_string()))?;
+    let timeline_json =
+        serde_json::to_vec(timeline).map_err(|e| MediaError::Internal(e.to_string()))?;
     let report = RenderReport {
         engine: format!("studio-media {}", env!("CARGO_PKG_VERSION")),
         ffmpeg: ctx.ffmpeg_version.clone(),
@@ -432,12 +458,26 @@ async fn render_inner(timeline: &Timeline, options: &RenderOptions) -> Result<Re
         crf,
         size_attempts: attempts,
         bytes,
-        outputs: ["final.mp4", "captions.srt", "captions.vtt", "thumbnail.jpg", "report.json"].map(String::from).to_vec(),
-        credits: timeline.audio.music.iter().filter_map(|m| m.credit.clone()).collect(),
+        outputs: [
+            "final.mp4",
+            "captions.srt",
+            "captions.vtt",
+            "thumbnail.jpg",
+            "report.json",
+        ]
+        .map(String::from)
+        .to_vec(),
+        credits: timeline
+            .audio
+            .music
+            .iter()
+            .filter_map(|m| m.credit.clone())
+            .collect(),
         wall_s: started.elapsed().as_secs_f64(),
     };
     let report_file = Partial::new(out_dir, "report.json");
-    let json = serde_json::to_vec_pretty(&report).map_err(|e| MediaError::Internal(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(&report).map_err(|e| MediaError::Internal(e.to_string()))?;
     crate::write_file(&report_file.path, &json)?;
 
     // Publish: every file exists under its temporary name; rename them into place.
@@ -446,12 +486,19 @@ async fn render_inner(timeline: &Timeline, options: &RenderOptions) -> Result<Re
     vtt.commit(&out_dir.join("captions.vtt"))?;
     video.commit(&out_dir.join("final.mp4"))?;
     report_file.commit(&out_dir.join("report.json"))?;
-    tracing::info!(frames = report.frames, rendered = report.segments_rendered, cached = report.segments_cached, "render finished");
+    tracing::info!(
+        frames = report.frames,
+        rendered = report.segments_rendered,
+        cached = report.segments_cached,
+        "render finished"
+    );
     Ok(report)
 }
 
 fn file_len(path: &Path) -> Result<u64, MediaError> {
-    std::fs::metadata(path).map(|m| m.len()).map_err(|e| MediaError::io(path, e))
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| MediaError::io(path, e))
 }
 
 /// What an input reference must be.
@@ -467,16 +514,33 @@ fn references(t: &Timeline) -> Vec<(String, String, Need)> {
     let mut refs = Vec::new();
     for (i, s) in t.scenes.iter().enumerate() {
         match &s.visual {
-            Visual::Image { path } => refs.push((format!("$.scenes[{i}].visual.path"), path.clone(), Need::Image)),
-            Visual::Video { path, .. } => refs.push((format!("$.scenes[{i}].visual.path"), path.clone(), Need::Video)),
-            Visual::Title { background: Background::Image { path }, .. } => {
-                refs.push((format!("$.scenes[{i}].visual.background.path"), path.clone(), Need::Image))
-            }
+            Visual::Image { path } => refs.push((
+                format!("$.scenes[{i}].visual.path"),
+                path.clone(),
+                Need::Image,
+            )),
+            Visual::Video { path, .. } => refs.push((
+                format!("$.scenes[{i}].visual.path"),
+                path.clone(),
+                Need::Video,
+            )),
+            Visual::Title {
+                background: Background::Image { path },
+                ..
+            } => refs.push((
+                format!("$.scenes[{i}].visual.background.path"),
+                path.clone(),
+                Need::Image,
+            )),
             _ => {}
         }
         for (j, o) in s.overlays.iter().enumerate() {
             if let Overlay::Image { path, .. } = o {
-                refs.push((format!("$.scenes[{i}].overlays[{j}].path"), path.clone(), Need::Image));
+                refs.push((
+                    format!("$.scenes[{i}].overlays[{j}].path"),
+                    path.clone(),
+                    Need::Image,
+                ));
             }
         }
     }
@@ -486,10 +550,18 @@ fn references(t: &Timeline) -> Vec<(String, String, Need)> {
         }
     }
     for (i, c) in t.audio.voice.iter().enumerate() {
-        refs.push((format!("$.audio.voice[{i}].path"), c.path.clone(), Need::Audio));
+        refs.push((
+            format!("$.audio.voice[{i}].path"),
+            c.path.clone(),
+            Need::Audio,
+        ));
     }
     for (i, c) in t.audio.effects.iter().enumerate() {
-        refs.push((format!("$.audio.effects[{i}].path"), c.path.clone(), Need::Audio));
+        refs.push((
+            format!("$.audio.effects[{i}].path"),
+            c.path.clone(),
+            Need::Audio,
+        ));
     }
     if let Some(m) = &t.audio.music {
         refs.push(("$.audio.music.path".into(), m.path.clone(), Need::Audio));
@@ -498,13 +570,22 @@ fn references(t: &Timeline) -> Vec<(String, String, Need)> {
 }
 
 /// Checks and probes every input; returns all problems at once.
-async fn check_inputs(t: &Timeline, sandbox: &Sandbox, toolchain: &Toolchain, ctl: &RunControl) -> Result<HashMap<String, Source>, MediaError> {
+async fn check_inputs(
+    t: &Timeline,
+    sandbox: &Sandbox,
+    toolchain: &Toolchain,
+    ctl: &RunControl,
+) -> Result<HashMap<String, Source>, MediaError> {
     let mut problems = Problems::default();
     let mut sources: HashMap<String, Source> = HashMap::new();
     let mut failed: HashMap<String, String> = HashMap::new();
     for (json_path, user_path, need) in references(t) {
         if let Some(reason) = failed.get(&user_path) {
-            problems.push(json_path, reason.clone(), "an existing image, audio or video file inside the input folder");
+            problems.push(
+                json_path,
+                reason.clone(),
+                "an existing image, audio or video file inside the input folder",
+            );
             continue;
         }
         if !sources.contains_key(&user_path) {
@@ -512,12 +593,23 @@ async fn check_inputs(t: &Timeline, sandbox: &Sandbox, toolchain: &Toolchain, ct
             match probe(sandbox, toolchain, &path, ctl).await {
                 Ok(info) => {
                     let format = info.format.expect("probe sets the format");
-                    sources.insert(user_path.clone(), Source { path: sandbox.check_read(&path)?, format, info });
+                    sources.insert(
+                        user_path.clone(),
+                        Source {
+                            path: sandbox.check_read(&path)?,
+                            format,
+                            info,
+                        },
+                    );
                 }
                 Err(e @ (MediaError::Input { .. } | MediaError::OutsideSandbox { .. })) => {
                     let reason = e.to_string();
                     failed.insert(user_path.clone(), reason.clone());
-                    problems.push(json_path, reason, "an existing image, audio or video file inside the input folder");
+                    problems.push(
+                        json_path,
+                        reason,
+                        "an existing image, audio or video file inside the input folder",
+                    );
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -535,24 +627,48 @@ async fn check_inputs(t: &Timeline, sandbox: &Sandbox, toolchain: &Toolchain, ct
                 Need::Video => "a video (MP4/MOV or Matroska/WebM with a video stream)",
                 Need::Audio => "a file with an audio stream (WAV, FLAC, Ogg, MP3, M4A)",
             };
-            problems.push(json_path, format!("input {user_path} is a {} without what this slot needs", source.format), wanted);
+            problems.push(
+                json_path,
+                format!(
+                    "input {user_path} has {} content, which this slot cannot use",
+                    source.format
+                ),
+                wanted,
+            );
         }
     }
     // Source ranges must start inside the source.
     let check_start = |problems: &mut Problems, json: String, user_path: &str, start: f64| {
         if let Some(d) = sources.get(user_path).and_then(|s| s.info.duration) {
             if start >= d {
-                problems.push(json, format!("{start} seconds is past the end of {user_path} ({d:.3} s)"), format!("0..{d:.3} seconds"));
+                problems.push(
+                    json,
+                    format!("{start} seconds is past the end of {user_path} ({d:.3} s)"),
+                    format!("0..{d:.3} seconds"),
+                );
             }
         }
     };
     for (i, s) in t.scenes.iter().enumerate() {
-        if let Visual::Video { path, source_start, .. } = &s.visual {
-            check_start(&mut problems, format!("$.scenes[{i}].visual.source_start"), path, *source_start);
+        if let Visual::Video {
+            path, source_start, ..
+        } = &s.visual
+        {
+            check_start(
+                &mut problems,
+                format!("$.scenes[{i}].visual.source_start"),
+                path,
+                *source_start,
+            );
         }
     }
     for (i, c) in t.audio.voice.iter().enumerate() {
-        check_start(&mut problems, format!("$.audio.voice[{i}].source_start"), &c.path, c.source_start);
+        check_start(
+            &mut problems,
+            format!("$.audio.voice[{i}].source_start"),
+            &c.path,
+            c.source_start,
+        );
     }
     if problems.0.is_empty() {
         Ok(sources)
@@ -565,26 +681,81 @@ fn default_text_size(w: u32, h: u32, fraction: f64) -> u32 {
     (w.min(h) as f64 * fraction).round() as u32
 }
 
-fn resolve_style(style: &TextStyle, sandbox: &Sandbox, fonts: &mut FontBook, default_size: u32, json_path: &str) -> Result<ResolvedStyle, MediaError> {
-    let font = fonts.load(sandbox, style.font.as_deref()).map_err(|e| match e {
-        MediaError::Input { .. } | MediaError::OutsideSandbox { .. } => {
-            MediaError::Invalid(vec![Problem { path: format!("{json_path}.font"), message: e.to_string(), allowed: "a .ttf/.otf file in the input folder or a system font file name".into() }])
-        }
-        other => other,
-    })?;
-    Ok(ResolvedStyle { font, size: style.size.unwrap_or(default_size), style: style.clone() })
+fn resolve_style(
+    style: &TextStyle,
+    sandbox: &Sandbox,
+    fonts: &mut FontBook,
+    default_size: u32,
+    json_path: &str,
+) -> Result<ResolvedStyle, MediaError> {
+    let font = fonts
+        .load(sandbox, style.font.as_deref())
+        .map_err(|e| match e {
+            MediaError::Input { .. } | MediaError::OutsideSandbox { .. } => {
+                MediaError::Invalid(vec![Problem {
+                    path: format!("{json_path}.font"),
+                    message: e.to_string(),
+                    allowed: "a .ttf/.otf file in the input folder or a system font file name"
+                        .into(),
+                }])
+            }
+            other => other,
+        })?;
+    Ok(ResolvedStyle {
+        font,
+        size: style.size.unwrap_or(default_size),
+        style: style.clone(),
+    })
 }
 
 /// All burned text on the timeline, in global seconds.
-fn text_events(t: &Timeline, layout: &Layout, sandbox: &Sandbox, fonts: &mut FontBook) -> Result<Vec<TextEvent>, MediaError> {
+fn text_events(
+    t: &Timeline,
+    layout: &Layout,
+    sandbox: &Sandbox,
+    fonts: &mut FontBook,
+) -> Result<Vec<TextEvent>, MediaError> {
     let (w, h) = t.canvas.size();
     let mut events = Vec::new();
-    let overlay_text = |events: &mut Vec<TextEvent>, fonts: &mut FontBook, o: &Overlay, offset: f64, default_end: f64, json: &str| -> Result<(), MediaError> {
-        if let Overlay::Text { text, style, position, start, end } = o {
-            let style = resolve_style(style, sandbox, fonts, default_text_size(w, h, 0.05), &format!("{json}.style"))?;
-            let lines = text::wrap(&style.font, text, style.size as f64, text::anchored_width(w, position));
-            let end = end.map(|e| e + offset).unwrap_or(default_end).min(default_end);
-            events.push(TextEvent { start: start + offset, end, lines, style, place: Placement::At(*position) });
+    let overlay_text = |events: &mut Vec<TextEvent>,
+                        fonts: &mut FontBook,
+                        o: &Overlay,
+                        offset: f64,
+                        default_end: f64,
+                        json: &str|
+     -> Result<(), MediaError> {
+        if let Overlay::Text {
+            text,
+            style,
+            position,
+            start,
+            end,
+        } = o
+        {
+            let style = resolve_style(
+                style,
+                sandbox,
+                fonts,
+                default_text_size(w, h, 0.05),
+                &format!("{json}.style"),
+            )?;
+            let lines = text::wrap(
+                &style.font,
+                text,
+                style.size as f64,
+                text::anchored_width(w, position),
+            );
+            let end = end
+                .map(|e| e + offset)
+                .unwrap_or(default_end)
+                .min(default_end);
+            events.push(TextEvent {
+                start: start + offset,
+                end,
+                lines,
+                style,
+                place: Placement::At(*position),
+            });
         }
         Ok(())
     };
@@ -593,27 +764,69 @@ fn text_events(t: &Timeline, layout: &Layout, sandbox: &Sandbox, fonts: &mut Fon
         let s0 = layout.seconds(sl.start);
         let s1 = layout.seconds(sl.start + sl.frames);
         if let Visual::Title { text, style, .. } = &scene.visual {
-            let style = resolve_style(style, sandbox, fonts, default_text_size(w, h, 0.085), &format!("$.scenes[{i}].visual.style"))?;
+            let style = resolve_style(
+                style,
+                sandbox,
+                fonts,
+                default_text_size(w, h, 0.085),
+                &format!("$.scenes[{i}].visual.style"),
+            )?;
             let lines = text::wrap(&style.font, text, style.size as f64, w as f64 * 0.8);
-            events.push(TextEvent { start: s0, end: s1, lines, style, place: Placement::At(Position::default()) });
+            events.push(TextEvent {
+                start: s0,
+                end: s1,
+                lines,
+                style,
+                place: Placement::At(Position::default()),
+            });
         }
         for (j, o) in scene.overlays.iter().enumerate() {
-            overlay_text(&mut events, fonts, o, s0, s1, &format!("$.scenes[{i}].overlays[{j}]"))?;
+            overlay_text(
+                &mut events,
+                fonts,
+                o,
+                s0,
+                s1,
+                &format!("$.scenes[{i}].overlays[{j}]"),
+            )?;
         }
     }
     for (j, o) in t.overlays.iter().enumerate() {
-        overlay_text(&mut events, fonts, o, 0.0, layout.duration(), &format!("$.overlays[{j}]"))?;
+        overlay_text(
+            &mut events,
+            fonts,
+            o,
+            0.0,
+            layout.duration(),
+            &format!("$.overlays[{j}]"),
+        )?;
     }
     if t.captions.burn && !t.captions.cues.is_empty() {
         let cs = &t.captions.style;
-        let default_size = if h > w { (w as f64 * 0.065).round() as u32 } else { (h as f64 * 0.05).round() as u32 };
-        let style = resolve_style(&cs.text, sandbox, fonts, default_size, "$.captions.style.text")?;
+        let default_size = if h > w {
+            (w as f64 * 0.065).round() as u32
+        } else {
+            (h as f64 * 0.05).round() as u32
+        };
+        let style = resolve_style(
+            &cs.text,
+            sandbox,
+            fonts,
+            default_size,
+            "$.captions.style.text",
+        )?;
         let margins = cs.margins.unwrap_or_else(|| SafeMargins::for_canvas(w, h));
         let max_width = (w - margins.left - margins.right) as f64;
         for cue in &t.captions.cues {
             let lines = text::wrap(&style.font, &cue.text, style.size as f64, max_width);
             for (start, end, lines) in text::split_cue(cue, lines, cs.max_lines as usize) {
-                events.push(TextEvent { start, end, lines, style: style.clone(), place: Placement::Caption(cs.position, margins) });
+                events.push(TextEvent {
+                    start,
+                    end,
+                    lines,
+                    style: style.clone(),
+                    place: Placement::Caption(cs.position, margins),
+                });
             }
         }
     }
@@ -623,21 +836,36 @@ fn text_events(t: &Timeline, layout: &Layout, sandbox: &Sandbox, fonts: &mut Fon
 fn image_overlays(t: &Timeline, layout: &Layout) -> Vec<ImageOverlay> {
     let mut out = Vec::new();
     let mut push = |o: &Overlay, offset: f64, default_end: f64| {
-        if let Overlay::Image { path, position, width, opacity, start, end } = o {
+        if let Overlay::Image {
+            path,
+            position,
+            width,
+            opacity,
+            start,
+            end,
+        } = o
+        {
             out.push(ImageOverlay {
                 source: path.clone(),
                 position: *position,
                 width: *width,
                 opacity: *opacity,
                 start: start + offset,
-                end: end.map(|e| e + offset).unwrap_or(default_end).min(default_end),
+                end: end
+                    .map(|e| e + offset)
+                    .unwrap_or(default_end)
+                    .min(default_end),
             });
         }
     };
     for (i, scene) in t.scenes.iter().enumerate() {
         let sl = &layout.scenes[i];
         for o in &scene.overlays {
-            push(o, layout.seconds(sl.start), layout.seconds(sl.start + sl.frames));
+            push(
+                o,
+                layout.seconds(sl.start),
+                layout.seconds(sl.start + sl.frames),
+            );
         }
     }
     for o in &t.overlays {
@@ -647,33 +875,88 @@ fn image_overlays(t: &Timeline, layout: &Layout) -> Vec<ImageOverlay> {
 }
 
 /// Adds the chain for scene-local frames `[from, to)` of scene `i`, labelled `[out]`.
-fn visual_chain(ctx: &Ctx, cmd: &mut FfmpegCommand, graph: &mut Vec<String>, i: usize, from: u64, to: u64, out: &str) -> Result<(), MediaError> {
+fn visual_chain(
+    ctx: &Ctx,
+    cmd: &mut FfmpegCommand,
+    graph: &mut Vec<String>,
+    i: usize,
+    from: u64,
+    to: u64,
+    out: &str,
+) -> Result<(), MediaError> {
     let scene = &ctx.timeline.scenes[i];
     let sl = &ctx.layout.scenes[i];
     let f = ctx.frame;
     let n = to - from;
     let fades = graph::scene_fades(sl, from, to);
-    let still = |cmd: &mut FfmpegCommand, graph: &mut Vec<String>, path: &str| -> Result<(), MediaError> {
-        let src = ctx.source(path)?;
-        let idx = cmd.input(&src.path, src.format, &[])?;
-        let moving = scene.motion.effect != MotionEffect::None;
-        let k = if moving { graph::MOTION_SUPERSAMPLE } else { 1 };
-        let fit = graph::fit_still(&format!("{idx}:v"), scene.fit, f.width * k, f.height * k, out);
-        let motion = if moving { graph::ken_burns(&scene.motion, from, to, sl.frames, f) } else { graph::hold(n, f) };
-        graph.push(format!("{fit},{motion}{fades}[{out}]"));
-        Ok(())
-    };
-    match &scene.visual {
-        Visual::Image { path } | Visual::Title { background: Background::Image { path }, .. } => still(cmd, graph, path)?,
-        Visual::Color { color } | Visual::Title { background: Background::Color { color }, .. } => {
-            graph.push(format!("{},{}{fades}[{out}]", graph::color_frame(color, f), graph::hold(n, f)));
-        }
-        Visual::Gradient { from: c0, to: c1, direction } | Visual::Title { background: Background::Gradient { from: c0, to: c1, direction }, .. } => {
-            graph.push(format!("{},{}{fades}[{out}]", graph::gradient_frame(c0, c1, *direction, f), graph::hold(n, f)));
-        }
-        Visual::Video { path, source_start, source_end, fill } => {
+    let still =
+        |cmd: &mut FfmpegCommand, graph: &mut Vec<String>, path: &str| -> Result<(), MediaError> {
             let src = ctx.source(path)?;
-            let clip_end = source_end.or(src.info.duration).unwrap_or(*source_start + scene.duration);
+            let idx = cmd.input(&src.path, src.format, &[])?;
+            let moving = scene.motion.effect != MotionEffect::None;
+            let k = if moving { graph::MOTION_SUPERSAMPLE } else { 1 };
+            let fit = graph::fit_still(
+                &format!("{idx}:v"),
+                scene.fit,
+                f.width * k,
+                f.height * k,
+                out,
+            );
+            let motion = if moving {
+                graph::ken_burns(&scene.motion, from, to, sl.frames, f)
+            } else {
+                graph::hold(n, f)
+            };
+            graph.push(format!("{fit},{motion}{fades}[{out}]"));
+            Ok(())
+        };
+    match &scene.visual {
+        Visual::Image { path }
+        | Visual::Title {
+            background: Background::Image { path },
+            ..
+        } => still(cmd, graph, path)?,
+        Visual::Color { color }
+        | Visual::Title {
+            background: Background::Color { color },
+            ..
+        } => {
+            graph.push(format!(
+                "{},{}{fades}[{out}]",
+                graph::color_frame(color, f),
+                graph::hold(n, f)
+            ));
+        }
+        Visual::Gradient {
+            from: c0,
+            to: c1,
+            direction,
+        }
+        | Visual::Title {
+            background:
+                Background::Gradient {
+                    from: c0,
+                    to: c1,
+                    direction,
+                },
+            ..
+        } => {
+            graph.push(format!(
+                "{},{}{fades}[{out}]",
+                graph::gradient_frame(c0, c1, *direction, f),
+                graph::hold(n, f)
+            ));
+        }
+        Visual::Video {
+            path,
+            source_start,
+            source_end,
+            fill,
+        } => {
+            let src = ctx.source(path)?;
+            let clip_end = source_end
+                .or(src.info.duration)
+                .unwrap_or(*source_start + scene.duration);
             let clip_len = (clip_end - source_start).max(1.0 / f.fps as f64);
             let mut opts: Vec<String> = Vec::new();
             if *source_start > 0.0 {
@@ -683,7 +966,8 @@ fn visual_chain(ctx: &Ctx, cmd: &mut FfmpegCommand, graph: &mut Vec<String>, i: 
             let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
             let clip_frames = crate::layout::frames_for(clip_len, f.fps).max(1);
             let timed = format!("fps={},settb=expr=1/{},setpts=N", f.fps, f.fps);
-            let fitted = |idx: usize, tag: &str| graph::fit_video(&format!("{idx}:v"), scene.fit, f, tag);
+            let fitted =
+                |idx: usize, tag: &str| graph::fit_video(&format!("{idx}:v"), scene.fit, f, tag);
             match fill {
                 ClipFill::Freeze => {
                     let idx = cmd.input(&src.path, src.format, &opts)?;
@@ -719,27 +1003,55 @@ fn visual_chain(ctx: &Ctx, cmd: &mut FfmpegCommand, graph: &mut Vec<String>, i: 
 }
 
 /// Builds the FFmpeg command of one segment, writing to `output`.
-fn segment_command<'a>(ctx: &'a Ctx, seg: &SegmentPlan, crf: u8, output: &Path) -> Result<FfmpegCommand<'a>, MediaError> {
+fn segment_command<'a>(
+    ctx: &'a Ctx,
+    seg: &SegmentPlan,
+    crf: u8,
+    output: &Path,
+) -> Result<FfmpegCommand<'a>, MediaError> {
     let f = ctx.frame;
     let mut cmd = FfmpegCommand::ffmpeg(&ctx.sandbox);
     let mut graph = Vec::new();
     match seg.kind {
-        SegmentKind::Body { scene, from, to } => visual_chain(ctx, &mut cmd, &mut graph, scene, from, to, "base")?,
+        SegmentKind::Body { scene, from, to } => {
+            visual_chain(ctx, &mut cmd, &mut graph, scene, from, to, "base")?
+        }
         SegmentKind::Transition { from: a, kind } => {
             let sa = &ctx.layout.scenes[a];
-            visual_chain(ctx, &mut cmd, &mut graph, a, sa.frames - seg.frames, sa.frames, "ta")?;
+            visual_chain(
+                ctx,
+                &mut cmd,
+                &mut graph,
+                a,
+                sa.frames - seg.frames,
+                sa.frames,
+                "ta",
+            )?;
             visual_chain(ctx, &mut cmd, &mut graph, a + 1, 0, seg.frames, "tb")?;
-            let name = kind.xfade_name().ok_or_else(|| MediaError::Internal("transition segment without xfade".into()))?;
-            graph.push(format!("[ta][tb]xfade=transition={name}:duration={:.6}:offset=0[base]", seg.frames as f64 / f.fps as f64));
+            let name = kind
+                .xfade_name()
+                .ok_or_else(|| MediaError::Internal("transition segment without xfade".into()))?;
+            graph.push(format!(
+                "[ta][tb]xfade=transition={name}:duration={:.6}:offset=0[base]",
+                seg.frames as f64 / f.fps as f64
+            ));
         }
     }
     let g0 = seg.start as f64 / f.fps as f64;
     let g1 = (seg.start + seg.frames) as f64 / f.fps as f64;
     let mut current = "base".to_string();
-    for (k, o) in ctx.images.iter().filter(|o| o.start < g1 && o.end > g0).enumerate() {
+    for (k, o) in ctx
+        .images
+        .iter()
+        .filter(|o| o.start < g1 && o.end > g0)
+        .enumerate()
+    {
         let src = ctx.source(&o.source)?;
         let idx = cmd.input(&src.path, src.format, &[])?;
-        let width = o.width.map(|w| (w & !1).max(2).to_string()).unwrap_or_else(|| "trunc(iw/2)*2".into());
+        let width = o
+            .width
+            .map(|w| (w & !1).max(2).to_string())
+            .unwrap_or_else(|| "trunc(iw/2)*2".into());
         let p = o.position;
         let (col, row) = p.anchor.grid();
         let x = match col {
@@ -764,7 +1076,11 @@ fn segment_command<'a>(ctx: &'a Ctx, seg: &SegmentPlan, crf: u8, output: &Path) 
         .text
         .iter()
         .filter(|e| e.start < g1 && e.end > g0)
-        .map(|e| TextEvent { start: e.start.max(g0) - g0, end: e.end.min(g1) - g0, ..e.clone() })
+        .map(|e| TextEvent {
+            start: e.start.max(g0) - g0,
+            end: e.end.min(g1) - g0,
+            ..e.clone()
+        })
         .collect();
     let mut tail = String::new();
     if !events.is_empty() {
@@ -778,24 +1094,47 @@ fn segment_command<'a>(ctx: &'a Ctx, seg: &SegmentPlan, crf: u8, output: &Path) 
         let fonts = cmd.filter_path(&ctx.sandbox.work.join("fonts"))?;
         tail.push_str(&format!(",ass=filename={rel}:fontsdir={fonts}"));
     }
-    graph.push(format!("[{current}]format=yuv420p{tail},tpad=stop=-1:stop_mode=clone[vout]"));
+    graph.push(format!(
+        "[{current}]format=yuv420p{tail},tpad=stop=-1:stop_mode=clone[vout]"
+    ));
     cmd.args(["-filter_complex".to_string(), graph.join(";")]);
     cmd.args(["-map", "[vout]", "-an", "-c:v", "libx264", "-preset"]);
     cmd.args([ctx.timeline.output.preset.as_str()]);
     cmd.args(["-crf".to_string(), crf.to_string()]);
     cmd.args(["-profile:v", "high", "-pix_fmt", "yuv420p"]);
-    cmd.args(["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]);
+    cmd.args([
+        "-colorspace",
+        "bt709",
+        "-color_primaries",
+        "bt709",
+        "-color_trc",
+        "bt709",
+        "-color_range",
+        "tv",
+    ]);
     if ctx.timeline.output.threads > 0 {
-        cmd.args(["-threads".to_string(), ctx.timeline.output.threads.to_string()]);
+        cmd.args([
+            "-threads".to_string(),
+            ctx.timeline.output.threads.to_string(),
+        ]);
     }
-    cmd.args(["-r".to_string(), f.fps.to_string(), "-frames:v".to_string(), seg.frames.to_string()]);
+    cmd.args([
+        "-r".to_string(),
+        f.fps.to_string(),
+        "-frames:v".to_string(),
+        seg.frames.to_string(),
+    ]);
     cmd.args(["-fflags", "+bitexact", "-flags:v", "+bitexact"]);
     cmd.output(output, "mp4")?;
     Ok(cmd)
 }
 
 /// Encodes (or finds in the cache) every segment at `crf`.
-async fn render_segments(ctx: &Ctx<'_>, options: &RenderOptions, crf: u8) -> Result<Vec<SegmentReport>, MediaError> {
+async fn render_segments(
+    ctx: &Ctx<'_>,
+    options: &RenderOptions,
+    crf: u8,
+) -> Result<Vec<SegmentReport>, MediaError> {
     let seg_dir = ctx.sandbox.work.join("segments");
     let mut planned = Vec::new();
     for seg in &ctx.layout.segments {
@@ -809,42 +1148,53 @@ async fn render_segments(ctx: &Ctx<'_>, options: &RenderOptions, crf: u8) -> Res
     let total: u64 = planned.iter().filter(|p| !p.5).map(|p| p.0.frames).sum();
     let done = Arc::new(AtomicU64::new(0));
     emit(options, Stage::Segments, 0, total);
-    let results = stream::iter(planned.into_iter().map(|(seg, cmd, key, target, partial, cached)| {
-        let done = done.clone();
-        async move {
-            let scenes = match seg.kind {
-                SegmentKind::Body { scene, .. } => vec![scene],
-                SegmentKind::Transition { from, .. } => vec![from, from + 1],
-            };
-            let mut report = SegmentReport {
-                index: seg.index,
-                kind: if matches!(seg.kind, SegmentKind::Body { .. }) { "scene" } else { "transition" },
-                scenes,
-                start_frame: seg.start,
-                frames: seg.frames,
-                key: key.clone(),
-                cached,
-                encode_s: 0.0,
-            };
-            if cached {
-                return Ok(report);
+    let results = stream::iter(planned.into_iter().map(
+        |(seg, cmd, key, target, partial, cached)| {
+            let done = done.clone();
+            async move {
+                let scenes = match seg.kind {
+                    SegmentKind::Body { scene, .. } => vec![scene],
+                    SegmentKind::Transition { from, .. } => vec![from, from + 1],
+                };
+                let mut report = SegmentReport {
+                    index: seg.index,
+                    kind: if matches!(seg.kind, SegmentKind::Body { .. }) {
+                        "scene"
+                    } else {
+                        "transition"
+                    },
+                    scenes,
+                    start_frame: seg.start,
+                    frames: seg.frames,
+                    key: key.clone(),
+                    cached,
+                    encode_s: 0.0,
+                };
+                if cached {
+                    return Ok(report);
+                }
+                let t0 = Instant::now();
+                let last = AtomicU64::new(0);
+                let on_frame = |n: u64| {
+                    let delta = n.saturating_sub(last.swap(n, Ordering::Relaxed));
+                    let sum = done.fetch_add(delta, Ordering::Relaxed) + delta;
+                    emit(options, Stage::Segments, sum, total);
+                };
+                cmd.run(&ctx.toolchain, &ctx.ctl, Some(&on_frame)).await?;
+                let delta = seg.frames.saturating_sub(last.load(Ordering::Relaxed));
+                emit(
+                    options,
+                    Stage::Segments,
+                    done.fetch_add(delta, Ordering::Relaxed) + delta,
+                    total,
+                );
+                partial.commit(&target)?;
+                report.encode_s = t0.elapsed().as_secs_f64();
+                tracing::debug!(segment = seg.index, key = %key, "segment encoded");
+                Ok::<_, MediaError>(report)
             }
-            let t0 = Instant::now();
-            let last = AtomicU64::new(0);
-            let on_frame = |n: u64| {
-                let delta = n.saturating_sub(last.swap(n, Ordering::Relaxed));
-                let sum = done.fetch_add(delta, Ordering::Relaxed) + delta;
-                emit(options, Stage::Segments, sum, total);
-            };
-            cmd.run(&ctx.toolchain, &ctx.ctl, Some(&on_frame)).await?;
-            let delta = seg.frames.saturating_sub(last.load(Ordering::Relaxed));
-            emit(options, Stage::Segments, done.fetch_add(delta, Ordering::Relaxed) + delta, total);
-            partial.commit(&target)?;
-            report.encode_s = t0.elapsed().as_secs_f64();
-            tracing::debug!(segment = seg.index, key = %key, "segment encoded");
-            Ok::<_, MediaError>(report)
-        }
-    }))
+        },
+    ))
     .buffered(options.jobs.max(1))
     .try_collect::<Vec<_>>()
     .await?;
@@ -852,7 +1202,11 @@ async fn render_segments(ctx: &Ctx<'_>, options: &RenderOptions, crf: u8) -> Res
 }
 
 /// Joins the segments and muxes the audio into a partial `final.mp4` in the output folder.
-async fn join(ctx: &Ctx<'_>, segments: &[SegmentReport], audio: &Path) -> Result<Partial, MediaError> {
+async fn join(
+    ctx: &Ctx<'_>,
+    segments: &[SegmentReport],
+    audio: &Path,
+) -> Result<Partial, MediaError> {
     let seg_dir = ctx.sandbox.work.join("segments");
     let mut list = String::from("ffconcat version 1.0\n");
     for s in segments {
@@ -865,7 +1219,18 @@ async fn join(ctx: &Ctx<'_>, segments: &[SegmentReport], audio: &Path) -> Result
     let mut cmd = FfmpegCommand::ffmpeg(&ctx.sandbox);
     cmd.concat_input(&list_path)?;
     cmd.input(audio, SourceFormat::Mp4, &[])?;
-    cmd.args(["-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-movflags", "+faststart", "-fflags", "+bitexact"]);
+    cmd.args([
+        "-map",
+        "0:v:0",
+        "-map",
+        "1:a:0",
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        "-fflags",
+        "+bitexact",
+    ]);
     cmd.output(&out.path, "mp4")?;
     cmd.run(&ctx.toolchain, &ctx.ctl, None).await?;
     Ok(out)
@@ -875,12 +1240,19 @@ async fn join(ctx: &Ctx<'_>, segments: &[SegmentReport], audio: &Path) -> Result
 async fn thumbnail(ctx: &Ctx<'_>, video: &Path) -> Result<Partial, MediaError> {
     let spec = &ctx.timeline.output.thumbnail;
     let sl = &ctx.layout.scenes[spec.scene];
-    let local = spec.at.map(|a| crate::layout::frames_for(a, ctx.frame.fps)).unwrap_or(sl.frames / 2).min(sl.frames.saturating_sub(1));
+    let local = spec
+        .at
+        .map(|a| crate::layout::frames_for(a, ctx.frame.fps))
+        .unwrap_or(sl.frames / 2)
+        .min(sl.frames.saturating_sub(1));
     let t = ctx.layout.seconds(sl.start + local);
     let out = Partial::new(&ctx.sandbox.output, "thumbnail.jpg");
     let mut cmd = FfmpegCommand::ffmpeg(&ctx.sandbox);
     cmd.input(video, SourceFormat::Mp4, &[])?;
-    cmd.args(["-vf".to_string(), format!("trim=start={t:.6},setpts=PTS-STARTPTS,scale=out_range=pc,format=yuvj420p")]);
+    cmd.args([
+        "-vf".to_string(),
+        format!("trim=start={t:.6},setpts=PTS-STARTPTS,scale=out_range=pc,format=yuvj420p"),
+    ]);
     cmd.args(["-frames:v", "1", "-an", "-c:v", "mjpeg", "-q:v", "2"]);
     cmd.output(&out.path, "mjpeg")?;
     cmd.run(&ctx.toolchain, &ctx.ctl, None).await?;
@@ -895,12 +1267,19 @@ fn mix_command<'a>(ctx: &'a Ctx, output: &Path) -> Result<FfmpegCommand<'a>, Med
     let mut cmd = FfmpegCommand::ffmpeg(&ctx.sandbox);
     let mut graph = Vec::new();
     let norm = "aresample=48000,aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo";
-    let clips = |cmd: &mut FfmpegCommand, graph: &mut Vec<String>, list: &[AudioClip], tag: &str| -> Result<Option<String>, MediaError> {
+    let clips = |cmd: &mut FfmpegCommand,
+                 graph: &mut Vec<String>,
+                 list: &[AudioClip],
+                 tag: &str|
+     -> Result<Option<String>, MediaError> {
         let mut labels = Vec::new();
         for (i, c) in list.iter().enumerate() {
             let src = ctx.source(&c.path)?;
             let idx = cmd.input(&src.path, src.format, &[])?;
-            let end = c.source_end.map(|e| format!(":end={e:.6}")).unwrap_or_default();
+            let end = c
+                .source_end
+                .map(|e| format!(":end={e:.6}"))
+                .unwrap_or_default();
             let delay = (c.start * 1000.0).round() as u64;
             graph.push(format!(
                 "[{idx}:a]atrim=start={:.6}{end},asetpts=PTS-STARTPTS,{norm},volume={:.3}dB,adelay=delays={delay}:all=1[{tag}{i}]",
@@ -914,9 +1293,15 @@ fn mix_command<'a>(ctx: &'a Ctx, output: &Path) -> Result<FfmpegCommand<'a>, Med
         let mixed = if labels.len() == 1 {
             format!("{}anull", labels[0])
         } else {
-            format!("{}amix=inputs={}:duration=longest:dropout_transition=0:normalize=0", labels.concat(), labels.len())
+            format!(
+                "{}amix=inputs={}:duration=longest:dropout_transition=0:normalize=0",
+                labels.concat(),
+                labels.len()
+            )
         };
-        graph.push(format!("{mixed},apad=whole_dur={d:.6},atrim=end={d:.6}[{tag}]"));
+        graph.push(format!(
+            "{mixed},apad=whole_dur={d:.6},atrim=end={d:.6}[{tag}]"
+        ));
         Ok(Some(tag.to_string()))
     };
     let voice = clips(&mut cmd, &mut graph, &audio.voice, "voice")?;
@@ -935,7 +1320,11 @@ fn mix_command<'a>(ctx: &'a Ctx, output: &Path) -> Result<FfmpegCommand<'a>, Med
     }
     if let Some(m) = &audio.music {
         let src = ctx.source(&m.path)?;
-        let opts: &[&str] = if m.r#loop { &["-stream_loop", "-1"] } else { &[] };
+        let opts: &[&str] = if m.r#loop {
+            &["-stream_loop", "-1"]
+        } else {
+            &[]
+        };
         let idx = cmd.input(&src.path, src.format, opts)?;
         let fade_out_start = (d - m.fade_out).max(0.0);
         let mut chain = format!("[{idx}:a]{norm},atrim=end={d:.6},apad=whole_dur={d:.6},atrim=end={d:.6},volume={:.3}dB", m.gain_db);
@@ -943,7 +1332,10 @@ fn mix_command<'a>(ctx: &'a Ctx, output: &Path) -> Result<FfmpegCommand<'a>, Med
             chain.push_str(&format!(",afade=t=in:st=0:d={:.6}", m.fade_in));
         }
         if m.fade_out > 0.0 {
-            chain.push_str(&format!(",afade=t=out:st={fade_out_start:.6}:d={:.6}", m.fade_out));
+            chain.push_str(&format!(
+                ",afade=t=out:st={fade_out_start:.6}:d={:.6}",
+                m.fade_out
+            ));
         }
         let ducking = &audio.ducking;
         if voice.is_some() && ducking.enabled {
@@ -966,11 +1358,25 @@ fn mix_command<'a>(ctx: &'a Ctx, output: &Path) -> Result<FfmpegCommand<'a>, Med
     let final_chain = match bus.len() {
         0 => format!("anullsrc=r=48000:cl=stereo,atrim=end={d:.6}"),
         1 => format!("[{}]anull", bus[0]),
-        n => format!("{}amix=inputs={n}:duration=first:dropout_transition=0:normalize=0", bus.iter().map(|b| format!("[{b}]")).collect::<String>()),
+        n => format!(
+            "{}amix=inputs={n}:duration=first:dropout_transition=0:normalize=0",
+            bus.iter().map(|b| format!("[{b}]")).collect::<String>()
+        ),
     };
-    graph.push(format!("{final_chain},atrim=end={d:.6},asetpts=PTS-STARTPTS[aout]"));
+    graph.push(format!(
+        "{final_chain},atrim=end={d:.6},asetpts=PTS-STARTPTS[aout]"
+    ));
     cmd.args(["-filter_complex".to_string(), graph.join(";")]);
-    cmd.args(["-map", "[aout]", "-c:a", "pcm_f32le", "-ar", "48000", "-ac", "2"]);
+    cmd.args([
+        "-map",
+        "[aout]",
+        "-c:a",
+        "pcm_f32le",
+        "-ar",
+        "48000",
+        "-ac",
+        "2",
+    ]);
     cmd.output(output, "wav")?;
     Ok(cmd)
 }
@@ -987,27 +1393,50 @@ struct Loudnorm {
 }
 
 fn parse_loudnorm(stderr: &str) -> Result<Loudnorm, MediaError> {
-    let start = stderr.rfind('{').ok_or_else(|| MediaError::Internal("loudnorm printed no statistics".into()))?;
-    let end = stderr[start..].find('}').map(|e| start + e + 1).ok_or_else(|| MediaError::Internal("loudnorm statistics cut short".into()))?;
-    serde_json::from_str(&stderr[start..end]).map_err(|e| MediaError::Internal(format!("loudnorm statistics unreadable: {e}")))
+    let start = stderr
+        .rfind('{')
+        .ok_or_else(|| MediaError::Internal("loudnorm printed no statistics".into()))?;
+    let end = stderr[start..]
+        .find('}')
+        .map(|e| start + e + 1)
+        .ok_or_else(|| MediaError::Internal("loudnorm statistics cut short".into()))?;
+    serde_json::from_str(&stderr[start..end])
+        .map_err(|e| MediaError::Internal(format!("loudnorm statistics unreadable: {e}")))
 }
 
 /// Mixes and normalises the audio (or finds it in the cache); returns the AAC file.
-async fn render_audio(ctx: &Ctx<'_>, options: &RenderOptions) -> Result<(PathBuf, AudioReport), MediaError> {
+async fn render_audio(
+    ctx: &Ctx<'_>,
+    options: &RenderOptions,
+) -> Result<(PathBuf, AudioReport), MediaError> {
     let out = &ctx.timeline.output;
     let tmp = ctx.sandbox.work.join("tmp");
     let wav = Partial::new(&tmp, "mix.wav");
     let mix = mix_command(ctx, &wav.path)?;
-    let settings = format!("{}|{}|{}", out.loudness_lufs, out.true_peak_dbtp, out.audio_bitrate_kbps);
+    let settings = format!(
+        "{}|{}|{}",
+        out.loudness_lufs, out.true_peak_dbtp, out.audio_bitrate_kbps
+    );
     let key = ctx.key(&format!("{AUDIO_ENGINE}|{settings}"), &mix)?;
     let target = ctx.sandbox.work.join("audio").join(format!("{key}.m4a"));
     let report_path = ctx.sandbox.work.join("audio").join(format!("{key}.json"));
-    let mut report = AudioReport { key: key.clone(), cached: false, target_lufs: out.loudness_lufs, ..Default::default() };
+    let mut report = AudioReport {
+        key: key.clone(),
+        cached: false,
+        target_lufs: out.loudness_lufs,
+        ..Default::default()
+    };
     if target.is_file() {
-        if let Some(saved) = std::fs::read(&report_path).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()) {
+        if let Some(saved) = std::fs::read(&report_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        {
             report.input_lufs = saved["input_lufs"].as_f64();
             report.input_true_peak = saved["input_true_peak"].as_f64();
-            report.normalization = saved["normalization"].as_str().unwrap_or_default().to_string();
+            report.normalization = saved["normalization"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
         }
         report.cached = true;
         return Ok((target, report));
@@ -1044,12 +1473,25 @@ async fn render_audio(ctx: &Ctx<'_>, options: &RenderOptions) -> Result<(PathBuf
         format!("anull,atrim=end={d:.6}")
     };
     encode.args(["-af".to_string(), filter]);
-    encode.args(["-c:a".to_string(), "aac".into(), "-b:a".into(), format!("{}k", out.audio_bitrate_kbps), "-ar".into(), "48000".into(), "-ac".into(), "2".into()]);
+    encode.args([
+        "-c:a".to_string(),
+        "aac".into(),
+        "-b:a".into(),
+        format!("{}k", out.audio_bitrate_kbps),
+        "-ar".into(),
+        "48000".into(),
+        "-ac".into(),
+        "2".into(),
+    ]);
     encode.args(["-fflags", "+bitexact", "-flags:a", "+bitexact"]);
     encode.output(&partial.path, "mp4")?;
     let run = encode.run(&ctx.toolchain, &ctx.ctl, None).await?;
     report.normalization = if input_i.is_finite() && input_i > -70.0 {
-        parse_loudnorm(&run.stderr).ok().and_then(|s| s.normalization_type).unwrap_or_else(|| "dynamic".into()).to_lowercase()
+        parse_loudnorm(&run.stderr)
+            .ok()
+            .and_then(|s| s.normalization_type)
+            .unwrap_or_else(|| "dynamic".into())
+            .to_lowercase()
     } else {
         "none".into()
     };
@@ -1063,23 +1505,57 @@ async fn render_audio(ctx: &Ctx<'_>, options: &RenderOptions) -> Result<(PathBuf
     Ok((target, report))
 }
 
-/// Mixes the timeline's audio without normalisation into `output` (a WAV, 48 kHz stereo
-/// float), for analysis such as measuring how far the music ducks under the voice.
+/// Checks `timeline` and every input it names (folder, existence, real format, ffprobe)
+/// without rendering anything.
 ///
-/// Errors as [`render`] (validation and input checks included).
-pub async fn mix_audio(timeline: &Timeline, options: &RenderOptions, output: &Path) -> Result<(), MediaError> {
+/// Errors: [`MediaError::Invalid`] listing every problem; [`MediaError::MissingTool`] without
+/// ffprobe.
+pub async fn check(timeline: &Timeline, options: &RenderOptions) -> Result<(), MediaError> {
+    prepare(timeline, options).await.map(|_| ())
+}
+
+async fn prepare(
+    timeline: &Timeline,
+    options: &RenderOptions,
+) -> Result<(Sandbox, HashMap<String, Source>, RunControl), MediaError> {
     let problems = validate(timeline);
     if !problems.is_empty() {
         return Err(MediaError::Invalid(problems));
     }
+    if !options.input_dir.is_dir() {
+        return Err(MediaError::Input {
+            path: options.input_dir.clone(),
+            problem: "input folder does not exist".into(),
+        });
+    }
     let sandbox = Sandbox::new(&options.input_dir, &options.cache_dir, &options.output_dir)?;
-    let ctl = RunControl { cancel: options.cancel.clone(), timeout: options.timeout };
+    let ctl = RunControl {
+        cancel: options.cancel.clone(),
+        timeout: None,
+    };
     let sources = check_inputs(timeline, &sandbox, &options.toolchain, &ctl).await?;
+    Ok((sandbox, sources, ctl))
+}
+
+/// Mixes the timeline's audio without normalisation into `output` (a WAV, 48 kHz stereo
+/// float), for analysis such as measuring how far the music ducks under the voice.
+///
+/// Errors as [`render`] (validation and input checks included).
+pub async fn mix_audio(
+    timeline: &Timeline,
+    options: &RenderOptions,
+    output: &Path,
+) -> Result<(), MediaError> {
+    let (sandbox, sources, ctl) = prepare(timeline, options).await?;
     let layout = Layout::compute(timeline);
     let (width, height) = timeline.canvas.size();
     let ctx = Ctx {
         timeline,
-        frame: Frame { width, height, fps: layout.fps },
+        frame: Frame {
+            width,
+            height,
+            fps: layout.fps,
+        },
         layout,
         sandbox,
         sources,

@@ -52,7 +52,10 @@ impl SourceFormat {
 
     /// True for still-image formats.
     pub fn is_image(self) -> bool {
-        matches!(self, SourceFormat::Png | SourceFormat::Jpeg | SourceFormat::Webp | SourceFormat::Bmp)
+        matches!(
+            self,
+            SourceFormat::Png | SourceFormat::Jpeg | SourceFormat::Webp | SourceFormat::Bmp
+        )
     }
 
     /// True for formats that can carry video.
@@ -134,12 +137,20 @@ pub fn sniff_bytes(bytes: &[u8]) -> Result<SourceFormat, SniffError> {
         SourceFormat::Flac
     } else if starts(b"ID3") || (bytes.len() >= 2 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0) {
         SourceFormat::Mp3
-    } else if matches!(bytes.get(4..8), Some(b"ftyp") | Some(b"moov") | Some(b"mdat") | Some(b"wide") | Some(b"free")) {
+    } else if matches!(
+        bytes.get(4..8),
+        Some(b"ftyp") | Some(b"moov") | Some(b"mdat") | Some(b"wide") | Some(b"free")
+    ) {
         SourceFormat::Mp4
     } else if starts(&[0x1A, 0x45, 0xDF, 0xA3]) {
         SourceFormat::Matroska
     } else {
-        let head: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+        let head: String = bytes
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         return Err(SniffError::Unknown(head));
     };
     Ok(format)
@@ -166,19 +177,43 @@ mod tests {
 
     #[test]
     fn recognises_formats_by_content() {
-        assert_eq!(sniff_bytes(b"\x89PNG\r\n\x1a\n....").unwrap(), SourceFormat::Png);
-        assert_eq!(sniff_bytes(&[0xFF, 0xD8, 0xFF, 0xE0]).unwrap(), SourceFormat::Jpeg);
-        assert_eq!(sniff_bytes(b"\0\0\0\x20ftypisom").unwrap(), SourceFormat::Mp4);
+        assert_eq!(
+            sniff_bytes(b"\x89PNG\r\n\x1a\n....").unwrap(),
+            SourceFormat::Png
+        );
+        assert_eq!(
+            sniff_bytes(&[0xFF, 0xD8, 0xFF, 0xE0]).unwrap(),
+            SourceFormat::Jpeg
+        );
+        assert_eq!(
+            sniff_bytes(b"\0\0\0\x20ftypisom").unwrap(),
+            SourceFormat::Mp4
+        );
         assert_eq!(sniff_bytes(b"OggS\0\x02").unwrap(), SourceFormat::Ogg);
-        assert_eq!(sniff_bytes(b"RIFF\0\0\0\0WAVEfmt ").unwrap(), SourceFormat::Wav);
+        assert_eq!(
+            sniff_bytes(b"RIFF\0\0\0\0WAVEfmt ").unwrap(),
+            SourceFormat::Wav
+        );
     }
 
     #[test]
     fn refuses_playlists_lists_and_text() {
-        assert!(matches!(sniff_bytes(b"#EXTM3U\n#EXT-X-VERSION:3\n"), Err(SniffError::Playlist)));
-        assert!(matches!(sniff_bytes(b"\xef\xbb\xbf#EXTM3U\n"), Err(SniffError::Playlist)));
-        assert!(matches!(sniff_bytes(b"ffconcat version 1.0\nfile '/etc/passwd'\n"), Err(SniffError::ConcatList)));
-        assert!(matches!(sniff_bytes(b"hello, I am not an image"), Err(SniffError::Unknown(_))));
+        assert!(matches!(
+            sniff_bytes(b"#EXTM3U\n#EXT-X-VERSION:3\n"),
+            Err(SniffError::Playlist)
+        ));
+        assert!(matches!(
+            sniff_bytes(b"\xef\xbb\xbf#EXTM3U\n"),
+            Err(SniffError::Playlist)
+        ));
+        assert!(matches!(
+            sniff_bytes(b"ffconcat version 1.0\nfile '/etc/passwd'\n"),
+            Err(SniffError::ConcatList)
+        ));
+        assert!(matches!(
+            sniff_bytes(b"hello, I am not an image"),
+            Err(SniffError::Unknown(_))
+        ));
         assert!(matches!(sniff_bytes(b""), Err(SniffError::Empty)));
     }
 }

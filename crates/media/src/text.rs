@@ -84,24 +84,38 @@ impl FontBook {
             })?
         };
         let data = std::fs::read(&source).map_err(|e| MediaError::io(&source, e))?;
-        let face = ttf_parser::Face::parse(&data, 0)
-            .map_err(|e| MediaError::Input { path: PathBuf::from(spec), problem: format!("is not a TrueType/OpenType font: {e}") })?;
+        let face = ttf_parser::Face::parse(&data, 0).map_err(|e| MediaError::Input {
+            path: PathBuf::from(spec),
+            problem: format!("is not a TrueType/OpenType font: {e}"),
+        })?;
         let family = face
             .names()
             .into_iter()
             .filter(|n| n.name_id == ttf_parser::name_id::FAMILY && n.is_unicode())
             .find_map(|n| n.to_string())
-            .ok_or_else(|| MediaError::Input { path: PathBuf::from(spec), problem: "font has no family name".into() })?;
+            .ok_or_else(|| MediaError::Input {
+                path: PathBuf::from(spec),
+                problem: "font has no family name".into(),
+            })?;
         let bold = face.weight().to_number() >= 600;
         let hash = hex::encode(&Sha256::digest(&data)[..12]);
         let dir = sandbox.work.join("fonts");
         std::fs::create_dir_all(&dir).map_err(|e| MediaError::io(&dir, e))?;
-        let ext = source.extension().and_then(|e| e.to_str()).unwrap_or("ttf").to_ascii_lowercase();
+        let ext = source
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("ttf")
+            .to_ascii_lowercase();
         let target = dir.join(format!("{hash}.{ext}"));
         if !target.exists() {
             crate::write_atomic(&target, &data)?;
         }
-        let font = Font { hash, family, bold, data: std::sync::Arc::new(data) };
+        let font = Font {
+            hash,
+            family,
+            bold,
+            data: std::sync::Arc::new(data),
+        };
         self.fonts.insert(spec.to_string(), font.clone());
         Ok(font)
     }
@@ -112,16 +126,29 @@ fn find_system_font(name: &str) -> Option<PathBuf> {
         if depth > 6 {
             return None;
         }
-        let mut entries: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         entries.sort();
         for path in &entries {
-            if path.is_file() && path.file_name().is_some_and(|f| f.to_string_lossy().eq_ignore_ascii_case(name)) {
+            if path.is_file()
+                && path
+                    .file_name()
+                    .is_some_and(|f| f.to_string_lossy().eq_ignore_ascii_case(name))
+            {
                 return Some(path.clone());
             }
         }
-        entries.iter().filter(|p| p.is_dir()).find_map(|p| walk(p, name, depth + 1))
+        entries
+            .iter()
+            .filter(|p| p.is_dir())
+            .find_map(|p| walk(p, name, depth + 1))
     }
-    SYSTEM_FONT_DIRS.iter().find_map(|d| walk(Path::new(d), name, 0))
+    SYSTEM_FONT_DIRS
+        .iter()
+        .find_map(|d| walk(Path::new(d), name, 0))
 }
 
 /// Breaks `text` into lines no wider than `max_width` pixels; `\n` forces a break. A single
@@ -131,7 +158,11 @@ pub fn wrap(font: &Font, text: &str, size: f64, max_width: f64) -> Vec<String> {
     for paragraph in text.split('\n') {
         let mut line = String::new();
         for word in paragraph.split_whitespace() {
-            let trial = if line.is_empty() { word.to_string() } else { format!("{line} {word}") };
+            let trial = if line.is_empty() {
+                word.to_string()
+            } else {
+                format!("{line} {word}")
+            };
             if !line.is_empty() && font.text_width(&trial, size) > max_width {
                 lines.push(std::mem::take(&mut line));
                 line = word.to_string();
@@ -164,7 +195,11 @@ pub fn split_cue(cue: &Cue, lines: Vec<String>, max_lines: usize) -> Vec<(f64, f
         .into_iter()
         .enumerate()
         .map(|(i, c)| {
-            let end = if i + 1 == n { cue.end } else { t + span * weight(&c) / total };
+            let end = if i + 1 == n {
+                cue.end
+            } else {
+                t + span * weight(&c) / total
+            };
             let part = (t, end, c);
             t = end;
             part
@@ -181,12 +216,20 @@ fn ass_color(color: &str) -> String {
 /// Makes user text safe inside an ASS event: braces are escaped, backslashes (which start ASS
 /// override codes) become U+2216, and newlines become `\N`.
 pub fn ass_escape(text: &str) -> String {
-    text.replace('\\', "\u{2216}").replace('{', "\\{").replace('}', "\\}")
+    text.replace('\\', "\u{2216}")
+        .replace('{', "\\{")
+        .replace('}', "\\}")
 }
 
 fn ass_time(seconds: f64) -> String {
     let cs = (seconds.max(0.0) * 100.0).round() as u64;
-    format!("{}:{:02}:{:02}.{:02}", cs / 360_000, (cs / 6000) % 60, (cs / 100) % 60, cs % 100)
+    format!(
+        "{}:{:02}:{:02}.{:02}",
+        cs / 360_000,
+        (cs / 6000) % 60,
+        (cs / 100) % 60,
+        cs % 100
+    )
 }
 
 /// A piece of burned text, timed in segment-local seconds.
@@ -266,7 +309,12 @@ pub fn ass_script(width: u32, height: u32, events: &[TextEvent]) -> String {
                 styles.len() - 1
             }
         };
-        let text = e.lines.iter().map(|l| ass_escape(l)).collect::<Vec<_>>().join("\\N");
+        let text = e
+            .lines
+            .iter()
+            .map(|l| ass_escape(l))
+            .collect::<Vec<_>>()
+            .join("\\N");
         let prefix = match e.place {
             Placement::At(p) => {
                 let (col, row) = p.anchor.grid();
@@ -289,10 +337,18 @@ pub fn ass_script(width: u32, height: u32, events: &[TextEvent]) -> String {
             }
             Placement::Caption(..) => String::new(),
         };
-        lines.push(format!("Dialogue: 0,{},{},S{index},,0,0,0,,{prefix}{text}", ass_time(e.start), ass_time(e.end)));
+        lines.push(format!(
+            "Dialogue: 0,{},{},S{index},,0,0,0,,{prefix}{text}",
+            ass_time(e.start),
+            ass_time(e.end)
+        ));
     }
     let mut out = String::new();
-    let _ = writeln!(out, "[Script Info]\n; Studio text layer; fonts {}", fonts.join(","));
+    let _ = writeln!(
+        out,
+        "[Script Info]\n; Studio text layer; fonts {}",
+        fonts.join(",")
+    );
     let _ = writeln!(out, "ScriptType: v4.00+\nPlayResX: {width}\nPlayResY: {height}\nWrapStyle: 2\nScaledBorderAndShadow: yes\nYCbCr Matrix: TV.709\n");
     let _ = writeln!(out, "[V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding");
     for (i, s) in styles.iter().enumerate() {
@@ -307,20 +363,37 @@ pub fn ass_script(width: u32, height: u32, events: &[TextEvent]) -> String {
 
 /// Anchored text is wrapped to the canvas width minus twice its horizontal margin.
 pub fn anchored_width(width: u32, position: &Position) -> f64 {
-    let margin = if position.anchor == Anchor::Center { width / 10 } else { position.margin_x };
+    let margin = if position.anchor == Anchor::Center {
+        width / 10
+    } else {
+        position.margin_x
+    };
     (width as f64 - 2.0 * margin as f64).max(32.0)
 }
 
 fn clock(seconds: f64, sep: char) -> String {
     let ms = (seconds.max(0.0) * 1000.0).round() as u64;
-    format!("{:02}:{:02}:{:02}{sep}{:03}", ms / 3_600_000, (ms / 60_000) % 60, (ms / 1000) % 60, ms % 1000)
+    format!(
+        "{:02}:{:02}:{:02}{sep}{:03}",
+        ms / 3_600_000,
+        (ms / 60_000) % 60,
+        (ms / 1000) % 60,
+        ms % 1000
+    )
 }
 
 /// Returns the cues as SubRip (SRT) text.
 pub fn srt(cues: &[Cue]) -> String {
     let mut out = String::new();
     for (i, cue) in cues.iter().enumerate() {
-        let _ = write!(out, "{}\n{} --> {}\n{}\n\n", i + 1, clock(cue.start, ','), clock(cue.end, ','), cue.text.trim());
+        let _ = write!(
+            out,
+            "{}\n{} --> {}\n{}\n\n",
+            i + 1,
+            clock(cue.start, ','),
+            clock(cue.end, ','),
+            cue.text.trim()
+        );
     }
     out
 }
@@ -329,8 +402,19 @@ pub fn srt(cues: &[Cue]) -> String {
 pub fn webvtt(cues: &[Cue]) -> String {
     let mut out = String::from("WEBVTT\n\n");
     for cue in cues {
-        let text = cue.text.trim().replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-        let _ = write!(out, "{} --> {}\n{}\n\n", clock(cue.start, '.'), clock(cue.end, '.'), text);
+        let text = cue
+            .text
+            .trim()
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        let _ = write!(
+            out,
+            "{} --> {}\n{}\n\n",
+            clock(cue.start, '.'),
+            clock(cue.end, '.'),
+            text
+        );
     }
     out
 }
@@ -342,18 +426,38 @@ mod tests {
     #[test]
     fn subtitle_files_keep_cues_in_order_with_times() {
         let cues = vec![
-            Cue { start: 0.0, end: 1.5, text: "Slow & steady".into() },
-            Cue { start: 61.25, end: 3725.007, text: "wins <the> race".into() },
+            Cue {
+                start: 0.0,
+                end: 1.5,
+                text: "Slow & steady".into(),
+            },
+            Cue {
+                start: 61.25,
+                end: 3725.007,
+                text: "wins <the> race".into(),
+            },
         ];
         assert_eq!(srt(&cues), "1\n00:00:00,000 --> 00:00:01,500\nSlow & steady\n\n2\n00:01:01,250 --> 01:02:05,007\nwins <the> race\n\n");
-        assert!(webvtt(&cues).starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nSlow &amp; steady\n"));
+        assert!(webvtt(&cues)
+            .starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nSlow &amp; steady\n"));
         assert!(webvtt(&cues).contains("wins &lt;the&gt; race"));
     }
 
     #[test]
     fn long_cues_split_in_proportion() {
-        let cue = Cue { start: 10.0, end: 16.0, text: String::new() };
-        let lines = vec!["aaaa".to_string(), "aaaa".into(), "aaaa".into(), "aaaa".into(), "aaaa".into(), "aaaa".into()];
+        let cue = Cue {
+            start: 10.0,
+            end: 16.0,
+            text: String::new(),
+        };
+        let lines = vec![
+            "aaaa".to_string(),
+            "aaaa".into(),
+            "aaaa".into(),
+            "aaaa".into(),
+            "aaaa".into(),
+            "aaaa".into(),
+        ];
         let parts = split_cue(&cue, lines, 2);
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[0].0, 10.0);

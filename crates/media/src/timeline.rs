@@ -108,7 +108,12 @@ fn default_fps() -> u32 {
 impl Canvas {
     /// A canvas of a preset size.
     pub fn preset(preset: AspectPreset, fps: u32) -> Self {
-        Self { preset: Some(preset), width: None, height: None, fps }
+        Self {
+            preset: Some(preset),
+            width: None,
+            height: None,
+            fps,
+        }
     }
 
     /// Returns `(width, height)` in pixels; the preset wins, then explicit sizes, then 1920×1080.
@@ -208,7 +213,10 @@ impl Visual {
     pub fn path(&self) -> Option<&str> {
         match self {
             Visual::Image { path } | Visual::Video { path, .. } => Some(path),
-            Visual::Title { background: Background::Image { path }, .. } => Some(path),
+            Visual::Title {
+                background: Background::Image { path },
+                ..
+            } => Some(path),
             _ => None,
         }
     }
@@ -298,14 +306,21 @@ fn default_zoom() -> f64 {
 
 impl Default for Motion {
     fn default() -> Self {
-        Self { effect: MotionEffect::None, zoom: default_zoom(), easing: Easing::default() }
+        Self {
+            effect: MotionEffect::None,
+            zoom: default_zoom(),
+            easing: Easing::default(),
+        }
     }
 }
 
 impl Motion {
     /// A motion with the default zoom and easing.
     pub fn new(effect: MotionEffect) -> Self {
-        Self { effect, ..Self::default() }
+        Self {
+            effect,
+            ..Self::default()
+        }
     }
 
     fn is_none(&self) -> bool {
@@ -363,7 +378,10 @@ fn default_transition_duration() -> f64 {
 
 impl Default for Transition {
     fn default() -> Self {
-        Self { kind: TransitionKind::Cut, duration: default_transition_duration() }
+        Self {
+            kind: TransitionKind::Cut,
+            duration: default_transition_duration(),
+        }
     }
 }
 
@@ -488,7 +506,11 @@ fn default_margin() -> u32 {
 
 impl Default for Position {
     fn default() -> Self {
-        Self { anchor: Anchor::Center, margin_x: default_margin(), margin_y: default_margin() }
+        Self {
+            anchor: Anchor::Center,
+            margin_x: default_margin(),
+            margin_y: default_margin(),
+        }
     }
 }
 
@@ -637,7 +659,13 @@ pub struct AudioClip {
 impl AudioClip {
     /// A clip of `path` starting at `start` seconds.
     pub fn at(path: impl Into<String>, start: f64) -> Self {
-        Self { path: path.into(), start, gain_db: 0.0, source_start: 0.0, source_end: None }
+        Self {
+            path: path.into(),
+            start,
+            gain_db: 0.0,
+            source_start: 0.0,
+            source_end: None,
+        }
     }
 }
 
@@ -754,7 +782,11 @@ pub struct Captions {
 
 impl Default for Captions {
     fn default() -> Self {
-        Self { cues: Vec::new(), burn: true, style: CaptionStyle::default() }
+        Self {
+            cues: Vec::new(),
+            burn: true,
+            style: CaptionStyle::default(),
+        }
     }
 }
 

@@ -23,7 +23,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} (allowed: {})", self.path, self.message, self.allowed)
+        write!(
+            f,
+            "{}: {} (allowed: {})",
+            self.path, self.message, self.allowed
+        )
     }
 }
 
@@ -32,25 +36,46 @@ impl fmt::Display for Problem {
 pub(crate) struct Problems(pub Vec<Problem>);
 
 impl Problems {
-    pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>, allowed: impl Into<String>) {
-        self.0.push(Problem { path: path.into(), message: message.into(), allowed: allowed.into() });
+    pub(crate) fn push(
+        &mut self,
+        path: impl Into<String>,
+        message: impl Into<String>,
+        allowed: impl Into<String>,
+    ) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+            allowed: allowed.into(),
+        });
     }
 
     fn range(&mut self, path: &str, value: f64, min: f64, max: f64, unit: &str) {
         if !value.is_finite() || value < min || value > max {
-            self.push(path, format!("{value} is out of range"), format!("{min}..={max} {unit}"));
+            self.push(
+                path,
+                format!("{value} is out of range"),
+                format!("{min}..={max} {unit}"),
+            );
         }
     }
 
     fn color(&mut self, path: &str, value: &str) {
         if parse_color(value).is_none() {
-            self.push(path, format!("{value:?} is not a colour"), "#RRGGBB or #RRGGBBAA (hex)");
+            self.push(
+                path,
+                format!("{value:?} is not a colour"),
+                "#RRGGBB or #RRGGBBAA (hex)",
+            );
         }
     }
 
     fn path_ref(&mut self, path: &str, value: &str) {
         if value.trim().is_empty() {
-            self.push(path, "the path is empty", "a file path relative to the input folder");
+            self.push(
+                path,
+                "the path is empty",
+                "a file path relative to the input folder",
+            );
         } else if value.contains("://") || value.starts_with("data:") {
             self.push(
                 path,
@@ -77,13 +102,21 @@ pub fn parse_color(s: &str) -> Option<(u8, u8, u8, u8)> {
 pub fn validate(timeline: &Timeline) -> Vec<Problem> {
     let mut p = Problems::default();
     if timeline.version != TIMELINE_VERSION {
-        p.push("$.version", format!("version {} is not supported", timeline.version), format!("{TIMELINE_VERSION}"));
+        p.push(
+            "$.version",
+            format!("version {} is not supported", timeline.version),
+            format!("{TIMELINE_VERSION}"),
+        );
     }
     let fps = check_canvas(&mut p, &timeline.canvas);
     let (width, height) = timeline.canvas.size();
 
     if timeline.scenes.is_empty() {
-        p.push("$.scenes", "the timeline has no scenes", "at least one scene");
+        p.push(
+            "$.scenes",
+            "the timeline has no scenes",
+            "at least one scene",
+        );
     }
     let last = timeline.scenes.len().saturating_sub(1);
     for (i, scene) in timeline.scenes.iter().enumerate() {
@@ -105,7 +138,11 @@ pub fn validate(timeline: &Timeline) -> Vec<Problem> {
             }
         }
     }
-    let duration = if p.0.is_empty() { Layout::compute(timeline).duration() } else { f64::INFINITY };
+    let duration = if p.0.is_empty() {
+        Layout::compute(timeline).duration()
+    } else {
+        f64::INFINITY
+    };
 
     for (i, overlay) in timeline.overlays.iter().enumerate() {
         check_overlay(&mut p, &format!("$.overlays[{i}]"), overlay, duration);
@@ -127,7 +164,11 @@ fn check_canvas(p: &mut Problems, canvas: &Canvas) -> u32 {
         (None, Some(w), Some(h)) => {
             for (name, v) in [("width", w), ("height", h)] {
                 if !(16..=7680).contains(&v) || v % 2 != 0 {
-                    p.push(format!("$.canvas.{name}"), format!("{v} pixels is not usable"), "an even number of pixels, 16..=7680");
+                    p.push(
+                        format!("$.canvas.{name}"),
+                        format!("{v} pixels is not usable"),
+                        "an even number of pixels, 16..=7680",
+                    );
                 }
             }
         }
@@ -138,7 +179,11 @@ fn check_canvas(p: &mut Problems, canvas: &Canvas) -> u32 {
         ),
     }
     if !(1..=120).contains(&canvas.fps) {
-        p.push("$.canvas.fps", format!("{} fps is out of range", canvas.fps), "1..=120 frames per second");
+        p.push(
+            "$.canvas.fps",
+            format!("{} fps is out of range", canvas.fps),
+            "1..=120 frames per second",
+        );
         return 30;
     }
     canvas.fps
@@ -147,9 +192,17 @@ fn check_canvas(p: &mut Problems, canvas: &Canvas) -> u32 {
 fn check_scene(p: &mut Problems, i: usize, scene: &Scene, is_last: bool, fps: u32) {
     let at = format!("$.scenes[{i}]");
     if !scene.duration.is_finite() || scene.duration <= 0.0 || scene.duration > 3600.0 {
-        p.push(format!("{at}.duration"), format!("{} seconds is not a scene length", scene.duration), "more than 0 and at most 3600 seconds");
+        p.push(
+            format!("{at}.duration"),
+            format!("{} seconds is not a scene length", scene.duration),
+            "more than 0 and at most 3600 seconds",
+        );
     } else if frames_for(scene.duration, fps) == 0 {
-        p.push(format!("{at}.duration"), format!("{} seconds is shorter than one frame", scene.duration), format!("at least {:.4} seconds at {fps} fps", 1.0 / fps as f64));
+        p.push(
+            format!("{at}.duration"),
+            format!("{} seconds is shorter than one frame", scene.duration),
+            format!("at least {:.4} seconds at {fps} fps", 1.0 / fps as f64),
+        );
     }
     let vat = format!("{at}.visual");
     let still_image = match &scene.visual {
@@ -157,12 +210,27 @@ fn check_scene(p: &mut Problems, i: usize, scene: &Scene, is_last: bool, fps: u3
             p.path_ref(&format!("{vat}.path"), path);
             true
         }
-        Visual::Video { path, source_start, source_end, .. } => {
+        Visual::Video {
+            path,
+            source_start,
+            source_end,
+            ..
+        } => {
             p.path_ref(&format!("{vat}.path"), path);
-            p.range(&format!("{vat}.source_start"), *source_start, 0.0, 86_400.0, "seconds");
+            p.range(
+                &format!("{vat}.source_start"),
+                *source_start,
+                0.0,
+                86_400.0,
+                "seconds",
+            );
             if let Some(end) = source_end {
                 if !end.is_finite() || *end <= *source_start {
-                    p.push(format!("{vat}.source_end"), format!("{end} is not after source_start {source_start}"), "a time in seconds after source_start");
+                    p.push(
+                        format!("{vat}.source_end"),
+                        format!("{end} is not after source_start {source_start}"),
+                        "a time in seconds after source_start",
+                    );
                 }
             }
             false
@@ -176,7 +244,11 @@ fn check_scene(p: &mut Problems, i: usize, scene: &Scene, is_last: bool, fps: u3
             p.color(&format!("{vat}.to"), to);
             false
         }
-        Visual::Title { text, background, style } => {
+        Visual::Title {
+            text,
+            background,
+            style,
+        } => {
             if text.trim().is_empty() {
                 p.push(format!("{vat}.text"), "the title is empty", "some text");
             }
@@ -199,7 +271,13 @@ fn check_scene(p: &mut Problems, i: usize, scene: &Scene, is_last: bool, fps: u3
             "`none` for video, colour, gradient and plain title scenes; Ken Burns moves on image scenes",
         );
     }
-    p.range(&format!("{at}.motion.zoom"), scene.motion.zoom, 1.01, 2.0, "(zoom factor)");
+    p.range(
+        &format!("{at}.motion.zoom"),
+        scene.motion.zoom,
+        1.01,
+        2.0,
+        "(zoom factor)",
+    );
     for (j, overlay) in scene.overlays.iter().enumerate() {
         check_overlay(p, &format!("{at}.overlays[{j}]"), overlay, scene.duration);
     }
@@ -207,10 +285,21 @@ fn check_scene(p: &mut Problems, i: usize, scene: &Scene, is_last: bool, fps: u3
     if t.kind != TransitionKind::Cut {
         let min = if t.kind == TransitionKind::Fade { 2 } else { 1 };
         if !t.duration.is_finite() || t.duration <= 0.0 || frames_for(t.duration, fps) < min {
-            p.push(format!("{at}.transition.duration"), format!("{} seconds is too short", t.duration), format!("at least {min} frame(s): {:.3} seconds at {fps} fps", min as f64 / fps as f64));
+            p.push(
+                format!("{at}.transition.duration"),
+                format!("{} seconds is too short", t.duration),
+                format!(
+                    "at least {min} frame(s): {:.3} seconds at {fps} fps",
+                    min as f64 / fps as f64
+                ),
+            );
         }
         if is_last && t.kind != TransitionKind::Fade {
-            p.push(format!("{at}.transition.kind"), "the last scene has no next scene to transition into", "`cut` or `fade` (fade to black) on the last scene");
+            p.push(
+                format!("{at}.transition.kind"),
+                "the last scene has no next scene to transition into",
+                "`cut` or `fade` (fade to black) on the last scene",
+            );
         }
     }
 }
@@ -233,11 +322,19 @@ fn check_text_style(p: &mut Problems, at: &str, style: &TextStyle) {
 fn check_overlay(p: &mut Problems, at: &str, overlay: &Overlay, span: f64) {
     let (start, end) = overlay.span();
     if !start.is_finite() || start < 0.0 || start >= span {
-        p.push(format!("{at}.start"), format!("{start} seconds is outside its scene or video"), format!("0..{span} seconds"));
+        p.push(
+            format!("{at}.start"),
+            format!("{start} seconds is outside its scene or video"),
+            format!("0..{span} seconds"),
+        );
     }
     if let Some(end) = end {
         if !end.is_finite() || end <= start {
-            p.push(format!("{at}.end"), format!("{end} is not after start {start}"), "a time in seconds after start");
+            p.push(
+                format!("{at}.end"),
+                format!("{end} is not after start {start}"),
+                "a time in seconds after start",
+            );
         }
     }
     match overlay {
@@ -247,7 +344,12 @@ fn check_overlay(p: &mut Problems, at: &str, overlay: &Overlay, span: f64) {
             }
             check_text_style(p, &format!("{at}.style"), style);
         }
-        Overlay::Image { path, width, opacity, .. } => {
+        Overlay::Image {
+            path,
+            width,
+            opacity,
+            ..
+        } => {
             p.path_ref(&format!("{at}.path"), path);
             p.range(&format!("{at}.opacity"), *opacity, 0.0, 1.0, "");
             if let Some(w) = width {
@@ -260,13 +362,27 @@ fn check_overlay(p: &mut Problems, at: &str, overlay: &Overlay, span: f64) {
 fn check_clip(p: &mut Problems, at: &str, clip: &AudioClip, duration: f64) {
     p.path_ref(&format!("{at}.path"), &clip.path);
     if !clip.start.is_finite() || clip.start < 0.0 || clip.start >= duration {
-        p.push(format!("{at}.start"), format!("{} seconds is outside the video", clip.start), format!("0..{duration} seconds"));
+        p.push(
+            format!("{at}.start"),
+            format!("{} seconds is outside the video", clip.start),
+            format!("0..{duration} seconds"),
+        );
     }
     p.range(&format!("{at}.gain_db"), clip.gain_db, -60.0, 24.0, "dB");
-    p.range(&format!("{at}.source_start"), clip.source_start, 0.0, 86_400.0, "seconds");
+    p.range(
+        &format!("{at}.source_start"),
+        clip.source_start,
+        0.0,
+        86_400.0,
+        "seconds",
+    );
     if let Some(end) = clip.source_end {
         if !end.is_finite() || end <= clip.source_start {
-            p.push(format!("{at}.source_end"), format!("{end} is not after source_start {}", clip.source_start), "a time in seconds after source_start");
+            p.push(
+                format!("{at}.source_end"),
+                format!("{end} is not after source_start {}", clip.source_start),
+                "a time in seconds after source_start",
+            );
         }
     }
 }
@@ -282,13 +398,37 @@ fn check_audio(p: &mut Problems, audio: &AudioTracks, duration: f64) {
         p.path_ref("$.audio.music.path", &music.path);
         p.range("$.audio.music.gain_db", music.gain_db, -60.0, 24.0, "dB");
         p.range("$.audio.music.fade_in", music.fade_in, 0.0, 60.0, "seconds");
-        p.range("$.audio.music.fade_out", music.fade_out, 0.0, 60.0, "seconds");
+        p.range(
+            "$.audio.music.fade_out",
+            music.fade_out,
+            0.0,
+            60.0,
+            "seconds",
+        );
     }
     let d = &audio.ducking;
-    p.range("$.audio.ducking.threshold_db", d.threshold_db, -60.0, 0.0, "dBFS");
+    p.range(
+        "$.audio.ducking.threshold_db",
+        d.threshold_db,
+        -60.0,
+        0.0,
+        "dBFS",
+    );
     p.range("$.audio.ducking.ratio", d.ratio, 1.0, 20.0, "");
-    p.range("$.audio.ducking.attack_ms", d.attack_ms, 0.01, 2000.0, "milliseconds");
-    p.range("$.audio.ducking.release_ms", d.release_ms, 0.01, 9000.0, "milliseconds");
+    p.range(
+        "$.audio.ducking.attack_ms",
+        d.attack_ms,
+        0.01,
+        2000.0,
+        "milliseconds",
+    );
+    p.range(
+        "$.audio.ducking.release_ms",
+        d.release_ms,
+        0.01,
+        9000.0,
+        "milliseconds",
+    );
 }
 
 fn check_captions(p: &mut Problems, captions: &Captions, duration: f64, width: u32, height: u32) {
@@ -296,14 +436,33 @@ fn check_captions(p: &mut Problems, captions: &Captions, duration: f64, width: u
     for (i, cue) in captions.cues.iter().enumerate() {
         let at = format!("$.captions.cues[{i}]");
         if !cue.start.is_finite() || cue.start < 0.0 || cue.start >= duration {
-            p.push(format!("{at}.start"), format!("{} seconds is outside the video", cue.start), format!("0..{duration} seconds"));
+            p.push(
+                format!("{at}.start"),
+                format!("{} seconds is outside the video", cue.start),
+                format!("0..{duration} seconds"),
+            );
         } else if cue.start + 1e-9 < previous_end {
-            p.push(format!("{at}.start"), format!("{} seconds overlaps the previous cue, which ends at {previous_end}", cue.start), "cues in time order that do not overlap");
+            p.push(
+                format!("{at}.start"),
+                format!(
+                    "{} seconds overlaps the previous cue, which ends at {previous_end}",
+                    cue.start
+                ),
+                "cues in time order that do not overlap",
+            );
         }
         if !cue.end.is_finite() || cue.end <= cue.start {
-            p.push(format!("{at}.end"), format!("{} is not after start {}", cue.end, cue.start), "a time in seconds after start");
+            p.push(
+                format!("{at}.end"),
+                format!("{} is not after start {}", cue.end, cue.start),
+                "a time in seconds after start",
+            );
         } else if cue.end > duration + 1e-6 {
-            p.push(format!("{at}.end"), format!("{} seconds is past the end of the video", cue.end), format!("at most {duration} seconds"));
+            p.push(
+                format!("{at}.end"),
+                format!("{} seconds is past the end of the video", cue.end),
+                format!("at most {duration} seconds"),
+            );
         }
         if cue.text.trim().is_empty() {
             p.push(format!("{at}.text"), "the cue is empty", "some text");
@@ -312,10 +471,20 @@ fn check_captions(p: &mut Problems, captions: &Captions, duration: f64, width: u
     }
     let style = &captions.style;
     check_text_style(p, "$.captions.style.text", &style.text);
-    p.range("$.captions.style.max_lines", style.max_lines as f64, 1.0, 4.0, "lines");
+    p.range(
+        "$.captions.style.max_lines",
+        style.max_lines as f64,
+        1.0,
+        4.0,
+        "lines",
+    );
     if let Some(m) = style.margins {
         if m.left + m.right + 64 > width || m.top + m.bottom + 64 > height {
-            p.push("$.captions.style.margins", "the margins leave no room for text", format!("margins leaving at least 64 pixels inside {width}×{height}"));
+            p.push(
+                "$.captions.style.margins",
+                "the margins leave no room for text",
+                format!("margins leaving at least 64 pixels inside {width}×{height}"),
+            );
         }
     }
 }
@@ -323,11 +492,33 @@ fn check_captions(p: &mut Problems, captions: &Captions, duration: f64, width: u
 fn check_output(p: &mut Problems, out: &OutputSettings, timeline: &Timeline, fps: u32) {
     p.range("$.output.crf", out.crf as f64, 0.0, 51.0, "");
     p.range("$.output.threads", out.threads as f64, 0.0, 64.0, "threads");
-    p.range("$.output.audio_bitrate_kbps", out.audio_bitrate_kbps as f64, 64.0, 512.0, "kbit/s");
-    p.range("$.output.loudness_lufs", out.loudness_lufs, -70.0, -5.0, "LUFS");
-    p.range("$.output.true_peak_dbtp", out.true_peak_dbtp, -9.0, 0.0, "dBTP");
+    p.range(
+        "$.output.audio_bitrate_kbps",
+        out.audio_bitrate_kbps as f64,
+        64.0,
+        512.0,
+        "kbit/s",
+    );
+    p.range(
+        "$.output.loudness_lufs",
+        out.loudness_lufs,
+        -70.0,
+        -5.0,
+        "LUFS",
+    );
+    p.range(
+        "$.output.true_peak_dbtp",
+        out.true_peak_dbtp,
+        -9.0,
+        0.0,
+        "dBTP",
+    );
     if out.max_bytes == Some(0) {
-        p.push("$.output.max_bytes", "0 bytes cannot hold a video", "a size in bytes, or leave it out");
+        p.push(
+            "$.output.max_bytes",
+            "0 bytes cannot hold a video",
+            "a size in bytes, or leave it out",
+        );
     }
     let thumb = &out.thumbnail;
     match timeline.scenes.get(thumb.scene) {
@@ -340,7 +531,11 @@ fn check_output(p: &mut Problems, out: &OutputSettings, timeline: &Timeline, fps
             if let Some(at) = thumb.at {
                 let last_frame = (frames_for(scene.duration, fps).max(1) - 1) as f64 / fps as f64;
                 if !at.is_finite() || at < 0.0 || at > last_frame + 1e-9 {
-                    p.push("$.output.thumbnail.at", format!("{at} seconds is outside scene {}", thumb.scene), format!("0..={last_frame:.3} seconds"));
+                    p.push(
+                        "$.output.thumbnail.at",
+                        format!("{at} seconds is outside scene {}", thumb.scene),
+                        format!("0..={last_frame:.3} seconds"),
+                    );
                 }
             }
         }
@@ -359,7 +554,9 @@ mod tests {
             scenes: vec![Scene {
                 id: None,
                 duration: 2.0,
-                visual: Visual::Color { color: "#102030".into() },
+                visual: Visual::Color {
+                    color: "#102030".into(),
+                },
                 motion: Motion::default(),
                 fit: Fit::Cover,
                 overlays: vec![],
@@ -381,11 +578,22 @@ mod tests {
     fn every_problem_is_reported_with_its_path() {
         let mut t = timeline();
         t.version = 7;
-        t.canvas = Canvas { preset: None, width: Some(1921), height: Some(1080), fps: 0 };
+        t.canvas = Canvas {
+            preset: None,
+            width: Some(1921),
+            height: Some(1080),
+            fps: 0,
+        };
         t.scenes[0].duration = -1.0;
-        t.scenes[0].visual = Visual::Color { color: "red".into() };
+        t.scenes[0].visual = Visual::Color {
+            color: "red".into(),
+        };
         t.scenes[0].motion = Motion::new(MotionEffect::ZoomIn);
-        t.captions.cues.push(Cue { start: 1.0, end: 0.5, text: " ".into() });
+        t.captions.cues.push(Cue {
+            start: 1.0,
+            end: 0.5,
+            text: " ".into(),
+        });
         t.output.crf = 60;
         let paths: Vec<String> = validate(&t).into_iter().map(|p| p.path).collect();
         for expected in [
@@ -399,7 +607,10 @@ mod tests {
             "$.captions.cues[0].text",
             "$.output.crf",
         ] {
-            assert!(paths.iter().any(|p| p == expected), "{expected} missing from {paths:?}");
+            assert!(
+                paths.iter().any(|p| p == expected),
+                "{expected} missing from {paths:?}"
+            );
         }
     }
 
@@ -421,14 +632,28 @@ mod tests {
     #[test]
     fn urls_and_overlapping_cues_are_refused() {
         let mut t = timeline();
-        t.scenes[0].visual = Visual::Image { path: "https://example.com/a.png".into() };
+        t.scenes[0].visual = Visual::Image {
+            path: "https://example.com/a.png".into(),
+        };
         t.captions.cues = vec![
-            Cue { start: 0.0, end: 1.0, text: "a".into() },
-            Cue { start: 0.5, end: 1.5, text: "b".into() },
+            Cue {
+                start: 0.0,
+                end: 1.0,
+                text: "a".into(),
+            },
+            Cue {
+                start: 0.5,
+                end: 1.5,
+                text: "b".into(),
+            },
         ];
         let problems = validate(&t);
-        assert!(problems.iter().any(|p| p.path == "$.scenes[0].visual.path" && p.message.contains("URL")));
-        assert!(problems.iter().any(|p| p.path == "$.captions.cues[1].start"));
+        assert!(problems
+            .iter()
+            .any(|p| p.path == "$.scenes[0].visual.path" && p.message.contains("URL")));
+        assert!(problems
+            .iter()
+            .any(|p| p.path == "$.captions.cues[1].start"));
     }
 
     #[test]
