@@ -285,6 +285,16 @@ impl<'a> FfmpegCommand<'a> {
             return Err(bad("is not an `ffconcat version 1.0` list".into()));
         }
         for line in lines {
+            if let Some(value) = line.strip_prefix("duration ") {
+                if value
+                    .trim()
+                    .parse::<f64>()
+                    .is_ok_and(|d| d.is_finite() && d > 0.0)
+                {
+                    continue;
+                }
+                return Err(bad(format!("has a bad duration: {line:?}")));
+            }
             let Some(rest) = line.strip_prefix("file ") else {
                 return Err(bad(format!(
                     "has a directive Studio does not allow: {line:?}"

@@ -4,18 +4,15 @@
 //! (BT.709, limited range), square pixels, time base `1/fps`. Still sources are fitted once and
 //! repeated (`loop`), so a 10-second photo costs one scale, not 300.
 //!
-//! Ken Burns motion uses `zoompan` on a copy fitted at [`MOTION_SUPERSAMPLE`]× the canvas size:
-//! `zoompan` crops at whole source pixels, so the supersampled source makes each step a half
-//! output pixel, and the eased trajectory (smoothstep) keeps speed continuous. Measured on this
-//! engine's reference machine: exact sub-pixel `perspective` warping costs about 1.7× a bare
-//! encode per frame, supersampled `zoompan` about 1.2×.
+//! Ken Burns motion warps the fitted still with `perspective`, whose corners are computed per
+//! frame in floating point: sub-pixel exact, so no frame stalls or jumps. `zoompan` was measured
+//! and rejected: it crops at whole source pixels, and even on a 2× supersampled source a slow
+//! zoom alternates still frames with jumps (see the `ken_burns_moves_every_frame_without_stalls`
+//! test). `perspective` costs more CPU per frame; `studio bench render` reports the price.
 
 use crate::layout::SceneLayout;
 use crate::timeline::{Easing, Fit, GradientDirection, Motion, MotionEffect};
 use crate::validate::parse_color;
-
-/// Supersampling factor of still images that move.
-pub const MOTION_SUPERSAMPLE: u32 = 2;
 
 /// Canvas geometry shared by all chains.
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +88,9 @@ pub fn color_frame(color: &str, f: Frame) -> String {
     )
 }
 
-/// A two-colour linear gradient frame in `yuv420p`, one frame long.
+/// A two-colour linear gradient frame in `yuv420p`, one frame long. The seed is fixed:
+/// `gradients` seeds a random generator from the clock otherwise, and renders must be
+/// deterministic.
 pub fn gradient_frame(from: &str, to: &str, direction: GradientDirection, f: Frame) -> String {
     let (x1, y1) = match direction {
         GradientDirection::Vertical => (0, f.height),
@@ -99,7 +98,7 @@ pub fn gradient_frame(from: &str, to: &str, direction: GradientDirection, f: Fra
         GradientDirection::Diagonal => (f.width, f.height),
     };
     format!(
-        "gradients=s={}x{}:r={}:c0={}:c1={}:x0=0:y0=0:x1={x1}:y1={y1}:n=2:speed=0.00001,format=rgb24,trim=end_frame=1,{TO_YUV}",
+        "gradients=s={}x{}:r={}:c0={}:c1={}:x0=0:y0=0:x1={x1}:y1={y1}:n=2:speed=0.00001:seed=0,format=rgb24,trim=end_frame=1,{TO_YUV}",
         f.width,
         f.height,
         f.fps,
@@ -109,50 +108,47 @@ pub fn gradient_frame(from: &str, to: &str, direction: GradientDirection, f: Fra
 }
 
 /// Repeats a one-frame chain `frames` times with time base `1/fps`.
+///
+/// One spare frame is made and trimmed off: `fps` (needed to tag the link's frame rate for
+/// `xfade`) drops a stream's last frame when it cannot tell that frame's duration.
 pub fn hold(frames: u64, f: Frame) -> String {
-    format!(
-        "loop=loop={}:size=1:start=0,settb=expr=1/{fps},setpts=N,fps={fps}",
-        frames.saturating_sub(1),
-        fps = f.fps
-    )
+    format!("loop=loop={frames}:size=1:start=0,settb=expr=1/{fps},setpts=N,fps={fps},trim=end_frame={frames}", fps = f.fps)
 }
 
-/// `zoompan` arguments moving a supersampled still over scene-local frames `[from, to)` of a
-/// scene `total` frames long.
-pub fn ken_burns(motion: &Motion, from: u64, to: u64, total: u64, f: Frame) -> String {
+/// Filters moving a still, already fitted to the canvas and repeated `to - from` times, over
+/// scene-local frames `[from, to)` of a scene `total` frames long.
+///
+/// The view rectangle is computed per frame in floating point and resampled bilinearly by
+/// `perspective` (sub-pixel exact), so motion never stalls or jumps a whole pixel.
+pub fn ken_burns(motion: &Motion, from: u64, to: u64, total: u64) -> String {
+    let _ = to;
     let den = total.saturating_sub(1).max(1);
-    let p = format!("clip((on+{from})/{den},0,1)");
+    // `in` counts input frames from 1.
+    let p = format!("clip((in-1+{from})/{den},0,1)");
     let e = match motion.easing {
         Easing::Linear => p,
         Easing::EaseInOut => format!("(st(0,{p})*ld(0)*(3-2*ld(0)))"),
     };
     let z = motion.zoom;
     let zm1 = z - 1.0;
-    let centre_x = "(iw-iw/zoom)/2";
-    let centre_y = "(ih-ih/zoom)/2";
-    let (zoom, x, y) = match motion.effect {
-        MotionEffect::None => ("1".to_string(), "0".to_string(), "0".to_string()),
-        MotionEffect::ZoomIn => (format!("1+{zm1}*{e}"), centre_x.into(), centre_y.into()),
-        MotionEffect::ZoomOut => (format!("{z}-{zm1}*{e}"), centre_x.into(), centre_y.into()),
-        MotionEffect::PanLeft => (
-            format!("{z}"),
-            format!("(iw-iw/zoom)*(1-{e})"),
-            centre_y.into(),
-        ),
-        MotionEffect::PanRight => (format!("{z}"), format!("(iw-iw/zoom)*{e}"), centre_y.into()),
-        MotionEffect::PanUp => (
-            format!("{z}"),
-            centre_x.into(),
-            format!("(ih-ih/zoom)*(1-{e})"),
-        ),
-        MotionEffect::PanDown => (format!("{z}"), centre_x.into(), format!("(ih-ih/zoom)*{e}")),
+    // Zoom factor, then the view's top-left corner, as expressions of W, H and progress.
+    let zoom = match motion.effect {
+        MotionEffect::ZoomIn => format!("(1+{zm1}*{e})"),
+        MotionEffect::ZoomOut => format!("({z}-{zm1}*{e})"),
+        _ => format!("{z}"),
     };
+    let (x, y) = match motion.effect {
+        MotionEffect::None | MotionEffect::ZoomIn | MotionEffect::ZoomOut => {
+            (format!("(W-W/{zoom})/2"), format!("(H-H/{zoom})/2"))
+        }
+        MotionEffect::PanLeft => (format!("(W-W/{zoom})*(1-{e})"), format!("(H-H/{zoom})/2")),
+        MotionEffect::PanRight => (format!("(W-W/{zoom})*{e}"), format!("(H-H/{zoom})/2")),
+        MotionEffect::PanUp => (format!("(W-W/{zoom})/2"), format!("(H-H/{zoom})*(1-{e})")),
+        MotionEffect::PanDown => (format!("(W-W/{zoom})/2"), format!("(H-H/{zoom})*{e}")),
+    };
+    let (x1, y1) = (format!("{x}+W/{zoom}"), format!("{y}+H/{zoom}"));
     format!(
-        "zoompan=z='{zoom}':x='{x}':y='{y}':d={}:s={}x{}:fps={},setsar=1",
-        to - from,
-        f.width,
-        f.height,
-        f.fps
+        "perspective=x0='{x}':y0='{y}':x1='{x1}':y1='{y}':x2='{x}':y2='{y1}':x3='{x1}':y3='{y1}':interpolation=linear:eval=frame,setsar=1"
     )
 }
 
@@ -191,9 +187,10 @@ mod tests {
             height: 1920,
             fps: 30,
         };
-        let zp = ken_burns(&Motion::new(MotionEffect::ZoomIn), 45, 60, 60, f);
-        assert!(zp.contains("(on+45)/59"), "{zp}");
-        assert!(zp.contains(":d=15:s=1080x1920:fps=30"), "{zp}");
+        let _ = f;
+        let kb = ken_burns(&Motion::new(MotionEffect::ZoomIn), 45, 60, 60);
+        assert!(kb.contains("(in-1+45)/59"), "{kb}");
+        assert!(kb.contains("eval=frame"), "{kb}");
     }
 
     #[test]

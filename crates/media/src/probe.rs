@@ -189,7 +189,7 @@ pub async fn probe(
     if empty {
         return Err(MediaError::Input {
             path: path.to_path_buf(),
-            problem: format!("has {format} content without a usable stream"),
+            problem: format!("has {format} content but cannot be decoded: no usable stream"),
         });
     }
     Ok(info)

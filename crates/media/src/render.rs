@@ -893,20 +893,14 @@ fn visual_chain(
         |cmd: &mut FfmpegCommand, graph: &mut Vec<String>, path: &str| -> Result<(), MediaError> {
             let src = ctx.source(path)?;
             let idx = cmd.input(&src.path, src.format, &[])?;
-            let moving = scene.motion.effect != MotionEffect::None;
-            let k = if moving { graph::MOTION_SUPERSAMPLE } else { 1 };
-            let fit = graph::fit_still(
-                &format!("{idx}:v"),
-                scene.fit,
-                f.width * k,
-                f.height * k,
-                out,
-            );
-            let motion = if moving {
-                graph::ken_burns(&scene.motion, from, to, sl.frames, f)
-            } else {
-                graph::hold(n, f)
-            };
+            let fit = graph::fit_still(&format!("{idx}:v"), scene.fit, f.width, f.height, out);
+            let mut motion = graph::hold(n, f);
+            if scene.motion.effect != MotionEffect::None {
+                motion = format!(
+                    "{motion},{}",
+                    graph::ken_burns(&scene.motion, from, to, sl.frames)
+                );
+            }
             graph.push(format!("{fit},{motion}{fades}[{out}]"));
             Ok(())
         };
@@ -1148,57 +1142,76 @@ async fn render_segments(
     let total: u64 = planned.iter().filter(|p| !p.5).map(|p| p.0.frames).sum();
     let done = Arc::new(AtomicU64::new(0));
     emit(options, Stage::Segments, 0, total);
-    let results = stream::iter(planned.into_iter().map(
-        |(seg, cmd, key, target, partial, cached)| {
-            let done = done.clone();
-            async move {
-                let scenes = match seg.kind {
-                    SegmentKind::Body { scene, .. } => vec![scene],
-                    SegmentKind::Transition { from, .. } => vec![from, from + 1],
-                };
-                let mut report = SegmentReport {
-                    index: seg.index,
-                    kind: if matches!(seg.kind, SegmentKind::Body { .. }) {
-                        "scene"
-                    } else {
-                        "transition"
-                    },
-                    scenes,
-                    start_frame: seg.start,
-                    frames: seg.frames,
-                    key: key.clone(),
-                    cached,
-                    encode_s: 0.0,
-                };
-                if cached {
-                    return Ok(report);
-                }
-                let t0 = Instant::now();
-                let last = AtomicU64::new(0);
-                let on_frame = |n: u64| {
-                    let delta = n.saturating_sub(last.swap(n, Ordering::Relaxed));
-                    let sum = done.fetch_add(delta, Ordering::Relaxed) + delta;
-                    emit(options, Stage::Segments, sum, total);
-                };
-                cmd.run(&ctx.toolchain, &ctx.ctl, Some(&on_frame)).await?;
-                let delta = seg.frames.saturating_sub(last.load(Ordering::Relaxed));
-                emit(
-                    options,
-                    Stage::Segments,
-                    done.fetch_add(delta, Ordering::Relaxed) + delta,
-                    total,
-                );
-                partial.commit(&target)?;
-                report.encode_s = t0.elapsed().as_secs_f64();
-                tracing::debug!(segment = seg.index, key = %key, "segment encoded");
-                Ok::<_, MediaError>(report)
-            }
+    // Collected first: a lazy `map` adapter held across an await makes the render future
+    // lose `Send` generality (it could no longer be `tokio::spawn`ed).
+    let jobs: Vec<_> = planned
+        .into_iter()
+        .map(|job| encode_segment(ctx, options, job, done.clone(), total))
+        .collect();
+    stream::iter(jobs)
+        .buffered(options.jobs.max(1))
+        .try_collect::<Vec<_>>()
+        .await
+}
+
+/// A segment with its command, cache key, cache path, temporary output and cache status.
+type PlannedSegment<'a> = (
+    &'a SegmentPlan,
+    FfmpegCommand<'a>,
+    String,
+    PathBuf,
+    Partial,
+    bool,
+);
+
+async fn encode_segment(
+    ctx: &Ctx<'_>,
+    options: &RenderOptions,
+    job: PlannedSegment<'_>,
+    done: Arc<AtomicU64>,
+    total: u64,
+) -> Result<SegmentReport, MediaError> {
+    let (seg, cmd, key, target, partial, cached) = job;
+    let scenes = match seg.kind {
+        SegmentKind::Body { scene, .. } => vec![scene],
+        SegmentKind::Transition { from, .. } => vec![from, from + 1],
+    };
+    let mut report = SegmentReport {
+        index: seg.index,
+        kind: if matches!(seg.kind, SegmentKind::Body { .. }) {
+            "scene"
+        } else {
+            "transition"
         },
-    ))
-    .buffered(options.jobs.max(1))
-    .try_collect::<Vec<_>>()
-    .await?;
-    Ok(results)
+        scenes,
+        start_frame: seg.start,
+        frames: seg.frames,
+        key: key.clone(),
+        cached,
+        encode_s: 0.0,
+    };
+    if cached {
+        return Ok(report);
+    }
+    let t0 = Instant::now();
+    let last = AtomicU64::new(0);
+    let on_frame = |n: u64| {
+        let delta = n.saturating_sub(last.swap(n, Ordering::Relaxed));
+        let sum = done.fetch_add(delta, Ordering::Relaxed) + delta;
+        emit(options, Stage::Segments, sum, total);
+    };
+    cmd.run(&ctx.toolchain, &ctx.ctl, Some(&on_frame)).await?;
+    let delta = seg.frames.saturating_sub(last.load(Ordering::Relaxed));
+    emit(
+        options,
+        Stage::Segments,
+        done.fetch_add(delta, Ordering::Relaxed) + delta,
+        total,
+    );
+    partial.commit(&target)?;
+    report.encode_s = t0.elapsed().as_secs_f64();
+    tracing::debug!(segment = seg.index, key = %key, "segment encoded");
+    Ok(report)
 }
 
 /// Joins the segments and muxes the audio into a partial `final.mp4` in the output folder.
@@ -1210,7 +1223,13 @@ async fn join(
     let seg_dir = ctx.sandbox.work.join("segments");
     let mut list = String::from("ffconcat version 1.0\n");
     for s in segments {
-        list.push_str(&format!("file '{}.mp4'\n", s.key));
+        // The exact duration: without it the demuxer offsets each file by its container
+        // duration, which the B-frame edit list perturbs by a few milliseconds.
+        list.push_str(&format!(
+            "file '{}.mp4'\nduration {:.9}\n",
+            s.key,
+            s.frames as f64 / ctx.frame.fps as f64
+        ));
     }
     let list_name = hex::encode(&Sha256::digest(list.as_bytes())[..16]);
     let list_path = seg_dir.join(format!("join-{list_name}.ffconcat"));
@@ -1230,6 +1249,11 @@ async fn join(
         "+faststart",
         "-fflags",
         "+bitexact",
+    ]);
+    // An MP4 timescale that is a multiple of the frame rate keeps every frame's duration exact.
+    cmd.args([
+        "-video_track_timescale".to_string(),
+        (ctx.frame.fps * 1000).to_string(),
     ]);
     cmd.output(&out.path, "mp4")?;
     cmd.run(&ctx.toolchain, &ctx.ctl, None).await?;

@@ -891,11 +891,13 @@ impl SafeMargins {
 }
 
 /// x264 speed presets, fastest first.
+///
+/// `ultrafast` is not offered: it turns off CABAC and 8×8 transforms, so its streams are
+/// Constrained Baseline rather than the High profile Studio delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs)]
 pub enum EncoderPreset {
-    Ultrafast,
     Superfast,
     #[default]
     Veryfast,
@@ -911,7 +913,6 @@ impl EncoderPreset {
     /// Returns the name libx264 takes.
     pub fn as_str(self) -> &'static str {
         match self {
-            EncoderPreset::Ultrafast => "ultrafast",
             EncoderPreset::Superfast => "superfast",
             EncoderPreset::Veryfast => "veryfast",
             EncoderPreset::Faster => "faster",

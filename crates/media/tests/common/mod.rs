@@ -1,0 +1,254 @@
+//! Helpers for the engine's integration tests: fixtures from Studio's shared data and readers
+//! that check results with ffprobe/ffmpeg, independently of the engine.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use studio_media::timeline::*;
+use studio_media::RenderOptions;
+
+/// Folder of Studio's shared test data (`STUDIO_DATA`, else a `shared/data` beside an ancestor).
+pub fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STUDIO_DATA") {
+        return PathBuf::from(dir);
+    }
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|a| a.join("shared/data"))
+        .find(|p| p.join("images").is_dir())
+        .or_else(|| Some(PathBuf::from("/work/shared/data")).filter(|p| p.is_dir()))
+        .expect("Studio's shared data folder not found: set STUDIO_DATA to the folder holding images/ and audio/")
+}
+
+/// A scratch render: an input folder with copies of shared data, an output and a cache folder.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub input: PathBuf,
+}
+
+impl Fixture {
+    /// Copies `files` (paths under the data folder) into a fresh input folder, same layout.
+    pub fn new(files: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let input = dir.path().join("input");
+        for f in files {
+            let target = input.join(f);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(data_dir().join(f), &target).unwrap_or_else(|e| panic!("copy {f}: {e}"));
+        }
+        std::fs::create_dir_all(&input).unwrap();
+        Self { dir, input }
+    }
+
+    /// Options writing to `out/<name>` with the cache in `cache/<cache>`.
+    pub fn options(&self, name: &str, cache: &str) -> RenderOptions {
+        RenderOptions {
+            cache_dir: self.dir.path().join("cache").join(cache),
+            ..RenderOptions::new(&self.input, self.dir.path().join("out").join(name))
+        }
+    }
+
+    pub fn out(&self, name: &str) -> PathBuf {
+        self.dir.path().join("out").join(name)
+    }
+}
+
+pub const ROCKET: &str = "images/rocket.jpg";
+pub const CAT: &str = "images/chelsea.png";
+pub const COFFEE: &str = "images/coffee.png";
+pub const ASTRONAUT: &str = "images/astronaut.png";
+pub const SPEECH: &str = "audio/198-209-0000.ogg";
+pub const MUSIC: &str = "audio/Kevin_MacLeod_-_Vibe_Ace.ogg";
+
+pub fn scene(visual: Visual, duration: f64) -> Scene {
+    Scene {
+        id: None,
+        duration,
+        visual,
+        motion: Motion::default(),
+        fit: Fit::Cover,
+        overlays: vec![],
+        transition: Transition::default(),
+    }
+}
+
+pub fn image(path: &str) -> Visual {
+    Visual::Image { path: path.into() }
+}
+
+pub fn color(c: &str) -> Visual {
+    Visual::Color { color: c.into() }
+}
+
+/// A timeline with a `width`×`height` canvas at `fps` and the given scenes, fast encoder.
+pub fn timeline(width: u32, height: u32, fps: u32, scenes: Vec<Scene>) -> Timeline {
+    Timeline {
+        version: TIMELINE_VERSION,
+        canvas: Canvas {
+            preset: None,
+            width: Some(width),
+            height: Some(height),
+            fps,
+        },
+        scenes,
+        overlays: vec![],
+        audio: AudioTracks::default(),
+        captions: Captions::default(),
+        output: OutputSettings {
+            preset: EncoderPreset::Superfast,
+            ..OutputSettings::default()
+        },
+    }
+}
+
+/// ffprobe's JSON for streams and format.
+pub fn ffprobe(path: &Path) -> serde_json::Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub fn stream<'a>(probe: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
+    probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} stream"))
+}
+
+/// MD5 of every decoded video frame (ffmpeg `framemd5`).
+pub fn frame_hashes(path: &Path) -> Vec<String> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:v:0", "-f", "framemd5", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_string()))
+        .collect()
+}
+
+/// Integrated loudness (LUFS) and true peak (dBTP) measured by ffmpeg's `ebur128`.
+pub fn loudness(path: &Path) -> (f64, f64) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(path)
+        .args([
+            "-map",
+            "0:a:0",
+            "-af",
+            "ebur128=peak=true",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg runs");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let summary = &text[text.rfind("Summary:").expect("ebur128 summary")..];
+    let value = |key: &str| -> f64 {
+        let line = summary
+            .lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap_or_else(|| panic!("{key} in {summary}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    (value("I:"), value("Peak:"))
+}
+
+/// Decodes the audio of `path` to interleaved stereo 48 kHz `f32` samples.
+pub fn pcm(path: &Path) -> Vec<f32> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-map", "0:a:0", "-f", "f32le", "-ac", "2", "-ar", "48000", "-",
+        ])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// Lists the files under `dir` (recursively), relative names.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(base, &p, out);
+                } else {
+                    out.push(p.strip_prefix(base).unwrap().display().to_string());
+                }
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Decodes every frame of `path` as 8-bit grey, `width`×`height`.
+pub fn gray_frames(path: &Path, width: usize, height: usize) -> Vec<Vec<u8>> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks_exact(width * height)
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Mean absolute difference of two grey frames, in 8-bit levels.
+pub fn mad(a: &[u8], b: &[u8]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).abs())
+        .sum::<f64>()
+        / a.len().max(1) as f64
+}
