@@ -18,8 +18,8 @@ use studio_media::{render, RenderOptions};
 /// Options of `studio bench render`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Folder with images/ and audio/ (Studio's shared test data).
-    #[arg(long, env = "STUDIO_DATA", default_value = "../shared/data")]
+    /// Folder with images/ and audio/ (the example media).
+    #[arg(long, env = "STUDIO_DATA", default_value = "examples/media")]
     data: PathBuf,
     /// Length of the reference video, seconds.
     #[arg(long, default_value_t = 60.0)]

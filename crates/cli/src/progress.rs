@@ -48,11 +48,9 @@ impl Reporter {
             return;
         }
         let mut last = self.last.lock().expect("progress lock");
-        let percent = if p.frames_total > 0 {
-            p.frames_done * 100 / p.frames_total
-        } else {
-            0
-        };
+        let percent = (p.frames_done * 100)
+            .checked_div(p.frames_total)
+            .unwrap_or(0);
         let decile = percent / 10;
         if last.0 != Some(p.stage) || (p.stage == Stage::Segments && decile > last.1) {
             if p.stage == Stage::Segments {

@@ -1272,11 +1272,10 @@ async fn thumbnail(ctx: &Ctx<'_>, video: &Path) -> Result<Partial, MediaError> {
     let t = ctx.layout.seconds(sl.start + local);
     let out = Partial::new(&ctx.sandbox.output, "thumbnail.jpg");
     let mut cmd = FfmpegCommand::ffmpeg(&ctx.sandbox);
-    cmd.input(video, SourceFormat::Mp4, &[])?;
-    cmd.args([
-        "-vf".to_string(),
-        format!("trim=start={t:.6},setpts=PTS-STARTPTS,scale=out_range=pc,format=yuvj420p"),
-    ]);
+    // Input seeking decodes from the keyframe before `t`, not from the start of the video.
+    let seek = format!("{t:.6}");
+    cmd.input(video, SourceFormat::Mp4, &["-ss", &seek])?;
+    cmd.args(["-vf", "scale=out_range=pc,format=yuvj420p"]);
     cmd.args(["-frames:v", "1", "-an", "-c:v", "mjpeg", "-q:v", "2"]);
     cmd.output(&out.path, "mjpeg")?;
     cmd.run(&ctx.toolchain, &ctx.ctl, None).await?;

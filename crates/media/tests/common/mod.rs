@@ -9,17 +9,12 @@ use std::process::Command;
 use studio_media::timeline::*;
 use studio_media::RenderOptions;
 
-/// Folder of Studio's shared test data (`STUDIO_DATA`, else a `shared/data` beside an ancestor).
+/// Folder of the example media (`STUDIO_DATA` overrides): `images/` and `audio/`.
 pub fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("STUDIO_DATA") {
-        return PathBuf::from(dir);
+    match std::env::var_os("STUDIO_DATA") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/media"),
     }
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared/data"))
-        .find(|p| p.join("images").is_dir())
-        .or_else(|| Some(PathBuf::from("/work/shared/data")).filter(|p| p.is_dir()))
-        .expect("Studio's shared data folder not found: set STUDIO_DATA to the folder holding images/ and audio/")
 }
 
 /// A scratch render: an input folder with copies of shared data, an output and a cache folder.
