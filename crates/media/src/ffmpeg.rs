@@ -322,6 +322,58 @@ impl<'a> FfmpegCommand<'a> {
         Ok(self.input_count - 1)
     }
 
+    /// Adds raw `yuv420p` video that Studio itself writes into `fifo` (a FIFO inside the work
+    /// folder), `width`×`height` at `fps`; returns the input index. `key` stands for the
+    /// stream's content in cache keys (the FIFO cannot be hashed).
+    ///
+    /// Errors: [`MediaError::OutsideSandbox`] outside the work folder; [`MediaError::Input`]
+    /// when the path is not a FIFO.
+    pub fn generated_input(
+        &mut self,
+        fifo: &Path,
+        width: u32,
+        height: u32,
+        fps: u32,
+        key: &str,
+    ) -> Result<usize, MediaError> {
+        use std::os::unix::fs::FileTypeExt;
+        let resolved = fifo.canonicalize().map_err(|e| MediaError::io(fifo, e))?;
+        if !resolved.starts_with(&self.sandbox.work) {
+            return Err(MediaError::OutsideSandbox {
+                path: fifo.to_path_buf(),
+                roots: self.sandbox.roots(),
+            });
+        }
+        let is_fifo = std::fs::metadata(&resolved)
+            .map(|m| m.file_type().is_fifo())
+            .unwrap_or(false);
+        if !is_fifo {
+            return Err(MediaError::Input {
+                path: fifo.to_path_buf(),
+                problem: "is not a FIFO made by this render".into(),
+            });
+        }
+        self.args([
+            "-f".to_string(),
+            "rawvideo".into(),
+            "-pix_fmt".into(),
+            "yuv420p".into(),
+        ]);
+        self.args([
+            "-s".to_string(),
+            format!("{width}x{height}"),
+            "-framerate".into(),
+            fps.to_string(),
+        ]);
+        self.args(["-protocol_whitelist", "file"]);
+        self.args
+            .extend(["-i".to_string(), format!("file:{}", resolved.display())]);
+        self.key
+            .extend(["-i".to_string(), format!("<generated {key}>")]);
+        self.input_count += 1;
+        Ok(self.input_count - 1)
+    }
+
     fn push_input(&mut self, resolved: PathBuf, demuxer: &str, options: &[&str]) {
         self.args(options.iter().copied());
         self.args(["-protocol_whitelist", "file", "-f", demuxer]);

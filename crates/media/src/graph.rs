@@ -4,14 +4,10 @@
 //! (BT.709, limited range), square pixels, time base `1/fps`. Still sources are fitted once and
 //! repeated (`loop`), so a 10-second photo costs one scale, not 300.
 //!
-//! Ken Burns motion warps the fitted still with `perspective`, whose corners are computed per
-//! frame in floating point: sub-pixel exact, so no frame stalls or jumps. `zoompan` was measured
-//! and rejected: it crops at whole source pixels, and even on a 2× supersampled source a slow
-//! zoom alternates still frames with jumps (see the `ken_burns_moves_every_frame_without_stalls`
-//! test). `perspective` costs more CPU per frame; `studio bench render` reports the price.
+//! Ken Burns motion is not drawn here but in [`crate::motion`], which streams its frames in.
 
 use crate::layout::SceneLayout;
-use crate::timeline::{Easing, Fit, GradientDirection, Motion, MotionEffect};
+use crate::timeline::{Fit, GradientDirection};
 use crate::validate::parse_color;
 
 /// Canvas geometry shared by all chains.
@@ -115,43 +111,6 @@ pub fn hold(frames: u64, f: Frame) -> String {
     format!("loop=loop={frames}:size=1:start=0,settb=expr=1/{fps},setpts=N,fps={fps},trim=end_frame={frames}", fps = f.fps)
 }
 
-/// Filters moving a still, already fitted to the canvas and repeated `to - from` times, over
-/// scene-local frames `[from, to)` of a scene `total` frames long.
-///
-/// The view rectangle is computed per frame in floating point and resampled bilinearly by
-/// `perspective` (sub-pixel exact), so motion never stalls or jumps a whole pixel.
-pub fn ken_burns(motion: &Motion, from: u64, to: u64, total: u64) -> String {
-    let _ = to;
-    let den = total.saturating_sub(1).max(1);
-    // `in` counts input frames from 1.
-    let p = format!("clip((in-1+{from})/{den},0,1)");
-    let e = match motion.easing {
-        Easing::Linear => p,
-        Easing::EaseInOut => format!("(st(0,{p})*ld(0)*(3-2*ld(0)))"),
-    };
-    let z = motion.zoom;
-    let zm1 = z - 1.0;
-    // Zoom factor, then the view's top-left corner, as expressions of W, H and progress.
-    let zoom = match motion.effect {
-        MotionEffect::ZoomIn => format!("(1+{zm1}*{e})"),
-        MotionEffect::ZoomOut => format!("({z}-{zm1}*{e})"),
-        _ => format!("{z}"),
-    };
-    let (x, y) = match motion.effect {
-        MotionEffect::None | MotionEffect::ZoomIn | MotionEffect::ZoomOut => {
-            (format!("(W-W/{zoom})/2"), format!("(H-H/{zoom})/2"))
-        }
-        MotionEffect::PanLeft => (format!("(W-W/{zoom})*(1-{e})"), format!("(H-H/{zoom})/2")),
-        MotionEffect::PanRight => (format!("(W-W/{zoom})*{e}"), format!("(H-H/{zoom})/2")),
-        MotionEffect::PanUp => (format!("(W-W/{zoom})/2"), format!("(H-H/{zoom})*(1-{e})")),
-        MotionEffect::PanDown => (format!("(W-W/{zoom})/2"), format!("(H-H/{zoom})*{e}")),
-    };
-    let (x1, y1) = (format!("{x}+W/{zoom}"), format!("{y}+H/{zoom}"));
-    format!(
-        "perspective=x0='{x}':y0='{y}':x1='{x1}':y1='{y}':x2='{x}':y2='{y1}':x3='{x1}':y3='{y1}':interpolation=linear:eval=frame,setsar=1"
-    )
-}
-
 /// Fade-to/from-black filters for the scene-local frames `[from, to)` of a scene.
 pub fn scene_fades(scene: &SceneLayout, from: u64, to: u64) -> String {
     let mut out = String::new();
@@ -179,19 +138,6 @@ pub fn db_to_linear(db: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ken_burns_offsets_the_frame_counter_for_partial_ranges() {
-        let f = Frame {
-            width: 1080,
-            height: 1920,
-            fps: 30,
-        };
-        let _ = f;
-        let kb = ken_burns(&Motion::new(MotionEffect::ZoomIn), 45, 60, 60);
-        assert!(kb.contains("(in-1+45)/59"), "{kb}");
-        assert!(kb.contains("eval=frame"), "{kb}");
-    }
 
     #[test]
     fn fades_land_on_the_right_frames() {

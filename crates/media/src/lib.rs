@@ -8,12 +8,14 @@
 //! - [`ffmpeg`]: the one FFmpeg/ffprobe command builder, with its sandbox, progress and
 //!   cancellation;
 //! - [`graph`], [`text`]: filter-graph pieces, fonts, ASS/SRT/WebVTT;
+//! - [`motion`]: sub-pixel Ken Burns frames, computed here and streamed to FFmpeg;
 //! - [`render`]: segmented, cached rendering into `final.mp4`, captions, thumbnail and report.
 
 pub mod error;
 pub mod ffmpeg;
 pub mod graph;
 pub mod layout;
+pub mod motion;
 pub mod probe;
 pub mod render;
 pub mod sniff;

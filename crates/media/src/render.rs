@@ -33,6 +33,7 @@ use crate::error::MediaError;
 use crate::ffmpeg::{FfmpegCommand, RunControl, Sandbox, Toolchain};
 use crate::graph::{self, Frame};
 use crate::layout::{Layout, SegmentKind, SegmentPlan};
+use crate::motion::MotionFeed;
 use crate::probe::{probe, ProbeInfo};
 use crate::sniff::SourceFormat;
 use crate::text::{self, FontBook, Placement, ResolvedStyle, TextEvent};
@@ -42,6 +43,8 @@ use crate::validate::{validate, Problem, Problems};
 /// Bumped whenever the engine changes how a segment is drawn, to retire old cache entries.
 const SEGMENT_ENGINE: &str = "studio-media/segment/v1";
 const AUDIO_ENGINE: &str = "studio-media/audio/v1";
+const MOTION_ENGINE: &str = "studio-media/motion/v1";
+const STILL_ENGINE: &str = "studio-media/still/v1";
 
 /// Where a render reads, writes and caches, and how it reports.
 #[derive(Clone)]
@@ -233,6 +236,8 @@ struct Ctx<'a> {
     ffmpeg_version: String,
     hashes: Mutex<HashMap<PathBuf, String>>,
     ctl: RunControl,
+    /// Fitted stills of moving scenes: scene index -> (raw `yuv420p` file, cache key).
+    stills: HashMap<usize, (PathBuf, String)>,
 }
 
 impl Ctx<'_> {
@@ -380,7 +385,7 @@ async fn render_inner(
     let mut fonts = FontBook::default();
     let text = text_events(timeline, &layout, &sandbox, &mut fonts)?;
     let images = image_overlays(timeline, &layout);
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         timeline,
         layout,
         frame,
@@ -392,11 +397,13 @@ async fn render_inner(
         ffmpeg_version,
         hashes: Mutex::new(HashMap::new()),
         ctl,
+        stills: HashMap::new(),
     };
-    for dir in ["segments", "audio", "ass", "tmp"] {
+    for dir in ["segments", "audio", "ass", "tmp", "stills"] {
         let d = ctx.sandbox.work.join(dir);
         std::fs::create_dir_all(&d).map_err(|e| MediaError::io(&d, e))?;
     }
+    ctx.stills = prepare_stills(&ctx).await?;
 
     let audio_task = render_audio(&ctx, options);
     let mut crf = timeline.output.crf;
@@ -874,34 +881,69 @@ fn image_overlays(t: &Timeline, layout: &Layout) -> Vec<ImageOverlay> {
     out
 }
 
+/// The parts of a segment's command under construction.
+struct SegmentBuild<'a> {
+    cmd: FfmpegCommand<'a>,
+    graph: Vec<String>,
+    feeds: Vec<(MotionFeed, Partial)>,
+}
+
 /// Adds the chain for scene-local frames `[from, to)` of scene `i`, labelled `[out]`.
 fn visual_chain(
     ctx: &Ctx,
-    cmd: &mut FfmpegCommand,
-    graph: &mut Vec<String>,
+    build: &mut SegmentBuild,
     i: usize,
     from: u64,
     to: u64,
     out: &str,
 ) -> Result<(), MediaError> {
+    let SegmentBuild { cmd, graph, feeds } = build;
     let scene = &ctx.timeline.scenes[i];
     let sl = &ctx.layout.scenes[i];
     let f = ctx.frame;
     let n = to - from;
     let fades = graph::scene_fades(sl, from, to);
-    let still =
+    let mut still =
         |cmd: &mut FfmpegCommand, graph: &mut Vec<String>, path: &str| -> Result<(), MediaError> {
-            let src = ctx.source(path)?;
-            let idx = cmd.input(&src.path, src.format, &[])?;
-            let fit = graph::fit_still(&format!("{idx}:v"), scene.fit, f.width, f.height, out);
-            let mut motion = graph::hold(n, f);
-            if scene.motion.effect != MotionEffect::None {
-                motion = format!(
-                    "{motion},{}",
-                    graph::ken_burns(&scene.motion, from, to, sl.frames)
-                );
+            if scene.motion.effect == MotionEffect::None {
+                let src = ctx.source(path)?;
+                let idx = cmd.input(&src.path, src.format, &[])?;
+                let fit = graph::fit_still(&format!("{idx}:v"), scene.fit, f.width, f.height, out);
+                graph.push(format!("{fit},{}{fades}[{out}]", graph::hold(n, f)));
+                return Ok(());
             }
-            graph.push(format!("{fit},{motion}{fades}[{out}]"));
+            let (still, still_key) = ctx
+                .stills
+                .get(&i)
+                .ok_or_else(|| MediaError::Internal(format!("scene {i} has no fitted still")))?;
+            let fifo = Partial::new(&ctx.sandbox.work.join("tmp"), "motion.yuv");
+            nix::unistd::mkfifo(
+                &fifo.path,
+                nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+            )
+            .map_err(|e| MediaError::io(&fifo.path, std::io::Error::from(e)))?;
+            let motion = serde_json::to_string(&scene.motion)
+                .map_err(|e| MediaError::Internal(e.to_string()))?;
+            let key = hex::encode(Sha256::digest(
+                format!(
+                    "{MOTION_ENGINE}|{still_key}|{motion}|{from}|{to}|{}",
+                    sl.frames
+                )
+                .as_bytes(),
+            ));
+            let idx = cmd.generated_input(&fifo.path, f.width, f.height, f.fps, &key)?;
+            graph.push(format!("[{idx}:v]setsar=1{fades}[{out}]"));
+            let feed = MotionFeed {
+                fifo: fifo.path.clone(),
+                still: still.clone(),
+                width: f.width as usize,
+                height: f.height as usize,
+                motion: scene.motion.clone(),
+                from,
+                to,
+                total: sl.frames,
+            };
+            feeds.push((feed, fifo));
             Ok(())
         };
     match &scene.visual {
@@ -996,41 +1038,76 @@ fn visual_chain(
     Ok(())
 }
 
+/// Fits the still of every moving scene to the canvas once, as raw `yuv420p` (cached by key).
+async fn prepare_stills(ctx: &Ctx<'_>) -> Result<HashMap<usize, (PathBuf, String)>, MediaError> {
+    let f = ctx.frame;
+    let mut stills = HashMap::new();
+    for (i, scene) in ctx.timeline.scenes.iter().enumerate() {
+        let path = match &scene.visual {
+            Visual::Image { path }
+            | Visual::Title {
+                background: Background::Image { path },
+                ..
+            } => path,
+            _ => continue,
+        };
+        if scene.motion.effect == MotionEffect::None {
+            continue;
+        }
+        let src = ctx.source(path)?;
+        let partial = Partial::new(&ctx.sandbox.work.join("tmp"), "still.yuv");
+        let mut cmd = FfmpegCommand::ffmpeg(&ctx.sandbox);
+        let idx = cmd.input(&src.path, src.format, &[])?;
+        let fit = graph::fit_still(&format!("{idx}:v"), scene.fit, f.width, f.height, "still");
+        cmd.args(["-filter_complex".to_string(), format!("{fit}[still]")]);
+        cmd.args(["-map", "[still]", "-frames:v", "1", "-pix_fmt", "yuv420p"]);
+        cmd.output(&partial.path, "rawvideo")?;
+        let key = ctx.key(STILL_ENGINE, &cmd)?;
+        let target = ctx.sandbox.work.join("stills").join(format!("{key}.yuv"));
+        if !target.is_file() {
+            cmd.run(&ctx.toolchain, &ctx.ctl, None).await?;
+            partial.commit(&target)?;
+        }
+        stills.insert(i, (target, key));
+    }
+    Ok(stills)
+}
+
 /// Builds the FFmpeg command of one segment, writing to `output`.
 fn segment_command<'a>(
     ctx: &'a Ctx,
     seg: &SegmentPlan,
     crf: u8,
     output: &Path,
-) -> Result<FfmpegCommand<'a>, MediaError> {
+) -> Result<(FfmpegCommand<'a>, Vec<(MotionFeed, Partial)>), MediaError> {
     let f = ctx.frame;
-    let mut cmd = FfmpegCommand::ffmpeg(&ctx.sandbox);
-    let mut graph = Vec::new();
+    let mut build = SegmentBuild {
+        cmd: FfmpegCommand::ffmpeg(&ctx.sandbox),
+        graph: Vec::new(),
+        feeds: Vec::new(),
+    };
     match seg.kind {
         SegmentKind::Body { scene, from, to } => {
-            visual_chain(ctx, &mut cmd, &mut graph, scene, from, to, "base")?
+            visual_chain(ctx, &mut build, scene, from, to, "base")?
         }
         SegmentKind::Transition { from: a, kind } => {
             let sa = &ctx.layout.scenes[a];
-            visual_chain(
-                ctx,
-                &mut cmd,
-                &mut graph,
-                a,
-                sa.frames - seg.frames,
-                sa.frames,
-                "ta",
-            )?;
-            visual_chain(ctx, &mut cmd, &mut graph, a + 1, 0, seg.frames, "tb")?;
+            visual_chain(ctx, &mut build, a, sa.frames - seg.frames, sa.frames, "ta")?;
+            visual_chain(ctx, &mut build, a + 1, 0, seg.frames, "tb")?;
             let name = kind
                 .xfade_name()
                 .ok_or_else(|| MediaError::Internal("transition segment without xfade".into()))?;
-            graph.push(format!(
+            build.graph.push(format!(
                 "[ta][tb]xfade=transition={name}:duration={:.6}:offset=0[base]",
                 seg.frames as f64 / f.fps as f64
             ));
         }
     }
+    let SegmentBuild {
+        mut cmd,
+        mut graph,
+        feeds,
+    } = build;
     let g0 = seg.start as f64 / f.fps as f64;
     let g1 = (seg.start + seg.frames) as f64 / f.fps as f64;
     let mut current = "base".to_string();
@@ -1120,7 +1197,7 @@ fn segment_command<'a>(
     ]);
     cmd.args(["-fflags", "+bitexact", "-flags:v", "+bitexact"]);
     cmd.output(output, "mp4")?;
-    Ok(cmd)
+    Ok((cmd, feeds))
 }
 
 /// Encodes (or finds in the cache) every segment at `crf`.
@@ -1133,13 +1210,25 @@ async fn render_segments(
     let mut planned = Vec::new();
     for seg in &ctx.layout.segments {
         let partial = Partial::new(&ctx.sandbox.work.join("tmp"), "segment.mp4");
-        let cmd = segment_command(ctx, seg, crf, &partial.path)?;
+        let (cmd, feeds) = segment_command(ctx, seg, crf, &partial.path)?;
         let key = ctx.key(SEGMENT_ENGINE, &cmd)?;
         let target = seg_dir.join(format!("{key}.mp4"));
         let cached = target.is_file();
-        planned.push((seg, cmd, key, target, partial, cached));
+        planned.push(PlannedSegment {
+            seg,
+            cmd,
+            feeds,
+            key,
+            target,
+            partial,
+            cached,
+        });
     }
-    let total: u64 = planned.iter().filter(|p| !p.5).map(|p| p.0.frames).sum();
+    let total: u64 = planned
+        .iter()
+        .filter(|p| !p.cached)
+        .map(|p| p.seg.frames)
+        .sum();
     let done = Arc::new(AtomicU64::new(0));
     emit(options, Stage::Segments, 0, total);
     // Collected first: a lazy `map` adapter held across an await makes the render future
@@ -1154,15 +1243,17 @@ async fn render_segments(
         .await
 }
 
-/// A segment with its command, cache key, cache path, temporary output and cache status.
-type PlannedSegment<'a> = (
-    &'a SegmentPlan,
-    FfmpegCommand<'a>,
-    String,
-    PathBuf,
-    Partial,
-    bool,
-);
+/// A segment with its command, motion feeds, cache key, cache path, temporary output and cache
+/// status.
+struct PlannedSegment<'a> {
+    seg: &'a SegmentPlan,
+    cmd: FfmpegCommand<'a>,
+    feeds: Vec<(MotionFeed, Partial)>,
+    key: String,
+    target: PathBuf,
+    partial: Partial,
+    cached: bool,
+}
 
 async fn encode_segment(
     ctx: &Ctx<'_>,
@@ -1171,7 +1262,15 @@ async fn encode_segment(
     done: Arc<AtomicU64>,
     total: u64,
 ) -> Result<SegmentReport, MediaError> {
-    let (seg, cmd, key, target, partial, cached) = job;
+    let PlannedSegment {
+        seg,
+        cmd,
+        feeds,
+        key,
+        target,
+        partial,
+        cached,
+    } = job;
     let scenes = match seg.kind {
         SegmentKind::Body { scene, .. } => vec![scene],
         SegmentKind::Transition { from, .. } => vec![from, from + 1],
@@ -1200,7 +1299,20 @@ async fn encode_segment(
         let sum = done.fetch_add(delta, Ordering::Relaxed) + delta;
         emit(options, Stage::Segments, sum, total);
     };
-    cmd.run(&ctx.toolchain, &ctx.ctl, Some(&on_frame)).await?;
+    // FFmpeg reads the motion FIFOs while Studio writes them; when FFmpeg exits the feeds are
+    // dropped (and their FIFOs removed with the `Partial` guards).
+    let run = cmd.run(&ctx.toolchain, &ctx.ctl, Some(&on_frame));
+    let feeding =
+        futures_util::future::try_join_all(feeds.iter().map(|(feed, _)| feed.clone().run()));
+    tokio::pin!(run, feeding);
+    tokio::select! {
+        r = &mut run => { r?; }
+        w = &mut feeding => {
+            w?;
+            run.await?;
+        }
+    }
+    drop(feeds);
     let delta = seg.frames.saturating_sub(last.load(Ordering::Relaxed));
     emit(
         options,
@@ -1588,6 +1700,7 @@ pub async fn mix_audio(
         ffmpeg_version: String::new(),
         hashes: Mutex::new(HashMap::new()),
         ctl,
+        stills: HashMap::new(),
     };
     let cmd = mix_command(&ctx, output)?;
     cmd.run(&ctx.toolchain, &ctx.ctl, None).await?;
