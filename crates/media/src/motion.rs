@@ -4,7 +4,7 @@
 //! alternates frozen frames with jumps, even on a supersampled source; the
 //! `ken_burns_moves_every_frame_without_stalls` test catches it) and `perspective` is exact but
 //! cost ~11 ms per 1080×1920 frame on the reference machine (2.8× a bare encode on the benchmark
-//! timeline, against 2.0× with the frames drawn here, ~2.5 ms each in a release build). An axis-aligned zoom plus pan is separable, so each output sample is a
+//! timeline, against 1.7× with the frames drawn here, ~2.5 ms each in a release build). An axis-aligned zoom plus pan is separable, so each output sample is a
 //! bilinear blend of four source samples with weights computed once per row and column. The
 //! still is fitted to the canvas once by FFmpeg (`yuv420p`, BT.709); frames are computed here in
 //! 8-bit fixed point (deterministic) and streamed to FFmpeg as raw video through a FIFO in the
