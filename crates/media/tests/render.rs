@@ -710,24 +710,9 @@ async fn ken_burns_moves_every_frame_without_stalls() {
     let mut t = timeline(320, 320, 30, vec![s]);
     t.output.crf = 1;
     render(&t, &fx.options("kb", "c")).await.unwrap();
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(fx.out("kb").join("final.mp4"))
-        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
-        .output()
-        .unwrap();
-    let frames: Vec<&[u8]> = out.stdout.chunks_exact(320 * 320).collect();
+    let frames = gray_frames(&fx.out("kb").join("final.mp4"), 320, 320);
     assert_eq!(frames.len(), 90);
-    let change: Vec<f64> = frames
-        .windows(2)
-        .map(|w| {
-            w[0].iter()
-                .zip(w[1])
-                .map(|(a, b)| (*a as f64 - *b as f64).abs())
-                .sum::<f64>()
-                / (320.0 * 320.0)
-        })
-        .collect();
+    let change: Vec<f64> = frames.windows(2).map(|w| mad(&w[0], &w[1])).collect();
     let mut sorted = change.clone();
     sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let median = sorted[sorted.len() / 2];

@@ -9,6 +9,24 @@ use std::process::Command;
 use studio_media::timeline::*;
 use studio_media::RenderOptions;
 
+/// Runs `program` (`ffmpeg`/`ffprobe`) with `before`, the file, then `after`; returns stdout,
+/// panicking with FFmpeg's error text when it fails.
+fn run_stdout(program: &str, before: &[&str], path: &Path, after: &[&str]) -> Vec<u8> {
+    let out = Command::new(program)
+        .args(before)
+        .arg(path)
+        .args(after)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Folder of the example media (`STUDIO_DATA` overrides): `images/` and `audio/`.
 pub fn data_dir() -> PathBuf {
     match std::env::var_os("STUDIO_DATA") {
@@ -100,8 +118,9 @@ pub fn timeline(width: u32, height: u32, fps: u32, scenes: Vec<Scene>) -> Timeli
 
 /// ffprobe's JSON for streams and format.
 pub fn ffprobe(path: &Path) -> serde_json::Value {
-    let out = Command::new("ffprobe")
-        .args([
+    let out = run_stdout(
+        "ffprobe",
+        &[
             "-v",
             "error",
             "-count_frames",
@@ -109,17 +128,11 @@ pub fn ffprobe(path: &Path) -> serde_json::Value {
             "-show_format",
             "-of",
             "json",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    assert!(
-        out.status.success(),
-        "ffprobe {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        path,
+        &[],
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&out).unwrap()
 }
 
 pub fn stream<'a>(probe: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
@@ -133,18 +146,13 @@ pub fn stream<'a>(probe: &'a serde_json::Value, kind: &str) -> &'a serde_json::V
 
 /// MD5 of every decoded video frame (ffmpeg `framemd5`).
 pub fn frame_hashes(path: &Path) -> Vec<String> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-map", "0:v:0", "-f", "framemd5", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_stdout(
+        "ffmpeg",
+        &["-v", "error", "-i"],
+        path,
+        &["-map", "0:v:0", "-f", "framemd5", "-"],
     );
-    String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out)
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_string()))
@@ -181,21 +189,15 @@ pub fn loudness(path: &Path) -> (f64, f64) {
 
 /// Decodes the audio of `path` to interleaved stereo 48 kHz `f32` samples.
 pub fn pcm(path: &Path) -> Vec<f32> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args([
+    let out = run_stdout(
+        "ffmpeg",
+        &["-v", "error", "-i"],
+        path,
+        &[
             "-map", "0:a:0", "-f", "f32le", "-ac", "2", "-ar", "48000", "-",
-        ])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    out.stdout
-        .chunks_exact(4)
+    out.chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect()
 }
@@ -222,19 +224,13 @@ pub fn files_under(dir: &Path) -> Vec<String> {
 
 /// Decodes every frame of `path` as 8-bit grey, `width`×`height`.
 pub fn gray_frames(path: &Path, width: usize, height: usize) -> Vec<Vec<u8>> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_stdout(
+        "ffmpeg",
+        &["-v", "error", "-i"],
+        path,
+        &["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
     );
-    out.stdout
-        .chunks_exact(width * height)
+    out.chunks_exact(width * height)
         .map(<[u8]>::to_vec)
         .collect()
 }
