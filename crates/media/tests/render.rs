@@ -472,6 +472,18 @@ async fn bad_inputs_fail_fast_with_errors_naming_the_input() {
     .await;
 
     std::fs::write(
+        fx.input.join("list.mp4"),
+        "ffconcat version 1.0\nfile '/etc/passwd'\n",
+    )
+    .unwrap();
+    let clip = Visual::Video {
+        path: "list.mp4".into(),
+        source_start: 0.0,
+        source_end: None,
+        fill: ClipFill::Freeze,
+    };
+    expect_rejected(&fx, "concat", &base(clip), &["list.mp4", "concat list"]).await;
+    std::fs::write(
         fx.dir.path().join("outside.png"),
         std::fs::read(fx.input.join(ROCKET)).unwrap(),
     )
