@@ -41,17 +41,6 @@ pub struct VideoInfo {
     pub frames: Option<u64>,
 }
 
-impl VideoInfo {
-    /// Returns the displayed `(width, height)`: swapped for 90°/270° rotation.
-    pub fn display_size(&self) -> (u32, u32) {
-        if self.rotation.rem_euclid(180) == 90 {
-            (self.height, self.width)
-        } else {
-            (self.width, self.height)
-        }
-    }
-}
-
 /// An audio stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudioInfo {

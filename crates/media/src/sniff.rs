@@ -62,11 +62,6 @@ impl SourceFormat {
     pub fn can_hold_video(self) -> bool {
         matches!(self, SourceFormat::Mp4 | SourceFormat::Matroska)
     }
-
-    /// True for formats that can carry audio.
-    pub fn can_hold_audio(self) -> bool {
-        !self.is_image()
-    }
 }
 
 impl fmt::Display for SourceFormat {
