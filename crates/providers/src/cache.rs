@@ -1,0 +1,155 @@
+//! A content-addressed store of provider results on disk.
+//!
+//! Layout: `<root>/<capability>/<key[0..2]>/<key>/entry.json` plus the result's files beside it,
+//! where `key` is the SHA-256 of (capability, provider, model, request). A result is written into
+//! `<root>/tmp/…` and renamed into place in one step, so an entry is either complete or absent,
+//! whatever moment a process dies at. "This provider cannot serve this request" answers are
+//! stored too, so a repeated run asks no provider again.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::capability::{Artifacts, Capability, Produced};
+
+/// What a cache entry holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Entry<T> {
+    /// A result.
+    Ok {
+        /// The result, paths relative to the entry folder.
+        output: T,
+        /// What producing it cost, micro-USD.
+        cost_micro_usd: u64,
+    },
+    /// The provider said it cannot serve this request.
+    Unavailable {
+        /// Its reason.
+        message: String,
+    },
+}
+
+/// The result cache rooted at one folder.
+#[derive(Debug)]
+pub struct ResultCache {
+    root: PathBuf,
+    scratch_counter: AtomicU64,
+}
+
+impl ResultCache {
+    /// A cache under `root` (created on first store).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            scratch_counter: AtomicU64::new(0),
+        }
+    }
+
+    /// The cache's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn entry_dir(&self, capability: &str, key: &str) -> PathBuf {
+        self.root.join(capability).join(&key[..2]).join(key)
+    }
+
+    /// Returns the entry for `key`, with result paths made absolute; `None` when absent,
+    /// unreadable or missing one of its files (then the request is simply made again).
+    pub fn load<C: Capability>(&self, key: &str) -> Option<Entry<C::Output>> {
+        let dir = self.entry_dir(C::NAME, key);
+        let bytes = std::fs::read(dir.join("entry.json")).ok()?;
+        let mut entry: Entry<C::Output> = serde_json::from_slice(&bytes).ok()?;
+        if let Entry::Ok { output, .. } = &mut entry {
+            for path in output.artifacts_mut() {
+                *path = dir.join(&*path);
+                if !path.is_file() {
+                    return None;
+                }
+            }
+        }
+        Some(entry)
+    }
+
+    /// Creates an empty scratch folder for one provider call.
+    pub fn scratch(&self) -> std::io::Result<PathBuf> {
+        let n = self.scratch_counter.fetch_add(1, Ordering::Relaxed);
+        let dir = self
+            .root
+            .join("tmp")
+            .join(format!("{}-{n}", std::process::id()));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    /// Stores a result whose files lie in `scratch` and returns it with its final paths.
+    ///
+    /// Errors: a result path outside `scratch`; I/O failures.
+    pub fn store<C: Capability>(
+        &self,
+        key: &str,
+        scratch: &Path,
+        produced: Produced<C::Output>,
+    ) -> std::io::Result<C::Output> {
+        let Produced {
+            mut output,
+            cost_micro_usd,
+        } = produced;
+        for path in output.artifacts_mut() {
+            let relative = path.strip_prefix(scratch).map_err(|_| {
+                std::io::Error::other(format!(
+                    "provider returned {} outside its scratch folder",
+                    path.display()
+                ))
+            })?;
+            *path = relative.to_path_buf();
+        }
+        let entry = Entry::Ok {
+            output,
+            cost_micro_usd,
+        };
+        self.commit::<C>(key, scratch, &entry)?;
+        match self.load::<C>(key) {
+            Some(Entry::Ok { output, .. }) => Ok(output),
+            _ => Err(std::io::Error::other("cache entry vanished after storing")),
+        }
+    }
+
+    /// Remembers that a provider cannot serve the request under `key`.
+    pub fn store_unavailable<C: Capability>(&self, key: &str, message: &str) -> std::io::Result<()> {
+        let scratch = self.scratch()?;
+        let entry: Entry<C::Output> = Entry::Unavailable {
+            message: message.to_string(),
+        };
+        self.commit::<C>(key, &scratch, &entry)
+    }
+
+    fn commit<C: Capability>(
+        &self,
+        key: &str,
+        scratch: &Path,
+        entry: &Entry<C::Output>,
+    ) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(entry).map_err(std::io::Error::other)?;
+        std::fs::write(scratch.join("entry.json"), json)?;
+        let dir = self.entry_dir(C::NAME, key);
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if dir.join("entry.json").is_file() {
+            // Another worker stored the same request first; the results are interchangeable.
+            std::fs::remove_dir_all(scratch)?;
+            return Ok(());
+        }
+        if dir.exists() {
+            // A leftover without entry.json is not an entry; replace it.
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::rename(scratch, &dir)
+    }
+}

@@ -1,0 +1,40 @@
+//! `studio-providers`: the AI capabilities Studio draws on, behind one trait each, and the
+//! machinery that makes calling them dependable and honest about cost.
+//!
+//! Layout:
+//! - [`capability`]: one trait per capability — [`ScriptWriter`], [`SpeechSynth`], [`ImageGen`],
+//!   [`ClipGen`], [`MusicGen`] — and the [`Capability`] descriptor that lets one chain serve all;
+//! - [`types`]: requests and results (scene plans, speech with timings, images, clips, music);
+//! - [`chain`]: a provider chain per capability (primary + fallbacks, retries with backoff for
+//!   transient errors only, a concurrency limit per provider) in front of [`cache`], a
+//!   content-addressed store of results on disk;
+//! - [`settings`]: which providers make up each chain, as serde-typed settings;
+//! - [`local`]: providers that need no key and no network: extractive planning from given text,
+//!   espeak-ng speech, a media folder, procedural cards, MIDI music rendered with FluidSynth.
+//!
+//! Every result carries its [`Provenance`]: provider, model, request hash, cost in micro-USD
+//! (0 for local providers) and whether the cache served it.
+
+pub mod cache;
+pub mod capability;
+pub mod chain;
+pub mod error;
+pub mod local;
+pub mod settings;
+pub mod types;
+
+pub use capability::{
+    Artifacts, Capability, ClipGen, Describe, ImageGen, MusicGen, Produced, ScriptWriter,
+    SpeechSynth,
+};
+pub use chain::{Chain, ChainError, Generated, Provenance, RetryPolicy, Skipped};
+pub use error::{ErrorKind, ProviderError};
+pub use settings::{Providers, ProvidersSettings};
+pub use types::*;
+
+use sha2::{Digest, Sha256};
+
+/// Returns the hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}

@@ -1,0 +1,317 @@
+//! The local [`ScriptWriter`]: plans a video from given text without a language model.
+//!
+//! Steps: find the section ([`super::text`]), split it into sentences, and when the estimated
+//! narration is longer than the budget, keep the most central sentences by TextRank (Mihalcea &
+//! Tarau, 2004: PageRank over a sentence-similarity graph) in their original order. Sentences
+//! are then grouped into scenes of about [`PlanRequest::scene_seconds`], preferring paragraph
+//! breaks, and each scene gets key words for its heading and visual search terms.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use async_trait::async_trait;
+
+use super::text::{self, content_words, Section};
+use crate::capability::{Describe, Produced, ScriptWriter};
+use crate::error::ProviderError;
+use crate::types::*;
+
+/// Extractive planner from given text.
+#[derive(Debug, Clone, Default)]
+pub struct TextPlanner;
+
+impl Describe for TextPlanner {
+    fn name(&self) -> &str {
+        "text-planner"
+    }
+    fn model(&self) -> String {
+        "textrank/v1".into()
+    }
+}
+
+#[async_trait]
+impl ScriptWriter for TextPlanner {
+    async fn plan(
+        &self,
+        request: &PlanRequest,
+        _out: &Path,
+    ) -> Result<Produced<ScenePlan>, ProviderError> {
+        let request = request.clone();
+        tokio::task::spawn_blocking(move || plan_text(&request).map(Produced::free))
+            .await
+            .map_err(|e| ProviderError::transient(format!("planner task failed: {e}")))?
+    }
+}
+
+/// Plans `request` (blocking; runs in well under a second for a whole book).
+///
+/// Errors: `Unavailable` for a topic; `Invalid` for an empty text, an unknown section (the
+/// message lists the sections found) or a section without sentences.
+pub fn plan_text(request: &PlanRequest) -> Result<ScenePlan, ProviderError> {
+    let (text, wanted) = match &request.source {
+        PlanSource::Text { text, section } => (text, section.as_deref()),
+        PlanSource::Topic { .. } => {
+            return Err(ProviderError::unavailable(
+                "the text planner plans from given text, not from a topic",
+            ))
+        }
+    };
+    if text.trim().is_empty() {
+        return Err(ProviderError::invalid("the text is empty"));
+    }
+    let sections = text::sections(text);
+    let titles: Vec<String> = sections.iter().map(|s| s.title.clone()).collect();
+    let section: &Section = match wanted {
+        Some(w) => text::find(&sections, w).ok_or_else(|| {
+            ProviderError::invalid(format!(
+                "no section titled \"{w}\"; the {} sections found are: {}",
+                titles.len(),
+                titles.join(" | ")
+            ))
+        })?,
+        None => sections
+            .first()
+            .ok_or_else(|| ProviderError::invalid("the text has no sections"))?,
+    };
+    // (paragraph index, sentence)
+    let mut all: Vec<(usize, String)> = Vec::new();
+    for (p, paragraph) in section.paragraphs.iter().enumerate() {
+        for s in text::sentences(paragraph) {
+            all.push((p, s));
+        }
+    }
+    if all.is_empty() {
+        return Err(ProviderError::invalid(format!(
+            "section \"{}\" has no sentences to narrate",
+            section.title
+        )));
+    }
+    let pace = request.pace;
+    let moral_s = section
+        .moral
+        .as_deref()
+        .map(|m| pace.sentence_seconds(m))
+        .unwrap_or(0.0);
+    let texts: Vec<&str> = all.iter().map(|(_, s)| s.as_str()).collect();
+    let keep: Vec<usize> = match request.target_seconds {
+        Some(target) if pace.estimate(&texts) + moral_s > target => {
+            summarise(&texts, (target - moral_s).max(0.0), &pace)
+        }
+        _ => (0..all.len()).collect(),
+    };
+    let kept: Vec<(usize, String)> = keep.iter().map(|&i| all[i].clone()).collect();
+    let estimated = pace.estimate(&kept.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>()) + moral_s;
+    let idf = inverse_document_frequency(&texts);
+    let scenes = group(&kept, request.scene_seconds, &pace)
+        .into_iter()
+        .map(|sentences| describe_scene(sentences, &idf))
+        .collect();
+    Ok(ScenePlan {
+        title: section.title.clone(),
+        subtitle: section.subtitle.clone(),
+        moral: section.moral.clone(),
+        sections: titles,
+        sentences_total: all.len(),
+        sentences_kept: kept.len(),
+        estimated_seconds: estimated,
+        scenes,
+    })
+}
+
+/// Picks sentences whose estimated narration fits `budget_s`, most central first by TextRank,
+/// and returns their indices in the story's order. The opening sentence is always kept.
+pub fn summarise(sentences: &[&str], budget_s: f64, pace: &Pace) -> Vec<usize> {
+    let scores = textrank(sentences);
+    let mut order: Vec<usize> = (1..sentences.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let mut keep = vec![0];
+    let mut used = pace.sentence_seconds(sentences[0]);
+    for i in order {
+        let cost = pace.sentence_seconds(sentences[i]);
+        if used + cost <= budget_s {
+            keep.push(i);
+            used += cost;
+        }
+    }
+    keep.sort_unstable();
+    keep
+}
+
+/// TextRank scores of `sentences`: PageRank (damping 0.85, 50 iterations) over a graph whose
+/// edge weights are shared content-word stems divided by `ln |a| + ln |b|`.
+pub fn textrank(sentences: &[&str]) -> Vec<f64> {
+    let stems: Vec<HashSet<String>> = sentences
+        .iter()
+        .map(|s| content_words(s).into_iter().map(|w| w.stem).collect())
+        .collect();
+    let n = sentences.len();
+    let mut weight = vec![vec![0.0f64; n]; n];
+    for i in 0..n {
+        for j in (i + 1)..n {
+            let common = stems[i].intersection(&stems[j]).count();
+            if common == 0 {
+                continue;
+            }
+            let norm = (stems[i].len().max(2) as f64).ln() + (stems[j].len().max(2) as f64).ln();
+            let w = common as f64 / norm;
+            weight[i][j] = w;
+            weight[j][i] = w;
+        }
+    }
+    let out_sum: Vec<f64> = weight.iter().map(|row| row.iter().sum()).collect();
+    let d = 0.85;
+    let mut score = vec![1.0; n];
+    for _ in 0..50 {
+        let mut next = vec![1.0 - d; n];
+        for (i, next_i) in next.iter_mut().enumerate() {
+            let mut sum = 0.0;
+            for j in 0..n {
+                if weight[j][i] > 0.0 && out_sum[j] > 0.0 {
+                    sum += weight[j][i] / out_sum[j] * score[j];
+                }
+            }
+            *next_i += d * sum;
+        }
+        score = next;
+    }
+    score
+}
+
+fn group(kept: &[(usize, String)], scene_s: f64, pace: &Pace) -> Vec<Vec<String>> {
+    let mut scenes: Vec<Vec<String>> = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    let mut current_s = 0.0;
+    let mut last_paragraph = None;
+    for (paragraph, sentence) in kept {
+        let s = pace.sentence_seconds(sentence);
+        let new_paragraph = last_paragraph.is_some_and(|p| p != *paragraph);
+        let full = current_s + s > scene_s * 1.25 || (new_paragraph && current_s >= scene_s * 0.6);
+        if !current.is_empty() && full {
+            scenes.push(std::mem::take(&mut current));
+            current_s = 0.0;
+        }
+        current.push(sentence.clone());
+        current_s += s;
+        last_paragraph = Some(*paragraph);
+        if current_s >= scene_s {
+            scenes.push(std::mem::take(&mut current));
+            current_s = 0.0;
+        }
+    }
+    if !current.is_empty() {
+        scenes.push(current);
+    }
+    scenes
+}
+
+fn inverse_document_frequency(sentences: &[&str]) -> HashMap<String, f64> {
+    let mut df: HashMap<String, usize> = HashMap::new();
+    for s in sentences {
+        let stems: HashSet<String> = content_words(s).into_iter().map(|w| w.stem).collect();
+        for stem in stems {
+            *df.entry(stem).or_default() += 1;
+        }
+    }
+    let n = sentences.len() as f64;
+    df.into_iter()
+        .map(|(k, v)| (k, (1.0 + n / v as f64).ln()))
+        .collect()
+}
+
+fn describe_scene(sentences: Vec<String>, idf: &HashMap<String, f64>) -> PlannedScene {
+    // stem -> (score, first position, surface forms by count)
+    let mut found: BTreeMap<String, (f64, usize, BTreeMap<String, usize>, bool)> = BTreeMap::new();
+    let mut position = 0;
+    for s in &sentences {
+        for w in content_words(s) {
+            let e = found
+                .entry(w.stem.clone())
+                .or_insert((0.0, position, BTreeMap::new(), false));
+            e.0 += idf.get(&w.stem).copied().unwrap_or(1.0);
+            *e.2.entry(w.surface.clone()).or_default() += 1;
+            e.3 |= w.proper;
+            position += 1;
+        }
+    }
+    let mut ranked: Vec<(String, f64, usize, String)> = found
+        .into_iter()
+        .map(|(stem, (score, first, forms, proper))| {
+            let surface = forms
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                .map(|(s, _)| s.clone())
+                .unwrap_or_else(|| stem.clone());
+            let boost = if proper { 1.5 } else { 1.0 };
+            (stem, score * boost, first, surface)
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
+    let heading = ranked
+        .iter()
+        .take(3)
+        .map(|r| r.3.clone())
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let search_terms = ranked
+        .iter()
+        .take(6)
+        .map(|r| r.3.to_lowercase())
+        .collect();
+    PlannedScene {
+        sentences,
+        heading,
+        search_terms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PACE: Pace = Pace {
+        seconds_per_char: 0.07,
+        sentence_pause_s: 0.3,
+    };
+
+    fn request(text: &str, section: Option<&str>, target: Option<f64>) -> PlanRequest {
+        PlanRequest {
+            source: PlanSource::Text {
+                text: text.into(),
+                section: section.map(str::to_string),
+            },
+            target_seconds: target,
+            scene_seconds: 8.0,
+            pace: PACE,
+        }
+    }
+
+    #[test]
+    fn unknown_section_lists_sections() {
+        let e = plan_text(&request("One\nA b c.\n\n\n\nTwo\nD e f.", Some("Three"), None)).unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Invalid);
+        assert!(e.message.contains("One | Two"), "{}", e.message);
+    }
+
+    #[test]
+    fn empty_text_is_invalid() {
+        let e = plan_text(&request(" \n\n ", None, None)).unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Invalid);
+    }
+
+    #[test]
+    fn summary_fits_budget_in_order() {
+        let sentences = [
+            "The cat sat on the mat near the door.",
+            "Dogs bark at night in the town.",
+            "The cat watched the dogs from the mat.",
+            "Rain fell on the town all night.",
+            "At dawn the cat left the mat and the dogs slept.",
+        ];
+        let keep = summarise(&sentences, 7.0, &PACE);
+        assert_eq!(keep[0], 0);
+        assert!(keep.windows(2).all(|w| w[0] < w[1]));
+        let kept: Vec<&str> = keep.iter().map(|&i| sentences[i]).collect();
+        assert!(PACE.estimate(&kept) <= 7.0);
+        assert!(keep.len() < sentences.len());
+    }
+}

@@ -1,0 +1,253 @@
+//! Requests and results of each capability. Requests are what the cache hashes, so they hold
+//! everything that changes the result and nothing that does not (no output paths, no clocks).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+// ---------------------------------------------------------------------------------------------
+// Script
+
+/// What to plan a video from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum PlanSource {
+    /// Given text: a fable collection, a book, a script.
+    Text {
+        /// The whole text as read from the file (any line endings).
+        text: String,
+        /// Title of the section to plan (case-insensitive); `None` plans the first section.
+        section: Option<String>,
+    },
+    /// A topic for a language model to write about.
+    Topic {
+        /// The topic, as the user typed it.
+        topic: String,
+    },
+}
+
+/// How long narration takes, used to size scenes and to summarise before any audio exists.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Pace {
+    /// Seconds of speech per letter or digit (punctuation and spaces are not counted).
+    pub seconds_per_char: f64,
+    /// Silence after each sentence, seconds.
+    pub sentence_pause_s: f64,
+}
+
+impl Pace {
+    /// Estimated seconds to speak `sentences`, pauses included.
+    pub fn estimate<S: AsRef<str>>(&self, sentences: &[S]) -> f64 {
+        sentences
+            .iter()
+            .map(|s| self.sentence_seconds(s.as_ref()))
+            .sum()
+    }
+
+    /// Estimated seconds to speak one sentence, its pause included.
+    pub fn sentence_seconds(&self, sentence: &str) -> f64 {
+        let chars = sentence.chars().filter(|c| c.is_alphanumeric()).count();
+        chars as f64 * self.seconds_per_char + self.sentence_pause_s
+    }
+}
+
+/// A request to plan a video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanRequest {
+    /// What to plan from.
+    pub source: PlanSource,
+    /// Narration budget in seconds (the moral included); longer text is summarised. `None`
+    /// keeps every sentence.
+    pub target_seconds: Option<f64>,
+    /// Narration per scene to aim for, seconds.
+    pub scene_seconds: f64,
+    /// Speaking pace used for the estimates.
+    pub pace: Pace,
+}
+
+/// A planned video: what is said, scene by scene, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenePlan {
+    /// Title for the intro card (a fable's title, a chapter heading).
+    pub title: String,
+    /// Second line of the intro card (a chapter's name), if any.
+    pub subtitle: Option<String>,
+    /// A fable's moral, narrated and shown on the end card.
+    pub moral: Option<String>,
+    /// Titles of every section found in the text, in order.
+    pub sections: Vec<String>,
+    /// Sentences in the chosen section's body.
+    pub sentences_total: usize,
+    /// Sentences kept after summarising (all of them when the text fits).
+    pub sentences_kept: usize,
+    /// Estimated narration, seconds (moral included).
+    pub estimated_seconds: f64,
+    /// Scenes in order.
+    pub scenes: Vec<PlannedScene>,
+}
+
+/// One planned scene.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedScene {
+    /// Narration, one entry per sentence, exactly as in the source (whitespace normalised).
+    pub sentences: Vec<String>,
+    /// Short on-screen heading: the scene's key words.
+    pub heading: String,
+    /// Visual search terms, most telling first, lowercase.
+    pub search_terms: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Speech
+
+/// A voice and how it speaks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Voice {
+    /// Provider-specific voice name (espeak-ng: `en-us`, `en-gb`, `en-gb-x-rp`, …).
+    pub name: String,
+    /// Speaking rate, words per minute (espeak-ng default 175).
+    pub rate_wpm: u32,
+    /// Pitch, 0–99 (espeak-ng default 50).
+    pub pitch: u32,
+}
+
+/// A request to speak some sentences.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpeechRequest {
+    /// Sentences in order; each becomes one timed stretch of audio.
+    pub sentences: Vec<String>,
+    /// Voice.
+    pub voice: Voice,
+    /// Silence after each sentence, seconds.
+    pub sentence_pause_s: f64,
+}
+
+/// One sentence placed in the audio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimedText {
+    /// The sentence.
+    pub text: String,
+    /// Start, seconds from the start of the audio.
+    pub start: f64,
+    /// End of the spoken sound (before the pause), seconds.
+    pub end: f64,
+}
+
+/// Spoken audio with the time of every sentence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Speech {
+    /// WAV file (PCM 16-bit mono).
+    pub audio: PathBuf,
+    /// Sample rate, Hz.
+    pub sample_rate: u32,
+    /// Length, seconds (trailing pause included).
+    pub duration_s: f64,
+    /// Every sentence with its time, in order.
+    pub sentences: Vec<TimedText>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Image
+
+/// A request for a picture for one scene.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRequest {
+    /// Search terms, most telling first, lowercase.
+    pub terms: Vec<String>,
+    /// Words to draw or to prompt a model with (the scene's heading).
+    pub caption: String,
+    /// Width, pixels.
+    pub width: u32,
+    /// Height, pixels.
+    pub height: u32,
+    /// Seed; the same seed gives the same picture.
+    pub seed: u64,
+    /// Palette, `#RRGGBB`, background colours first.
+    pub palette: Vec<String>,
+}
+
+/// Where a picture came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ImageSource {
+    /// Drawn by a provider.
+    Generated,
+    /// A file from the user's media folder.
+    File {
+        /// File name in the folder.
+        name: String,
+        /// The terms that matched.
+        matched: Vec<String>,
+    },
+}
+
+/// A picture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    /// PNG, JPEG, WebP or BMP file.
+    pub path: PathBuf,
+    /// Width, pixels.
+    pub width: u32,
+    /// Height, pixels.
+    pub height: u32,
+    /// Where it came from.
+    pub source: ImageSource,
+    /// Credit line its licence asks for (CC-BY), if any.
+    pub credit: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clip
+
+/// A request for a short video clip.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClipRequest {
+    /// What the clip shows.
+    pub prompt: String,
+    /// SHA-256 of a still to animate, if any (the still travels beside the request).
+    pub image_sha256: Option<String>,
+    /// Length, seconds.
+    pub duration_s: f64,
+    /// Width, pixels.
+    pub width: u32,
+    /// Height, pixels.
+    pub height: u32,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// A video clip.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clip {
+    /// MP4 file.
+    pub path: PathBuf,
+    /// Length, seconds.
+    pub duration_s: f64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Music
+
+/// A request for a music bed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MusicRequest {
+    /// Mood name (`calm`, `playful`, `wonder`, `tense`, …).
+    pub mood: String,
+    /// Shortest length wanted, seconds.
+    pub duration_s: f64,
+    /// Seed; the same seed gives the same piece.
+    pub seed: u64,
+}
+
+/// A music bed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Music {
+    /// Audio file (WAV).
+    pub path: PathBuf,
+    /// Length, seconds.
+    pub duration_s: f64,
+    /// Tempo, beats per minute.
+    pub tempo_bpm: u32,
+    /// Credit line its licence asks for, if any.
+    pub credit: Option<String>,
+}
