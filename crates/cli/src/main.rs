@@ -1,11 +1,13 @@
 //! `studio`: the command-line front of Studio's engine.
 //!
+//! - `studio render --text FILE [--section TITLE] -o DIR` makes a narrated video from text;
 //! - `studio timeline render TIMELINE.json -o DIR` renders a timeline;
 //! - `studio timeline schema` prints the timeline's JSON Schema;
 //! - `studio timeline validate TIMELINE.json` lists every problem of a timeline and its inputs;
-//! - `studio bench render` runs the render benchmark and prints its figures.
+//! - `studio bench render|pipeline` runs a benchmark and prints its figures.
 
 mod bench;
+mod make;
 mod progress;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +31,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Make a narrated, illustrated, captioned, scored video from text, with local providers.
+    Render(Box<make::MakeArgs>),
     /// Work with timeline files.
     #[command(subcommand)]
     Timeline(TimelineCommand),
@@ -172,6 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Render(args) => make::run(*args).await,
         Command::Bench(BenchCommand::Render(args)) => bench::run(args).await,
     }
 }

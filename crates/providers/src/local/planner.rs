@@ -102,9 +102,15 @@ pub fn plan_text(request: &PlanRequest) -> Result<ScenePlan, ProviderError> {
     let kept: Vec<(usize, String)> = keep.iter().map(|&i| all[i].clone()).collect();
     let estimated = pace.estimate(&kept.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>()) + moral_s;
     let idf = inverse_document_frequency(&texts);
+    let proper: HashSet<String> = texts
+        .iter()
+        .flat_map(|s| content_words(s))
+        .filter(|w| w.proper)
+        .map(|w| w.stem)
+        .collect();
     let scenes = group(&kept, request.scene_seconds, &pace)
         .into_iter()
-        .map(|sentences| describe_scene(sentences, &idf))
+        .map(|sentences| describe_scene(sentences, &idf, &proper))
         .collect();
     Ok(ScenePlan {
         title: section.title.clone(),
@@ -218,8 +224,15 @@ fn inverse_document_frequency(sentences: &[&str]) -> HashMap<String, f64> {
         .collect()
 }
 
-fn describe_scene(sentences: Vec<String>, idf: &HashMap<String, f64>) -> PlannedScene {
-    // stem -> (score, first position, surface forms by count)
+/// Describes a scene by its key words: names (capitalised mid-sentence anywhere in the section)
+/// weigh most, then rare words; words that look like verbs or adverbs (-ed, -ing, -ly) weigh
+/// less, since pictures show things.
+fn describe_scene(
+    sentences: Vec<String>,
+    idf: &HashMap<String, f64>,
+    proper: &HashSet<String>,
+) -> PlannedScene {
+    // stem -> (score, first position, surface forms by count, proper)
     let mut found: BTreeMap<String, (f64, usize, BTreeMap<String, usize>, bool)> = BTreeMap::new();
     let mut position = 0;
     for s in &sentences {
@@ -229,7 +242,7 @@ fn describe_scene(sentences: Vec<String>, idf: &HashMap<String, f64>) -> Planned
                 .or_insert((0.0, position, BTreeMap::new(), false));
             e.0 += idf.get(&w.stem).copied().unwrap_or(1.0);
             *e.2.entry(w.surface.clone()).or_default() += 1;
-            e.3 |= w.proper;
+            e.3 |= proper.contains(&w.stem);
             position += 1;
         }
     }
@@ -241,7 +254,14 @@ fn describe_scene(sentences: Vec<String>, idf: &HashMap<String, f64>) -> Planned
                 .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
                 .map(|(s, _)| s.clone())
                 .unwrap_or_else(|| stem.clone());
-            let boost = if proper { 1.5 } else { 1.0 };
+            let lower = surface.to_lowercase();
+            let boost = if proper {
+                4.0
+            } else if lower.ends_with("ed") || lower.ends_with("ing") || lower.ends_with("ly") {
+                0.4
+            } else {
+                1.0
+            };
             (stem, score * boost, first, surface)
         })
         .collect();

@@ -1,0 +1,300 @@
+//! Turns a plan and its assets into a [`Timeline`]: an intro card with the title, one picture
+//! scene per planned scene (Ken Burns, heading overlay, its narration), an end card with the
+//! moral and the credit lines, captions from the real sentence timings, and the music bed.
+//!
+//! Timing: scene *k* lasts its narration plus the outgoing transition, and each narration
+//! starts when its scene's incoming transition starts, so narrations follow each other without
+//! gaps and the video lasts `intro + Σ narration + end card` exactly (in whole frames).
+
+use studio_media::layout::frames_for;
+use studio_media::timeline::*;
+use studio_providers::{ScenePlan, Speech};
+
+use crate::style::Style;
+
+/// One scene's assets, with paths relative to the render's input folder.
+#[derive(Debug, Clone)]
+pub struct SceneAssets {
+    /// Narration.
+    pub speech: Speech,
+    /// Narration audio, relative path.
+    pub speech_path: String,
+    /// Picture, relative path.
+    pub picture_path: String,
+    /// Whether the picture is a generated card drawn at canvas size (fills without cropping).
+    pub generated: bool,
+}
+
+/// Everything the timeline is made of.
+#[derive(Debug, Clone)]
+pub struct Assets {
+    /// Per planned scene, in order.
+    pub scenes: Vec<SceneAssets>,
+    /// The moral's narration and its relative path, if the plan has a moral.
+    pub moral: Option<(Speech, String)>,
+    /// Music bed, relative path.
+    pub music_path: Option<String>,
+    /// Credit lines for the end card and the music bed's credit.
+    pub credits: Vec<String>,
+    /// The music bed's own credit line, if any.
+    pub music_credit: Option<String>,
+}
+
+/// Canvas and output choices.
+#[derive(Debug, Clone, Copy)]
+pub struct Format {
+    /// Aspect preset.
+    pub aspect: AspectPreset,
+    /// Frames per second.
+    pub fps: u32,
+}
+
+fn seconds_in_frames(seconds: f64, fps: u32) -> f64 {
+    frames_for(seconds, fps) as f64 / fps as f64
+}
+
+fn text_style(font: &str, size_px: u32, style: &Style) -> TextStyle {
+    TextStyle {
+        font: Some(font.to_string()),
+        size: Some(size_px),
+        color: style.palette.text.clone(),
+        outline_color: style.palette.outline.clone(),
+        outline: (size_px as f64 / 22.0).clamp(1.0, 4.0),
+        box_color: None,
+    }
+}
+
+/// Splits a timed sentence into caption cues of at most `max_words` words, breaking after
+/// punctuation where it can; cue times share the sentence's time in proportion to letters.
+/// Joining the cues' texts with spaces gives the sentence back.
+pub fn sentence_cues(text: &str, start: f64, end: f64, max_words: usize) -> Vec<Cue> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.is_empty() {
+        return Vec::new();
+    }
+    let mut chunks: Vec<Vec<&str>> = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        current.push(w);
+        let remaining = words.len() - i - 1;
+        let soft = w.ends_with([',', ';', ':', '—']) && current.len() * 10 >= max_words * 6;
+        if (current.len() >= max_words || soft) && remaining > 0 {
+            chunks.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        // Avoid a one-word tail: give it to the previous chunk.
+        if current.len() == 1 && !chunks.is_empty() && chunks.last().unwrap().len() < max_words + 2 {
+            chunks.last_mut().unwrap().extend(current);
+        } else {
+            chunks.push(current);
+        }
+    }
+    let weight = |c: &Vec<&str>| {
+        c.iter()
+            .map(|w| w.chars().filter(|c| c.is_alphanumeric()).count())
+            .sum::<usize>()
+            .max(1) as f64
+    };
+    let total: f64 = chunks.iter().map(weight).sum();
+    let mut t = start;
+    chunks
+        .iter()
+        .map(|c| {
+            let d = (end - start) * weight(c) / total;
+            let cue = Cue {
+                start: t,
+                end: t + d,
+                text: c.join(" "),
+            };
+            t += d;
+            cue
+        })
+        .collect()
+}
+
+/// Builds the timeline.
+pub fn timeline(plan: &ScenePlan, assets: &Assets, style: &Style, format: Format) -> Timeline {
+    let fps = format.fps;
+    let canvas = Canvas::preset(format.aspect, fps);
+    let (width, height) = canvas.size();
+    let short = width.min(height) as f64;
+    let portrait = height > width;
+    let t = &style.transition;
+    let overlapping = t.kind.xfade_name().is_some();
+    let ov = if overlapping {
+        seconds_in_frames(t.duration, fps)
+    } else {
+        0.0
+    };
+    let transition = Transition::new(t.kind, t.duration);
+    let background = Background::Gradient {
+        from: style.palette.background[0].clone(),
+        to: style.palette.background[1].clone(),
+        direction: GradientDirection::default(),
+    };
+
+    let mut scenes = Vec::new();
+    let mut voice = Vec::new();
+    let mut cues = Vec::new();
+    let max_words = if portrait { 8 } else { 12 };
+
+    // Intro card.
+    let intro = seconds_in_frames(style.scenes.intro_seconds, fps);
+    let mut title = plan.title.clone();
+    if let Some(sub) = &plan.subtitle {
+        title = format!("{title}\n{sub}");
+    }
+    scenes.push(Scene {
+        id: Some("intro".into()),
+        duration: intro + ov,
+        visual: Visual::Title {
+            text: title,
+            background: background.clone(),
+            style: text_style(&style.fonts.title, (short * 0.085) as u32, style),
+        },
+        motion: Motion::new(MotionEffect::None),
+        fit: Fit::Cover,
+        overlays: Vec::new(),
+        transition: transition.clone(),
+    });
+    let mut cursor = intro;
+
+    // Picture scenes.
+    for (i, (planned, a)) in plan.scenes.iter().zip(&assets.scenes).enumerate() {
+        let narration = seconds_in_frames(a.speech.duration_s, fps);
+        let duration = narration + ov;
+        voice.push(AudioClip::at(a.speech_path.clone(), cursor));
+        for s in &a.speech.sentences {
+            cues.extend(sentence_cues(&s.text, cursor + s.start, cursor + s.end, max_words));
+        }
+        let effect = style.scenes.motion[i % style.scenes.motion.len()];
+        let heading_size = (short * style.heading.size) as u32;
+        let overlays = if planned.heading.is_empty() {
+            Vec::new()
+        } else {
+            vec![Overlay::Text {
+                text: planned.heading.clone(),
+                style: TextStyle {
+                    box_color: Some("#00000066".into()),
+                    ..text_style(&style.fonts.heading, heading_size, style)
+                },
+                position: Position {
+                    anchor: Anchor::Top,
+                    margin_x: (width as f64 * 0.06) as u32,
+                    margin_y: (height as f64 * if portrait { 0.12 } else { 0.07 }) as u32,
+                },
+                start: 0.0,
+                end: Some(duration.min(ov + 4.0)),
+            }]
+        };
+        scenes.push(Scene {
+            id: Some(format!("scene-{}", i + 1)),
+            duration,
+            visual: Visual::Image {
+                path: a.picture_path.clone(),
+            },
+            motion: Motion {
+                effect,
+                zoom: style.scenes.zoom,
+                easing: Easing::EaseInOut,
+            },
+            fit: if a.generated { Fit::Cover } else { style.scenes.fit },
+            overlays,
+            transition: transition.clone(),
+        });
+        cursor += narration;
+    }
+
+    // End card: the moral (narrated) and the credit lines.
+    let mut end_text = Vec::new();
+    let mut end_len = seconds_in_frames(style.scenes.outro_seconds, fps);
+    match (&plan.moral, &assets.moral) {
+        (Some(moral), Some((speech, path))) => {
+            end_text.push(moral.clone());
+            voice.push(AudioClip::at(path.clone(), cursor));
+            for s in &speech.sentences {
+                cues.extend(sentence_cues(&s.text, cursor + s.start, cursor + s.end, max_words));
+            }
+            end_len = end_len.max(seconds_in_frames(speech.duration_s + 1.5, fps));
+        }
+        _ => end_text.push(plan.title.clone()),
+    }
+    let mut end_size = (short * 0.07) as u32;
+    if !assets.credits.is_empty() {
+        end_text.push(String::new());
+        end_text.extend(assets.credits.iter().cloned());
+        end_size = (short * 0.045) as u32;
+    }
+    let fade_out = seconds_in_frames(0.8, fps);
+    scenes.push(Scene {
+        id: Some("end".into()),
+        duration: end_len,
+        visual: Visual::Title {
+            text: end_text.join("\n"),
+            background,
+            style: text_style(&style.fonts.title, end_size, style),
+        },
+        motion: Motion::new(MotionEffect::None),
+        fit: Fit::Cover,
+        overlays: Vec::new(),
+        transition: Transition::new(TransitionKind::Fade, fade_out),
+    });
+
+    let music = assets.music_path.as_ref().map(|path| MusicBed {
+        gain_db: style.music.gain_db,
+        credit: assets.music_credit.clone(),
+        ..MusicBed::new(path.clone())
+    });
+    let caption_size = (short * style.captions.size) as u32;
+    Timeline {
+        version: TIMELINE_VERSION,
+        canvas,
+        scenes,
+        overlays: Vec::new(),
+        audio: AudioTracks {
+            voice,
+            music,
+            effects: Vec::new(),
+            ducking: Ducking::default(),
+        },
+        captions: Captions {
+            cues,
+            burn: true,
+            style: CaptionStyle {
+                text: TextStyle {
+                    box_color: Some(style.captions.r#box.clone()),
+                    ..text_style(&style.fonts.captions, caption_size, style)
+                },
+                position: CaptionPosition::Bottom,
+                max_lines: style.captions.max_lines,
+                margins: None,
+            },
+        },
+        output: OutputSettings {
+            thumbnail: ThumbnailSpec {
+                scene: 1.min(plan.scenes.len()),
+                at: None,
+            },
+            ..OutputSettings::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cues_keep_every_word_and_share_time() {
+        let text = "The Hare, believing her assertion to be simply impossible, assented to the proposal; and they agreed that the Fox should choose the course.";
+        let cues = sentence_cues(text, 10.0, 20.0, 8);
+        assert!(cues.len() >= 3);
+        let joined: Vec<&str> = cues.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(joined.join(" "), text);
+        assert!((cues[0].start - 10.0).abs() < 1e-9);
+        assert!((cues.last().unwrap().end - 20.0).abs() < 1e-9);
+        assert!(cues.windows(2).all(|w| (w[0].end - w[1].start).abs() < 1e-9));
+        assert!(cues.iter().all(|c| c.text.split_whitespace().count() <= 9));
+    }
+}
