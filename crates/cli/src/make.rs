@@ -107,9 +107,7 @@ fn load_settings(file: Option<&PathBuf>) -> anyhow::Result<EmbeddedSettings> {
 
 /// Builds the request, settings and options from the command line; every check on the
 /// command line happens here, before any step runs.
-pub fn prepare(
-    args: &MakeArgs,
-) -> anyhow::Result<(VideoRequest, ProvidersSettings, RunOptions)> {
+pub fn prepare(args: &MakeArgs) -> anyhow::Result<(VideoRequest, ProvidersSettings, RunOptions)> {
     let aspect = AspectPreset::parse(&args.aspect).with_context(|| {
         format!(
             "--aspect: \"{}\" is not supported; use 16:9, 9:16, 1:1 or 4:5",
@@ -205,9 +203,7 @@ pub async fn run(args: MakeArgs) -> anyhow::Result<()> {
     }
     let (request, settings, mut options) = prepare(&args)?;
     let cache = Arc::new(ResultCache::new(options.cache_dir()));
-    let providers = settings
-        .build(Some(cache))
-        .context("provider settings")?;
+    let providers = settings.build(Some(cache)).context("provider settings")?;
     let reporter = progress::Reporter::new();
     let render_progress = reporter.callback();
     options.on_event = Some(Arc::new(move |e| match e {

@@ -84,7 +84,8 @@ pub fn sentence_cues(text: &str, start: f64, end: f64, max_words: usize) -> Vec<
     }
     if !current.is_empty() {
         // Avoid a one-word tail: give it to the previous chunk.
-        if current.len() == 1 && !chunks.is_empty() && chunks.last().unwrap().len() < max_words + 2 {
+        if current.len() == 1 && !chunks.is_empty() && chunks.last().unwrap().len() < max_words + 2
+        {
             chunks.last_mut().unwrap().extend(current);
         } else {
             chunks.push(current);
@@ -166,7 +167,12 @@ pub fn timeline(plan: &ScenePlan, assets: &Assets, style: &Style, format: Format
         let duration = narration + ov;
         voice.push(AudioClip::at(a.speech_path.clone(), cursor));
         for s in &a.speech.sentences {
-            cues.extend(sentence_cues(&s.text, cursor + s.start, cursor + s.end, max_words));
+            cues.extend(sentence_cues(
+                &s.text,
+                cursor + s.start,
+                cursor + s.end,
+                max_words,
+            ));
         }
         let effect = style.scenes.motion[i % style.scenes.motion.len()];
         let heading_size = (short * style.heading.size) as u32;
@@ -199,7 +205,11 @@ pub fn timeline(plan: &ScenePlan, assets: &Assets, style: &Style, format: Format
                 zoom: style.scenes.zoom,
                 easing: Easing::EaseInOut,
             },
-            fit: if a.generated { Fit::Cover } else { style.scenes.fit },
+            fit: if a.generated {
+                Fit::Cover
+            } else {
+                style.scenes.fit
+            },
             overlays,
             transition: transition.clone(),
         });
@@ -214,7 +224,12 @@ pub fn timeline(plan: &ScenePlan, assets: &Assets, style: &Style, format: Format
             end_text.push(moral.clone());
             voice.push(AudioClip::at(path.clone(), cursor));
             for s in &speech.sentences {
-                cues.extend(sentence_cues(&s.text, cursor + s.start, cursor + s.end, max_words));
+                cues.extend(sentence_cues(
+                    &s.text,
+                    cursor + s.start,
+                    cursor + s.end,
+                    max_words,
+                ));
             }
             end_len = end_len.max(seconds_in_frames(speech.duration_s + 1.5, fps));
         }
@@ -294,7 +309,9 @@ mod tests {
         assert_eq!(joined.join(" "), text);
         assert!((cues[0].start - 10.0).abs() < 1e-9);
         assert!((cues.last().unwrap().end - 20.0).abs() < 1e-9);
-        assert!(cues.windows(2).all(|w| (w[0].end - w[1].start).abs() < 1e-9));
+        assert!(cues
+            .windows(2)
+            .all(|w| (w[0].end - w[1].start).abs() < 1e-9));
         assert!(cues.iter().all(|c| c.text.split_whitespace().count() <= 9));
     }
 }

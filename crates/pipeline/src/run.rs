@@ -451,9 +451,7 @@ async fn run_inner(
     let plan = match providers.script.run(&plan_request).await {
         Ok(p) => p,
         Err(ChainError::Invalid { message, .. }) => return Err(PipelineError::Plan(message)),
-        Err(ChainError::Exhausted { .. })
-            if matches!(request.source, PlanSource::Topic { .. }) =>
-        {
+        Err(ChainError::Exhausted { .. }) if matches!(request.source, PlanSource::Topic { .. }) => {
             return Err(PipelineError::NoLanguageModel)
         }
         Err(e) => return Err(chain_error("planning".into(), e)),
@@ -503,16 +501,28 @@ async fn run_inner(
                 providers.speech.run(&speech_request),
                 providers.image.run(&image_request)
             );
-            let speech = speech.map_err(|e| chain_error(format!("speech for scene {}", i + 1), e))?;
-            let image = image.map_err(|e| chain_error(format!("picture for scene {}", i + 1), e))?;
+            let speech =
+                speech.map_err(|e| chain_error(format!("speech for scene {}", i + 1), e))?;
+            let image =
+                image.map_err(|e| chain_error(format!("picture for scene {}", i + 1), e))?;
             Ok::<_, PipelineError>((i, speech, image))
         }
     });
     let results: Vec<_> = stream::iter(scene_jobs)
         .buffered(options.scene_concurrency.max(1))
         .inspect_ok(|(i, speech, image)| {
-            emit(Event::Step(step_report("speech", Some(i + 1), speech, String::new())));
-            emit(Event::Step(step_report("image", Some(i + 1), image, String::new())));
+            emit(Event::Step(step_report(
+                "speech",
+                Some(i + 1),
+                speech,
+                String::new(),
+            )));
+            emit(Event::Step(step_report(
+                "image",
+                Some(i + 1),
+                image,
+                String::new(),
+            )));
         })
         .try_collect()
         .await?;
@@ -554,7 +564,9 @@ async fn run_inner(
                 });
                 format!("{name} (matched {})", matched.join(", "))
             }
-            ImageSource::Generated => format!("generated {}x{}", image.output.width, image.output.height),
+            ImageSource::Generated => {
+                format!("generated {}x{}", image.output.width, image.output.height)
+            }
         };
         if let Some(c) = &image.output.credit {
             let line = format!("Picture: {c}");
@@ -573,7 +585,12 @@ async fn run_inner(
     let moral_assets = match &moral {
         Some(g) => {
             stages.speech_s += g.provenance.seconds;
-            let r = step_report("speech", Some(0), g, format!("moral, {:.2} s", g.output.duration_s));
+            let r = step_report(
+                "speech",
+                Some(0),
+                g,
+                format!("moral, {:.2} s", g.output.duration_s),
+            );
             emit(Event::Step(r.clone()));
             steps.push(r);
             Some((g.output.clone(), stage(work, &g.output.audio)?))
@@ -583,8 +600,14 @@ async fn run_inner(
 
     // 3. Music.
     let t = Instant::now();
-    let narration_s: f64 = scene_assets.iter().map(|a| a.speech.duration_s).sum::<f64>()
-        + moral_assets.as_ref().map(|(s, _)| s.duration_s).unwrap_or(0.0);
+    let narration_s: f64 = scene_assets
+        .iter()
+        .map(|a| a.speech.duration_s)
+        .sum::<f64>()
+        + moral_assets
+            .as_ref()
+            .map(|(s, _)| s.duration_s)
+            .unwrap_or(0.0);
     let video_estimate = narration_s + fixed + 2.0;
     let (music_path, music_credit) = match (&request.music, music_file) {
         (MusicChoice::File { .. }, Some((path, credit))) => (Some(path), credit),
@@ -602,7 +625,10 @@ async fn run_inner(
                 "music",
                 None,
                 &g,
-                format!("{} at {} bpm, {:.1} s", style.music.mood, g.output.tempo_bpm, g.output.duration_s),
+                format!(
+                    "{} at {} bpm, {:.1} s",
+                    style.music.mood, g.output.tempo_bpm, g.output.duration_s
+                ),
             );
             emit(Event::Step(r.clone()));
             steps.push(r);

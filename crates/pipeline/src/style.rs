@@ -150,10 +150,11 @@ impl Style {
     /// TOML that does not parse or values out of range.
     pub fn load(name: &str) -> Result<Self, StyleError> {
         let (label, text) = if name.ends_with(".toml") {
-            let text = std::fs::read_to_string(Path::new(name)).map_err(|e| StyleError::Invalid {
-                name: name.into(),
-                message: format!("cannot be read: {e}"),
-            })?;
+            let text =
+                std::fs::read_to_string(Path::new(name)).map_err(|e| StyleError::Invalid {
+                    name: name.into(),
+                    message: format!("cannot be read: {e}"),
+                })?;
             (name.to_string(), text)
         } else {
             let (_, text) = BUILT_IN
@@ -161,14 +162,20 @@ impl Style {
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
                 .ok_or_else(|| StyleError::Unknown {
                     name: name.into(),
-                    known: BUILT_IN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+                    known: BUILT_IN
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })?;
             (name.to_string(), text.to_string())
         };
         let style: Style = toml::from_str(&text).map_err(|e| StyleError::Invalid {
             name: label.clone(),
             message: e.message().to_string()
-                + &e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default(),
+                + &e.span()
+                    .map(|s| format!(" (at byte {})", s.start))
+                    .unwrap_or_default(),
         })?;
         style.check().map_err(|message| StyleError::Invalid {
             name: label,
@@ -236,7 +243,10 @@ mod tests {
             let s = Style::load(name).unwrap();
             assert_eq!(&s.name, name);
         }
-        assert!(matches!(Style::load("neon"), Err(StyleError::Unknown { .. })));
+        assert!(matches!(
+            Style::load("neon"),
+            Err(StyleError::Unknown { .. })
+        ));
     }
 
     #[test]

@@ -121,7 +121,11 @@ impl ResultCache {
     }
 
     /// Remembers that a provider cannot serve the request under `key`.
-    pub fn store_unavailable<C: Capability>(&self, key: &str, message: &str) -> std::io::Result<()> {
+    pub fn store_unavailable<C: Capability>(
+        &self,
+        key: &str,
+        message: &str,
+    ) -> std::io::Result<()> {
         let scratch = self.scratch()?;
         let entry: Entry<C::Output> = Entry::Unavailable {
             message: message.to_string(),

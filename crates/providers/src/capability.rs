@@ -112,8 +112,11 @@ pub trait ImageGen: Describe {
 #[async_trait]
 pub trait ClipGen: Describe {
     /// Writes one clip under `out`.
-    async fn clip(&self, request: &ClipRequest, out: &Path)
-        -> Result<Produced<Clip>, ProviderError>;
+    async fn clip(
+        &self,
+        request: &ClipRequest,
+        out: &Path,
+    ) -> Result<Produced<Clip>, ProviderError>;
 }
 
 /// Makes a music bed.

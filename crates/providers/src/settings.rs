@@ -150,14 +150,21 @@ impl ProvidersSettings {
                 None => chain,
             }
         }
-        let err = |capability: &'static str, index: usize, spec: &ProviderSpec, e: String| SettingsError {
-            capability,
-            index,
-            kind: spec.kind.clone(),
-            message: e,
+        let err = |capability: &'static str, index: usize, spec: &ProviderSpec, e: String| {
+            SettingsError {
+                capability,
+                index,
+                kind: spec.kind.clone(),
+                message: e,
+            }
         };
         let unknown = |capability: &'static str, index: usize, spec: &ProviderSpec, known: &str| {
-            err(capability, index, spec, format!("unknown provider kind for {capability}; use one of: {known}"))
+            err(
+                capability,
+                index,
+                spec,
+                format!("unknown provider kind for {capability}; use one of: {known}"),
+            )
         };
         let pe = |e: ProviderError| e.message;
 
@@ -185,9 +192,15 @@ impl ProvidersSettings {
                 "card" => image.push(Arc::new(card::CardImages), spec.concurrency),
                 "media-folder" => {
                     let path = spec.path.as_ref().ok_or_else(|| {
-                        err("image", i, spec, "needs `path`, the folder of pictures".into())
+                        err(
+                            "image",
+                            i,
+                            spec,
+                            "needs `path`, the folder of pictures".into(),
+                        )
                     })?;
-                    let folder = media::MediaFolder::open(path).map_err(|e| err("image", i, spec, pe(e)))?;
+                    let folder =
+                        media::MediaFolder::open(path).map_err(|e| err("image", i, spec, pe(e)))?;
                     image.push(Arc::new(folder), spec.concurrency)
                 }
                 _ => return Err(unknown("image", i, spec, "media-folder, card")),
@@ -201,8 +214,9 @@ impl ProvidersSettings {
         for (i, spec) in self.music.iter().enumerate() {
             match spec.kind.as_str() {
                 "fluidsynth" => {
-                    let p = music::FluidSynthMusic::detect(spec.binary.clone(), spec.soundfont.clone())
-                        .map_err(|e| err("music", i, spec, pe(e)))?;
+                    let p =
+                        music::FluidSynthMusic::detect(spec.binary.clone(), spec.soundfont.clone())
+                            .map_err(|e| err("music", i, spec, pe(e)))?;
                     music.push(Arc::new(p), spec.concurrency)
                 }
                 _ => return Err(unknown("music", i, spec, "fluidsynth")),

@@ -138,7 +138,8 @@ impl ImageGen for CardImages {
             let pixels = draw(&request)?;
             let file = std::fs::File::create(&target)
                 .map_err(|e| ProviderError::io("creating", &target, e))?;
-            let mut encoder = png::Encoder::new(BufWriter::new(file), request.width, request.height);
+            let mut encoder =
+                png::Encoder::new(BufWriter::new(file), request.width, request.height);
             encoder.set_color(png::ColorType::Rgb);
             encoder.set_depth(png::BitDepth::Eight);
             encoder.set_compression(png::Compression::Fast);

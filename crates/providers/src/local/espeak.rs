@@ -90,8 +90,9 @@ impl EspeakSpeech {
                 stderr.trim()
             )));
         }
-        let reader = hound::WavReader::open(wav)
-            .map_err(|e| ProviderError::transient(format!("espeak-ng wrote no readable WAV: {e}")))?;
+        let reader = hound::WavReader::open(wav).map_err(|e| {
+            ProviderError::transient(format!("espeak-ng wrote no readable WAV: {e}"))
+        })?;
         let rate = reader.spec().sample_rate;
         let samples = reader
             .into_samples::<i16>()
@@ -118,7 +119,9 @@ impl SpeechSynth for EspeakSpeech {
         out: &Path,
     ) -> Result<Produced<Speech>, ProviderError> {
         if request.sentences.iter().all(|s| s.trim().is_empty()) {
-            return Err(ProviderError::invalid("nothing to say: every sentence is empty"));
+            return Err(ProviderError::invalid(
+                "nothing to say: every sentence is empty",
+            ));
         }
         let mut sample_rate = 22_050;
         let mut samples: Vec<i16> = Vec::new();

@@ -113,7 +113,10 @@ impl MediaFolder {
     /// extension is not a readable picture (text named `.png`, a truncated header), naming it.
     pub fn open(root: &Path) -> Result<Self, ProviderError> {
         let entries = std::fs::read_dir(root).map_err(|e| {
-            ProviderError::invalid(format!("media folder {} cannot be read: {e}", root.display()))
+            ProviderError::invalid(format!(
+                "media folder {} cannot be read: {e}",
+                root.display()
+            ))
         })?;
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
@@ -268,7 +271,8 @@ impl ImageGen for MediaFolder {
             )));
         };
         let path = out.join(&file.name);
-        std::fs::copy(&file.path, &path).map_err(|e| ProviderError::io("copying", &file.path, e))?;
+        std::fs::copy(&file.path, &path)
+            .map_err(|e| ProviderError::io("copying", &file.path, e))?;
         Ok(Produced::free(Image {
             path,
             width: file.width,

@@ -44,10 +44,54 @@ pub struct MoodSpec {
 
 /// Moods the composer knows.
 pub const MOODS: &[MoodSpec] = &[
-    MoodSpec { name: "calm", tempo_bpm: 72, tonic: 60, minor: false, progression: &[0, 5, 3, 4], pad: 89, keys: 0, bass: 32, drums: 0, energy: 0.55 },
-    MoodSpec { name: "playful", tempo_bpm: 112, tonic: 67, minor: false, progression: &[0, 3, 4, 0, 5, 3, 4, 4], pad: 48, keys: 11, bass: 32, drums: 2, energy: 0.75 },
-    MoodSpec { name: "wonder", tempo_bpm: 84, tonic: 62, minor: false, progression: &[0, 4, 5, 3], pad: 91, keys: 8, bass: 33, drums: 1, energy: 0.6 },
-    MoodSpec { name: "tense", tempo_bpm: 96, tonic: 57, minor: true, progression: &[0, 5, 2, 6], pad: 49, keys: 45, bass: 38, drums: 1, energy: 0.7 },
+    MoodSpec {
+        name: "calm",
+        tempo_bpm: 72,
+        tonic: 60,
+        minor: false,
+        progression: &[0, 5, 3, 4],
+        pad: 89,
+        keys: 0,
+        bass: 32,
+        drums: 0,
+        energy: 0.55,
+    },
+    MoodSpec {
+        name: "playful",
+        tempo_bpm: 112,
+        tonic: 67,
+        minor: false,
+        progression: &[0, 3, 4, 0, 5, 3, 4, 4],
+        pad: 48,
+        keys: 11,
+        bass: 32,
+        drums: 2,
+        energy: 0.75,
+    },
+    MoodSpec {
+        name: "wonder",
+        tempo_bpm: 84,
+        tonic: 62,
+        minor: false,
+        progression: &[0, 4, 5, 3],
+        pad: 91,
+        keys: 8,
+        bass: 33,
+        drums: 1,
+        energy: 0.6,
+    },
+    MoodSpec {
+        name: "tense",
+        tempo_bpm: 96,
+        tonic: 57,
+        minor: true,
+        progression: &[0, 5, 2, 6],
+        pad: 49,
+        keys: 45,
+        bass: 38,
+        drums: 1,
+        energy: 0.7,
+    },
 ];
 
 /// Returns the mood called `name` (case-insensitive).
@@ -61,10 +105,8 @@ const MINOR: [u8; 7] = [0, 2, 3, 5, 7, 8, 10];
 fn scale_note(spec: &MoodSpec, degree: u8, octave_shift: i8) -> u8 {
     let scale = if spec.minor { MINOR } else { MAJOR };
     let d = degree as usize;
-    let note = spec.tonic as i32
-        + scale[d % 7] as i32
-        + 12 * (d / 7) as i32
-        + 12 * octave_shift as i32;
+    let note =
+        spec.tonic as i32 + scale[d % 7] as i32 + 12 * (d / 7) as i32 + 12 * octave_shift as i32;
     note.clamp(0, 127) as u8
 }
 
@@ -89,7 +131,9 @@ impl Track {
                 0,
                 TrackEventKind::Midi {
                     channel: u4::new(channel),
-                    message: MidiMessage::ProgramChange { program: u7::new(p) },
+                    message: MidiMessage::ProgramChange {
+                        program: u7::new(p),
+                    },
                 },
             ));
         }
@@ -102,14 +146,20 @@ impl Track {
             at,
             TrackEventKind::Midi {
                 channel: u4::new(channel),
-                message: MidiMessage::NoteOn { key: u7::new(key), vel: u7::new(vel) },
+                message: MidiMessage::NoteOn {
+                    key: u7::new(key),
+                    vel: u7::new(vel),
+                },
             },
         ));
         self.events.push((
             at + len,
             TrackEventKind::Midi {
                 channel: u4::new(channel),
-                message: MidiMessage::NoteOff { key: u7::new(key), vel: u7::new(0) },
+                message: MidiMessage::NoteOff {
+                    key: u7::new(key),
+                    vel: u7::new(0),
+                },
             },
         ));
     }
@@ -117,7 +167,13 @@ impl Track {
     fn finish(mut self) -> Vec<TrackEvent<'static>> {
         // Note-offs before note-ons at the same tick.
         self.events.sort_by_key(|(t, k)| {
-            let on = matches!(k, TrackEventKind::Midi { message: MidiMessage::NoteOn { .. }, .. });
+            let on = matches!(
+                k,
+                TrackEventKind::Midi {
+                    message: MidiMessage::NoteOn { .. },
+                    ..
+                }
+            );
             (*t, on)
         });
         let mut last = 0;
@@ -127,7 +183,10 @@ impl Track {
             .map(|(t, kind)| {
                 let delta = t - last;
                 last = t;
-                TrackEvent { delta: u28::new(delta), kind }
+                TrackEvent {
+                    delta: u28::new(delta),
+                    kind,
+                }
             })
             .collect();
         out.push(TrackEvent {
@@ -153,7 +212,11 @@ pub fn compose(spec: &MoodSpec, seconds: f64, seed: u64) -> (Vec<u8>, f64) {
     let e = spec.energy;
     for b in 0..bars {
         let last = b + 1 == bars;
-        let root = if last { 0 } else { spec.progression[b as usize % spec.progression.len()] };
+        let root = if last {
+            0
+        } else {
+            spec.progression[b as usize % spec.progression.len()]
+        };
         let at = b * bar;
         let chord = triad(spec, root, 0);
         for &n in &chord {
@@ -170,14 +233,26 @@ pub fn compose(spec: &MoodSpec, seconds: f64, seed: u64) -> (Vec<u8>, f64) {
             for (i, &k) in shape.iter().enumerate() {
                 let accent = if i % 4 == 0 { 1.0 } else { 0.8 };
                 let jitter = 0.9 + 0.1 * rng.unit();
-                keys.note(1, up[k], at + i as u32 * TPQ / 2, TPQ / 2, 0.5 * e * accent * jitter);
+                keys.note(
+                    1,
+                    up[k],
+                    at + i as u32 * TPQ / 2,
+                    TPQ / 2,
+                    0.5 * e * accent * jitter,
+                );
             }
         }
         let low = scale_note(spec, root, -2);
         bass.note(2, low, at, TPQ * 2 - 20, 0.7 * e);
         if !last {
             bass.note(2, low, at + 2 * TPQ, TPQ - 20, 0.6 * e);
-            bass.note(2, scale_note(spec, root + 4, -2), at + 3 * TPQ, TPQ - 20, 0.55 * e);
+            bass.note(
+                2,
+                scale_note(spec, root + 4, -2),
+                at + 3 * TPQ,
+                TPQ - 20,
+                0.55 * e,
+            );
         }
         if spec.drums > 0 && !last {
             for beat in 0..4u32 {
@@ -203,13 +278,23 @@ pub fn compose(spec: &MoodSpec, seconds: f64, seed: u64) -> (Vec<u8>, f64) {
         0,
         TrackEventKind::Meta(MetaMessage::Tempo(u24::new(60_000_000 / spec.tempo_bpm))),
     ));
-    tempo.events.push((0, TrackEventKind::Meta(MetaMessage::TimeSignature(4, 2, 24, 8))));
+    tempo.events.push((
+        0,
+        TrackEventKind::Meta(MetaMessage::TimeSignature(4, 2, 24, 8)),
+    ));
     let smf = Smf {
         header: Header::new(Format::Parallel, Timing::Metrical(u15::new(TPQ as u16))),
-        tracks: vec![tempo.finish(), pad.finish(), keys.finish(), bass.finish(), drums.finish()],
+        tracks: vec![
+            tempo.finish(),
+            pad.finish(),
+            keys.finish(),
+            bass.finish(),
+            drums.finish(),
+        ],
     };
     let mut bytes = Vec::new();
-    smf.write_std(&mut bytes).expect("writing MIDI to memory cannot fail");
+    smf.write_std(&mut bytes)
+        .expect("writing MIDI to memory cannot fail");
     (bytes, bars as f64 * bar_s + bar_s)
 }
 
@@ -228,7 +313,10 @@ impl FluidSynthMusic {
     /// Music through `fluidsynth` (or `binary`) with `soundfont` (default [`DEBIAN_SOUNDFONT`]).
     ///
     /// Errors: `Unavailable` when FluidSynth or the soundfont is missing, saying what to install.
-    pub fn detect(binary: Option<PathBuf>, soundfont: Option<PathBuf>) -> Result<Self, ProviderError> {
+    pub fn detect(
+        binary: Option<PathBuf>,
+        soundfont: Option<PathBuf>,
+    ) -> Result<Self, ProviderError> {
         let binary = binary.unwrap_or_else(|| PathBuf::from("fluidsynth"));
         let soundfont = soundfont.unwrap_or_else(|| PathBuf::from(DEBIAN_SOUNDFONT));
         let out = std::process::Command::new(&binary)
@@ -269,7 +357,10 @@ impl Describe for FluidSynthMusic {
         format!(
             "composer/v1 fluidsynth {} {}",
             self.version,
-            self.soundfont.file_name().and_then(|s| s.to_str()).unwrap_or("?")
+            self.soundfont
+                .file_name()
+                .and_then(|s| s.to_str())
+                .unwrap_or("?")
         )
     }
 }
@@ -288,7 +379,10 @@ impl MusicGen for FluidSynthMusic {
                 MOODS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
             ))
         })?;
-        if !(request.duration_s.is_finite() && request.duration_s > 0.0 && request.duration_s <= 3600.0) {
+        if !(request.duration_s.is_finite()
+            && request.duration_s > 0.0
+            && request.duration_s <= 3600.0)
+        {
             return Err(ProviderError::invalid(format!(
                 "music length {} s is outside 0–3600 s",
                 request.duration_s
@@ -299,7 +393,9 @@ impl MusicGen for FluidSynthMusic {
         std::fs::write(&mid, midi).map_err(|e| ProviderError::io("writing", &mid, e))?;
         let wav = out.join("music.wav");
         let result = tokio::process::Command::new(&self.binary)
-            .args(["-n", "-i", "-q", "-g", "0.6", "-r", "48000", "-T", "wav", "-O", "s16", "-F"])
+            .args([
+                "-n", "-i", "-q", "-g", "0.6", "-r", "48000", "-T", "wav", "-O", "s16", "-F",
+            ])
             .arg(&wav)
             .arg(&self.soundfont)
             .arg(&mid)
@@ -314,8 +410,9 @@ impl MusicGen for FluidSynthMusic {
                 String::from_utf8_lossy(&result.stderr).trim()
             )));
         }
-        let reader = hound::WavReader::open(&wav)
-            .map_err(|e| ProviderError::transient(format!("fluidsynth wrote no readable WAV: {e}")))?;
+        let reader = hound::WavReader::open(&wav).map_err(|e| {
+            ProviderError::transient(format!("fluidsynth wrote no readable WAV: {e}"))
+        })?;
         let spec_wav = reader.spec();
         let duration_s = reader.duration() as f64 / spec_wav.sample_rate as f64;
         Ok(Produced::free(Music {
@@ -341,7 +438,15 @@ mod tests {
             let notes = smf.tracks[1..]
                 .iter()
                 .flatten()
-                .filter(|e| matches!(e.kind, TrackEventKind::Midi { message: MidiMessage::NoteOn { .. }, .. }))
+                .filter(|e| {
+                    matches!(
+                        e.kind,
+                        TrackEventKind::Midi {
+                            message: MidiMessage::NoteOn { .. },
+                            ..
+                        }
+                    )
+                })
                 .count();
             assert!(notes > 20);
         }

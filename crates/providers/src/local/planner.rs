@@ -100,7 +100,8 @@ pub fn plan_text(request: &PlanRequest) -> Result<ScenePlan, ProviderError> {
         _ => (0..all.len()).collect(),
     };
     let kept: Vec<(usize, String)> = keep.iter().map(|&i| all[i].clone()).collect();
-    let estimated = pace.estimate(&kept.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>()) + moral_s;
+    let estimated =
+        pace.estimate(&kept.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>()) + moral_s;
     let idf = inverse_document_frequency(&texts);
     let proper: HashSet<String> = texts
         .iter()
@@ -272,11 +273,7 @@ fn describe_scene(
         .map(|r| r.3.clone())
         .collect::<Vec<_>>()
         .join(" · ");
-    let search_terms = ranked
-        .iter()
-        .take(6)
-        .map(|r| r.3.to_lowercase())
-        .collect();
+    let search_terms = ranked.iter().take(6).map(|r| r.3.to_lowercase()).collect();
     PlannedScene {
         sentences,
         heading,
@@ -307,7 +304,12 @@ mod tests {
 
     #[test]
     fn unknown_section_lists_sections() {
-        let e = plan_text(&request("One\nA b c.\n\n\n\nTwo\nD e f.", Some("Three"), None)).unwrap_err();
+        let e = plan_text(&request(
+            "One\nA b c.\n\n\n\nTwo\nD e f.",
+            Some("Three"),
+            None,
+        ))
+        .unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::Invalid);
         assert!(e.message.contains("One | Two"), "{}", e.message);
     }

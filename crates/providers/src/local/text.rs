@@ -21,7 +21,10 @@ pub struct Section {
 
 /// Splits `text` into sections.
 pub fn sections(text: &str) -> Vec<Section> {
-    let text = text.trim_start_matches('\u{feff}').replace("\r\n", "\n").replace('\r', "\n");
+    let text = text
+        .trim_start_matches('\u{feff}')
+        .replace("\r\n", "\n")
+        .replace('\r', "\n");
     let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
     if lines.iter().any(|l| is_chapter_heading(l)) {
         book_sections(&lines)
@@ -186,7 +189,9 @@ pub fn sentences(paragraph: &str) -> Vec<String> {
         if matches!(chars[i], '.' | '!' | '?') {
             // Take the whole run of terminators and closing marks.
             let mut end = i + 1;
-            while end < chars.len() && matches!(chars[end], '.' | '!' | '?' | '”' | '’' | '"' | '\'' | ')') {
+            while end < chars.len()
+                && matches!(chars[end], '.' | '!' | '?' | '”' | '’' | '"' | '\'' | ')')
+            {
                 end += 1;
             }
             let next = chars[end..].iter().position(|c| !c.is_whitespace());
@@ -207,7 +212,8 @@ pub fn sentences(paragraph: &str) -> Vec<String> {
                 .rev()
                 .collect::<String>()
                 .to_lowercase();
-            let abbreviation = chars[i] == '.' && ABBREVIATIONS.contains(&word.trim_start_matches(['(', '“', '"']));
+            let abbreviation = chars[i] == '.'
+                && ABBREVIATIONS.contains(&word.trim_start_matches(['(', '“', '"']));
             if boundary && !abbreviation {
                 let s: String = chars[start..end].iter().collect();
                 let s = s.trim();
@@ -230,25 +236,213 @@ pub fn sentences(paragraph: &str) -> Vec<String> {
 
 /// Common English words that say nothing about what a scene shows.
 const STOPWORDS: &[&str] = &[
-    "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any",
-    "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both",
-    "but", "by", "came", "can", "could", "did", "do", "does", "doing", "done", "down", "during",
-    "each", "even", "ever", "every", "few", "for", "from", "further", "get", "go", "going",
-    "got", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him",
-    "himself", "his", "how", "however", "i", "if", "in", "into", "is", "it", "its", "itself",
-    "just", "know", "last", "let", "like", "little", "made", "make", "many", "may", "me",
-    "might", "more", "most", "much", "must", "my", "myself", "never", "no", "nor", "not", "now",
-    "of", "off", "on", "once", "one", "only", "or", "other", "ought", "our", "ours",
-    "ourselves", "out", "over", "own", "said", "same", "say", "saying", "see", "seemed", "shall",
-    "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them",
-    "themselves", "then", "there", "these", "they", "thing", "things", "think", "this",
-    "those", "though", "thought", "thus", "through", "thy", "thee", "thou", "to", "too",
-    "took", "two", "under", "until", "up", "upon", "us", "very", "was", "way", "we", "well",
-    "went", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will",
-    "with", "would", "yet", "you", "your", "yours", "yourself", "yourselves", "quite", "began",
-    "time", "day", "away", "back", "come", "said", "replied", "without", "rather", "soon",
-    "still", "another", "first", "great", "good", "old", "new", "long", "oh", "dear", "alas",
-    "ye", "sir", "upon", "whose", "whether", "nothing", "anything", "something", "yes",
+    "a",
+    "about",
+    "above",
+    "after",
+    "again",
+    "against",
+    "all",
+    "also",
+    "am",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "at",
+    "be",
+    "because",
+    "been",
+    "before",
+    "being",
+    "below",
+    "between",
+    "both",
+    "but",
+    "by",
+    "came",
+    "can",
+    "could",
+    "did",
+    "do",
+    "does",
+    "doing",
+    "done",
+    "down",
+    "during",
+    "each",
+    "even",
+    "ever",
+    "every",
+    "few",
+    "for",
+    "from",
+    "further",
+    "get",
+    "go",
+    "going",
+    "got",
+    "had",
+    "has",
+    "have",
+    "having",
+    "he",
+    "her",
+    "here",
+    "hers",
+    "herself",
+    "him",
+    "himself",
+    "his",
+    "how",
+    "however",
+    "i",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "its",
+    "itself",
+    "just",
+    "know",
+    "last",
+    "let",
+    "like",
+    "little",
+    "made",
+    "make",
+    "many",
+    "may",
+    "me",
+    "might",
+    "more",
+    "most",
+    "much",
+    "must",
+    "my",
+    "myself",
+    "never",
+    "no",
+    "nor",
+    "not",
+    "now",
+    "of",
+    "off",
+    "on",
+    "once",
+    "one",
+    "only",
+    "or",
+    "other",
+    "ought",
+    "our",
+    "ours",
+    "ourselves",
+    "out",
+    "over",
+    "own",
+    "said",
+    "same",
+    "say",
+    "saying",
+    "see",
+    "seemed",
+    "shall",
+    "she",
+    "should",
+    "so",
+    "some",
+    "such",
+    "than",
+    "that",
+    "the",
+    "their",
+    "theirs",
+    "them",
+    "themselves",
+    "then",
+    "there",
+    "these",
+    "they",
+    "thing",
+    "things",
+    "think",
+    "this",
+    "those",
+    "though",
+    "thought",
+    "thus",
+    "through",
+    "thy",
+    "thee",
+    "thou",
+    "to",
+    "too",
+    "took",
+    "two",
+    "under",
+    "until",
+    "up",
+    "upon",
+    "us",
+    "very",
+    "was",
+    "way",
+    "we",
+    "well",
+    "went",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "whom",
+    "why",
+    "will",
+    "with",
+    "would",
+    "yet",
+    "you",
+    "your",
+    "yours",
+    "yourself",
+    "yourselves",
+    "quite",
+    "began",
+    "time",
+    "day",
+    "away",
+    "back",
+    "come",
+    "said",
+    "replied",
+    "without",
+    "rather",
+    "soon",
+    "still",
+    "another",
+    "first",
+    "great",
+    "good",
+    "old",
+    "new",
+    "long",
+    "oh",
+    "dear",
+    "alas",
+    "ye",
+    "sir",
+    "upon",
+    "whose",
+    "whether",
+    "nothing",
+    "anything",
+    "something",
+    "yes",
 ];
 
 /// Returns whether `word` (lowercase) is a stopword.
@@ -280,13 +474,20 @@ pub fn content_words(sentence: &str) -> Vec<Word> {
         first = false;
         let word = word.strip_suffix("'s").unwrap_or(&word).to_string();
         let lower = word.to_lowercase();
-        if lower.chars().count() < 3 || is_stopword(&lower) || lower.chars().all(|c| c.is_ascii_digit()) {
+        if lower.chars().count() < 3
+            || is_stopword(&lower)
+            || lower.chars().all(|c| c.is_ascii_digit())
+        {
             continue;
         }
         let capitalised = word.chars().next().is_some_and(char::is_uppercase);
         let all_caps = word.chars().all(|c| !c.is_lowercase());
         out.push(Word {
-            surface: if all_caps { title_case(&lower) } else { word.clone() },
+            surface: if all_caps {
+                title_case(&lower)
+            } else {
+                word.clone()
+            },
             stem: stem(&lower),
             proper: capitalised && !at_start && !all_caps,
         });
@@ -337,7 +538,10 @@ pub fn stem(word: &str) -> String {
 
 fn undouble(mut r: String) -> String {
     let b = r.as_bytes();
-    if b.len() >= 2 && b[b.len() - 1] == b[b.len() - 2] && !matches!(b[b.len() - 1], b'l' | b's' | b'z') {
+    if b.len() >= 2
+        && b[b.len() - 1] == b[b.len() - 2]
+        && !matches!(b[b.len() - 1], b'l' | b's' | b'z')
+    {
         r.pop();
     }
     r
@@ -370,7 +574,10 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].title, "The Hare");
         assert_eq!(s[0].paragraphs, vec!["A HARE ran. He slept."]);
-        assert_eq!(s[0].moral.as_deref(), Some("Slow but steady wins the race."));
+        assert_eq!(
+            s[0].moral.as_deref(),
+            Some("Slow but steady wins the race.")
+        );
         assert_eq!(s[1].moral, None);
         assert_eq!(s[1].paragraphs.len(), 2);
         assert!(find(&s, "the  MOUSE").is_some());
@@ -396,7 +603,10 @@ mod tests {
         assert_eq!(stem("glass"), "glass");
         let words = content_words("The Hare, believing her assertion, saw the TORTOISE.");
         let stems: Vec<_> = words.iter().map(|w| w.stem.as_str()).collect();
-        assert_eq!(stems, vec!["hare", "believ", "assertion", "saw", "tortoise"]);
+        assert_eq!(
+            stems,
+            vec!["hare", "believ", "assertion", "saw", "tortoise"]
+        );
         assert!(words[0].proper);
         assert_eq!(words[4].surface, "Tortoise");
     }
