@@ -1,4 +1,4 @@
-# The `studio` CLI with FFmpeg: docker build -f docker/studio.Dockerfile -t studio .
+# The `studio` CLI with FFmpeg, espeak-ng and FluidSynth: docker build -f docker/studio.Dockerfile -t studio .
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
@@ -6,7 +6,7 @@ RUN cargo build --release -p studio-cli
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg fonts-dejavu-core ca-certificates \
+ && apt-get install -y --no-install-recommends ffmpeg fonts-dejavu-core espeak-ng fluidsynth fluid-soundfont-gm ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/studio /usr/local/bin/studio
 RUN useradd --create-home studio

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# The main job: renders examples/demo.timeline.json (real photos and recordings in
-# examples/media) into out/demo/: final.mp4, captions.srt, captions.vtt, thumbnail.jpg,
-# report.json.
+# The main job: makes a narrated video of Aesop's "The Hare and the Tortoise" (examples/texts, a
+# copy of the public-domain Project Gutenberg text) with local providers only — planned, narrated
+# by espeak-ng, illustrated, scored with FluidSynth, captioned — into out/hare/: final.mp4,
+# captions.srt, captions.vtt, thumbnail.jpg, plan.json, timeline.json, report.json.
+# Extra arguments go to `studio render` (e.g. --aspect 16:9 --media examples/media/images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release -q -p studio-cli
-./target/release/studio timeline render examples/demo.timeline.json --input-dir examples/media -o out/demo
+./target/release/studio render \
+  --text examples/texts/aesop-fables-townsend.txt \
+  --section "The Hare and the Tortoise" \
+  --aspect 9:16 \
+  -o out/hare "$@"

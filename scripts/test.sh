@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test suite: unit tests plus acceptance tests that render with real FFmpeg and check the
-# results with ffprobe/ffmpeg, using the media in examples/media.
+# The test suite: unit tests plus acceptance tests that render with real FFmpeg, espeak-ng and
+# FluidSynth and check the results with ffprobe/ffmpeg, using examples/media and examples/texts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -7,6 +7,7 @@
 //! - `studio bench render|pipeline` runs a benchmark and prints its figures.
 
 mod bench;
+mod bench_pipeline;
 mod make;
 mod progress;
 
@@ -83,6 +84,9 @@ enum BenchCommand {
     /// Render the reference timeline (60 s, 1080×1920, 8 Ken Burns scenes, crossfades,
     /// captions, voice + ducked music) and compare with a bare libx264 encode.
     Render(bench::BenchArgs),
+    /// Make the fable "The Hare and the Tortoise" with local providers, cold then warm, and
+    /// print per-stage times and × realtime.
+    Pipeline(bench_pipeline::PipelineBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -178,6 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Render(args) => make::run(*args).await,
         Command::Bench(BenchCommand::Render(args)) => bench::run(args).await,
+        Command::Bench(BenchCommand::Pipeline(args)) => bench_pipeline::run(args).await,
     }
 }
 
