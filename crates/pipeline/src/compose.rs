@@ -233,7 +233,10 @@ pub fn timeline(plan: &ScenePlan, assets: &Assets, style: &Style, format: Format
             }
             end_len = end_len.max(seconds_in_frames(speech.duration_s + 1.5, fps));
         }
-        _ => end_text.push(plan.title.clone()),
+        _ => {
+            end_text.push(plan.title.clone());
+            end_text.extend(plan.subtitle.clone());
+        }
     }
     let mut end_size = (short * 0.07) as u32;
     if !assets.credits.is_empty() {
