@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use studio_media::timeline::AspectPreset;
-use studio_pipeline::run::{default_voice, Event, RunOptions};
+use studio_pipeline::run::{Event, RunOptions};
 use studio_pipeline::{MusicChoice, Style, VideoRequest};
 use studio_providers::cache::ResultCache;
 use studio_providers::settings::ProviderSpec;
@@ -183,7 +183,6 @@ pub fn prepare(args: &MakeArgs) -> anyhow::Result<(VideoRequest, ProvidersSettin
     }
     options.scene_concurrency = args.scene_jobs.max(1);
     options.render_jobs = args.jobs.max(1);
-    debug_assert_eq!(default_voice().rate_wpm, 165);
     Ok((request, settings, options))
 }
 
