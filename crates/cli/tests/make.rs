@@ -177,6 +177,25 @@ fn scene_spans(timeline: &serde_json::Value) -> Vec<(f64, f64, f64, f64)> {
     out
 }
 
+/// Runs `studio` with `args` applied, asserts success and returns `report.json`.
+fn succeed(args: &mut dyn FnMut(&mut Command)) -> serde_json::Value {
+    let mut cmd = studio();
+    args(&mut cmd);
+    let run = cmd.output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out = cmd
+        .get_args()
+        .skip_while(|a| *a != "-o")
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap();
+    json(&out.join("report.json"))
+}
+
 fn assert_nothing_published(dir: &Path) {
     for name in OUTPUT_NAMES {
         assert!(!dir.join(name).exists(), "{name} was written");
@@ -187,7 +206,7 @@ fn assert_nothing_published(dir: &Path) {
 #[test]
 fn fable_renders_resumes_after_a_kill_and_repeats_identically() {
     let out = tempfile::tempdir().unwrap();
-    let args = |cmd: &mut Command| {
+    let mut args = |cmd: &mut Command| {
         cmd.arg("render")
             .arg("--text")
             .arg(aesop())
@@ -236,15 +255,7 @@ fn fable_renders_resumes_after_a_kill_and_repeats_identically() {
     assert_nothing_published(out.path());
 
     // 2. Resume: every provider step comes from the cache, some segments too.
-    let mut cmd = studio();
-    args(&mut cmd);
-    let run = cmd.output().unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let report = json(&out.path().join("report.json"));
+    let report = succeed(&mut args);
     let steps = report["steps"].as_array().unwrap();
     assert_eq!(steps.len(), steps_done);
     assert!(steps.iter().all(|s| s["cache_hit"] == true), "{steps:#?}");
@@ -325,15 +336,7 @@ fn fable_renders_resumes_after_a_kill_and_repeats_identically() {
 
     // 3. The same command again: no provider call, identical video.
     let first = std::fs::read(&video).unwrap();
-    let mut cmd = studio();
-    args(&mut cmd);
-    let run = cmd.output().unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let report = json(&out.path().join("report.json"));
+    let report = succeed(&mut args);
     assert_eq!(report["provider_calls"], 0);
     assert_eq!(report["render"]["segments_rendered"], 0);
     assert!(std::fs::read(&video).unwrap() == first, "final.mp4 differs");
