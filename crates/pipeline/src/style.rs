@@ -170,7 +170,15 @@ impl Style {
                 })?;
             (name.to_string(), text.to_string())
         };
-        let style: Style = toml::from_str(&text).map_err(|e| StyleError::Invalid {
+        Style::parse(&label, &text)
+    }
+
+    /// Parses and checks a style document; `label` names it in errors.
+    ///
+    /// Errors: [`StyleError::Invalid`] for TOML that does not parse or values out of range.
+    pub fn parse(label: &str, text: &str) -> Result<Self, StyleError> {
+        let label = label.to_string();
+        let style: Style = toml::from_str(text).map_err(|e| StyleError::Invalid {
             name: label.clone(),
             message: e.message().to_string()
                 + &e.span()

@@ -1,0 +1,48 @@
+//! The `[project]` settings section (see `config/default.toml`).
+
+use serde::Deserialize;
+use studio_auth::VerifierSettings;
+use studio_core::settings::{parse_addr, DatabaseSettings, SettingsError, Validate};
+use studio_telemetry::TelemetrySettings;
+
+/// Everything the project service reads at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// gRPC listen address. Default `127.0.0.1:50052`.
+    #[serde(default = "default_grpc_addr")]
+    pub grpc_addr: String,
+    /// HTTP listen address for `/healthz`, `/readyz`, `/metrics`. Default `127.0.0.1:8082`.
+    #[serde(default = "default_http_addr")]
+    pub http_addr: String,
+    pub database: DatabaseSettings,
+    /// Where the user service publishes its keys and what tokens must claim.
+    pub auth: VerifierSettings,
+    #[serde(skip)]
+    pub telemetry: TelemetrySettings,
+}
+
+fn default_grpc_addr() -> String {
+    "127.0.0.1:50052".to_owned()
+}
+
+fn default_http_addr() -> String {
+    "127.0.0.1:8082".to_owned()
+}
+
+impl Validate for Settings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        parse_addr("project.grpc_addr", &self.grpc_addr)?;
+        parse_addr("project.http_addr", &self.http_addr)?;
+        self.database.validate("project.database")?;
+        if !(self.auth.jwks_url.starts_with("http://")
+            || self.auth.jwks_url.starts_with("https://"))
+        {
+            return Err(SettingsError::invalid(
+                "project.auth.jwks_url",
+                "must be an http(s) URL such as http://127.0.0.1:8081/.well-known/jwks.json",
+            ));
+        }
+        Ok(())
+    }
+}
