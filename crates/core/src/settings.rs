@@ -148,6 +148,7 @@ mod tests {
     use super::*;
 
     #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
     struct Sample {
         database: DatabaseSettings,
     }
