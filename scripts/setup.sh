@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Studio needs from Debian's packages when it is missing: FFmpeg (ffmpeg, ffprobe,
 # with libx264, libass and libfreetype), the DejaVu fonts used for captions and titles, espeak-ng
-# (local narration), FluidSynth and the General MIDI soundfont (local music).
+# (local narration), FluidSynth and the General MIDI soundfont (local music), protoc (gRPC
+# contracts), and PostgreSQL for the platform's tests (started when it is not running).
 set -euo pipefail
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
@@ -10,11 +11,27 @@ command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+fresh_postgres=0
+if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+  need+=(postgresql)
+  fresh_postgres=1
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
 if [ ${#need[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${need[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  version=$(ls /etc/postgresql | sort -V | tail -1)
+  echo "starting PostgreSQL $version" >&2
+  if [ "$fresh_postgres" -eq 1 ]; then
+    # A cluster we just installed: let the tests connect as postgres over loopback.
+    echo "host all postgres 127.0.0.1/32 trust" | $sudo tee -a "/etc/postgresql/$version/main/pg_hba.conf" >/dev/null
+  fi
+  $sudo pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo is missing: install Rust from https://rustup.rs" >&2; exit 1; }
