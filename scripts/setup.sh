@@ -29,7 +29,7 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   echo "starting PostgreSQL $version" >&2
   if [ "$fresh_postgres" -eq 1 ]; then
     # A cluster we just installed: let the tests connect as postgres over loopback.
-    echo "host all postgres 127.0.0.1/32 trust" | $sudo tee -a "/etc/postgresql/$version/main/pg_hba.conf" >/dev/null
+    $sudo sed -i "1i host all postgres 127.0.0.1/32 trust" "/etc/postgresql/$version/main/pg_hba.conf"
   fi
   $sudo pg_ctlcluster --skip-systemctl-redirect "$version" main start
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done

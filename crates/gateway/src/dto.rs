@@ -218,7 +218,11 @@ impl From<project::ProjectSettings> for ProjectSettingsDto {
 #[serde(deny_unknown_fields)]
 pub struct CreateProjectBody {
     /// 1 to 200 characters.
-    #[schema(example = "The Hare and the Tortoise")]
+    #[schema(
+        example = "The Hare and the Tortoise",
+        min_length = 1,
+        max_length = 200
+    )]
     pub title: String,
     /// The text to narrate (up to 1 MB). Exactly one of `source_text` and `topic`.
     pub source_text: Option<String>,

@@ -48,6 +48,7 @@ pub struct AppState {
         license(name = "Apache-2.0")
     ),
     modifiers(&BearerAuth),
+    components(schemas(crate::error::Problem)),
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "projects", description = "Projects: the text or topic a video is made from"),

@@ -44,3 +44,40 @@ pub fn inject_context(headers: &mut http::HeaderMap) {
         propagator.inject_context(&context, &mut HeaderInjector(headers))
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+    use opentelemetry_sdk::propagation::TraceContextPropagator;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn trace_context_survives_a_hop_through_headers() {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let caller = tracing::info_span!("caller");
+            let mut headers = http::HeaderMap::new();
+            let sent = caller.in_scope(|| {
+                super::inject_context(&mut headers);
+                tracing::Span::current()
+                    .context()
+                    .span()
+                    .span_context()
+                    .trace_id()
+            });
+            let traceparent = headers["traceparent"].to_str().unwrap().to_owned();
+            assert!(traceparent.starts_with("00-"), "{traceparent}");
+            assert!(traceparent.contains(&sent.to_string()));
+
+            let callee = tracing::info_span!("callee");
+            super::extract_context(&headers, &callee);
+            let received = callee.context().span().span_context().trace_id();
+            assert_eq!(received, sent, "the callee continues the caller's trace");
+        });
+    }
+}

@@ -64,7 +64,7 @@ pub async fn list_projects(
 
 /// One project.
 #[utoipa::path(get, path = "/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Project id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Project id")),
     responses((status = 200, description = "The project", body = ProjectDto), Problems))]
 pub async fn get_project(
     State(state): State<AppState>,
@@ -85,7 +85,7 @@ pub async fn get_project(
 
 /// Changes the fields present in the body.
 #[utoipa::path(patch, path = "/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Project id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Project id")),
     request_body = UpdateProjectBody,
     responses((status = 200, description = "The updated project", body = ProjectDto), Problems))]
 pub async fn update_project(
@@ -132,7 +132,7 @@ pub async fn update_project(
 
 /// Deletes a project with its scenes and assets.
 #[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Project id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Project id")),
     responses((status = 204, description = "Deleted"), Problems))]
 pub async fn delete_project(
     State(state): State<AppState>,
@@ -153,7 +153,7 @@ pub async fn delete_project(
 
 /// Adds a scene to a project.
 #[utoipa::path(post, path = "/v1/projects/{id}/scenes", tag = "scenes", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Project id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Project id")),
     request_body = CreateSceneBody,
     responses((status = 201, description = "Created", body = SceneDto), Problems))]
 pub async fn create_scene(
@@ -180,7 +180,7 @@ pub async fn create_scene(
 
 /// A project's scenes in order.
 #[utoipa::path(get, path = "/v1/projects/{id}/scenes", tag = "scenes", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Project id (UUID)"), PageQuery),
+    params(("id" = uuid::Uuid, Path, description = "Project id"), PageQuery),
     responses((status = 200, description = "A page of scenes", body = Page<SceneDto>), Problems))]
 pub async fn list_scenes(
     State(state): State<AppState>,
@@ -206,7 +206,7 @@ pub async fn list_scenes(
 
 /// One scene.
 #[utoipa::path(get, path = "/v1/scenes/{id}", tag = "scenes", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Scene id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Scene id")),
     responses((status = 200, description = "The scene", body = SceneDto), Problems))]
 pub async fn get_scene(
     State(state): State<AppState>,
@@ -227,7 +227,7 @@ pub async fn get_scene(
 
 /// Changes the fields present in the body.
 #[utoipa::path(patch, path = "/v1/scenes/{id}", tag = "scenes", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Scene id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Scene id")),
     request_body = UpdateSceneBody,
     responses((status = 200, description = "The updated scene", body = SceneDto), Problems))]
 pub async fn update_scene(
@@ -273,7 +273,7 @@ pub async fn update_scene(
 
 /// Deletes a scene.
 #[utoipa::path(delete, path = "/v1/scenes/{id}", tag = "scenes", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Scene id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Scene id")),
     responses((status = 204, description = "Deleted"), Problems))]
 pub async fn delete_scene(
     State(state): State<AppState>,
@@ -294,7 +294,7 @@ pub async fn delete_scene(
 
 /// Records a stored media object of a project.
 #[utoipa::path(post, path = "/v1/projects/{id}/assets", tag = "assets", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Project id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Project id")),
     request_body = CreateAssetBody,
     responses((status = 201, description = "Created", body = AssetDto), Problems))]
 pub async fn create_asset(
@@ -329,7 +329,7 @@ pub async fn create_asset(
 
 /// A project's assets.
 #[utoipa::path(get, path = "/v1/projects/{id}/assets", tag = "assets", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Project id (UUID)"), PageQuery),
+    params(("id" = uuid::Uuid, Path, description = "Project id"), PageQuery),
     responses((status = 200, description = "A page of assets", body = Page<AssetDto>), Problems))]
 pub async fn list_assets(
     State(state): State<AppState>,
@@ -355,7 +355,7 @@ pub async fn list_assets(
 
 /// One asset.
 #[utoipa::path(get, path = "/v1/assets/{id}", tag = "assets", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Asset id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Asset id")),
     responses((status = 200, description = "The asset", body = AssetDto), Problems))]
 pub async fn get_asset(
     State(state): State<AppState>,
@@ -376,7 +376,7 @@ pub async fn get_asset(
 
 /// Forgets an asset (the stored object is removed by the storage lifecycle).
 #[utoipa::path(delete, path = "/v1/assets/{id}", tag = "assets", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Asset id (UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "Asset id")),
     responses((status = 204, description = "Deleted"), Problems))]
 pub async fn delete_asset(
     State(state): State<AppState>,
