@@ -1,0 +1,194 @@
+//! One behaviour suite for every backend: the in-memory queue, and RabbitMQ on this machine
+//! (`STUDIO_TEST_AMQP`, default `amqp://guest:guest@127.0.0.1:5672/%2f`) with queues of unique
+//! names, deleted afterwards.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use studio_proto::queue::v1::envelope::Body;
+use studio_proto::queue::v1::StepReady;
+use studio_queue::memory::MemoryQueue;
+use studio_queue::rabbitmq::RabbitQueue;
+use studio_queue::{envelope, Envelope, QueueError, QueueSpec, WorkQueue};
+
+fn amqp_url() -> String {
+    std::env::var("STUDIO_TEST_AMQP")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+fn step(job: &str, step: &str) -> Envelope {
+    let mut e = envelope(
+        format!("step:{step}"),
+        Body::StepReady(StepReady {
+            job_id: job.to_owned(),
+            step_id: step.to_owned(),
+        }),
+    );
+    e.trace_context.insert(
+        "traceparent".to_owned(),
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+    );
+    e
+}
+
+fn step_id(e: &Envelope) -> String {
+    match &e.body {
+        Some(Body::StepReady(s)) => s.step_id.clone(),
+        other => panic!("unexpected body {other:?}"),
+    }
+}
+
+async fn next(consumer: &mut Box<dyn studio_queue::Consumer>) -> studio_queue::Delivery {
+    tokio::time::timeout(Duration::from_secs(10), consumer.next())
+        .await
+        .expect("a delivery within 10 s")
+        .expect("delivery")
+}
+
+async fn eventually_depth(q: &dyn WorkQueue, queue: &str, want: u64) {
+    for _ in 0..100 {
+        if q.depth(queue).await.unwrap() == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{queue} never reached depth {want} (now {})",
+        q.depth(queue).await.unwrap()
+    );
+}
+
+async fn suite(q: Arc<dyn WorkQueue>, prefix: &str) {
+    let name = format!("{prefix}-{}", uuid::Uuid::now_v7().simple());
+    let spec = QueueSpec::new(&name).max_deliveries(3);
+    q.declare(&spec).await.unwrap();
+    q.declare(&spec).await.expect("declaring twice is fine");
+
+    // Publish, consume in order, ack; metadata survives the trip.
+    for i in 0..3 {
+        q.publish(&name, &step("job-1", &format!("s{i}")))
+            .await
+            .unwrap();
+    }
+    eventually_depth(q.as_ref(), &name, 3).await;
+    let mut consumer = q.consume(&name, 1).await.unwrap();
+    for i in 0..3 {
+        let d = next(&mut consumer).await;
+        assert_eq!(step_id(&d.envelope), format!("s{i}"));
+        assert_eq!(d.attempt, 1);
+        assert_eq!(d.envelope.idempotency_key, format!("step:s{i}"));
+        assert_eq!(
+            d.envelope.trace_context["traceparent"],
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        d.ack().await.unwrap();
+    }
+
+    // Retry: delivered again with the next attempt number.
+    q.publish(&name, &step("job-1", "again")).await.unwrap();
+    let d = next(&mut consumer).await;
+    let id = d.envelope.message_id.clone();
+    d.retry().await.unwrap();
+    let d = next(&mut consumer).await;
+    assert_eq!(
+        (d.envelope.message_id.as_str(), d.attempt),
+        (id.as_str(), 2)
+    );
+    d.ack().await.unwrap();
+
+    // A dropped (unsettled) delivery, as from a crashed worker, comes back.
+    q.publish(&name, &step("job-1", "dropped")).await.unwrap();
+    let d = next(&mut consumer).await;
+    drop(d);
+    let d = next(&mut consumer).await;
+    assert_eq!((step_id(&d.envelope).as_str(), d.attempt), ("dropped", 2));
+    d.ack().await.unwrap();
+
+    // A poison message is dead-lettered after 3 deliveries and does not block the next one.
+    q.publish(&name, &step("job-2", "poison")).await.unwrap();
+    q.publish(&name, &step("job-3", "healthy")).await.unwrap();
+    let mut poison_attempts = Vec::new();
+    let mut healthy = false;
+    for _ in 0..4 {
+        let d = next(&mut consumer).await;
+        if step_id(&d.envelope) == "poison" {
+            poison_attempts.push(d.attempt);
+            d.retry().await.unwrap();
+        } else {
+            healthy = true;
+            d.ack().await.unwrap();
+        }
+    }
+    assert!(healthy, "the healthy message got through");
+    assert_eq!(poison_attempts, vec![1, 2, 3]);
+    let dlq = spec.dead_letter_name();
+    let mut dead = q.consume(&dlq, 1).await.unwrap();
+    let d = next(&mut dead).await;
+    assert_eq!(step_id(&d.envelope), "poison");
+    d.ack().await.unwrap();
+
+    // Reject: straight to the dead-letter queue.
+    q.publish(&name, &step("job-4", "hopeless")).await.unwrap();
+    let d = next(&mut consumer).await;
+    d.reject().await.unwrap();
+    let d = next(&mut dead).await;
+    assert_eq!((step_id(&d.envelope).as_str(), d.attempt), ("hopeless", 1));
+    d.ack().await.unwrap();
+    eventually_depth(q.as_ref(), &name, 0).await;
+
+    // Publishing to a queue nobody declared is an error, not a silent drop.
+    let missing = format!("{name}-missing");
+    match q.publish(&missing, &step("job-5", "lost")).await {
+        Err(QueueError::Unroutable(queue)) => assert_eq!(queue, missing),
+        other => panic!("expected Unroutable, got {other:?}"),
+    }
+    assert!(matches!(
+        q.declare(&QueueSpec::new("bad name!")).await,
+        Err(QueueError::Invalid(_))
+    ));
+    drop(consumer);
+    drop(dead);
+    q.delete(&name).await.unwrap();
+}
+
+#[tokio::test]
+async fn memory_queue_semantics() {
+    suite(Arc::new(MemoryQueue::new()), "test-memory").await;
+}
+
+#[tokio::test]
+async fn rabbitmq_queue_semantics() {
+    let q = RabbitQueue::connect(&amqp_url(), "studio-queue-test")
+        .await
+        .expect("RabbitMQ on 127.0.0.1:5672");
+    let q = Arc::new(q);
+    suite(q.clone(), "test-rabbit").await;
+    q.close().await;
+}
+
+#[tokio::test]
+async fn rabbitmq_returns_a_dead_consumers_message_to_another() {
+    let name = format!("test-crash-{}", uuid::Uuid::now_v7().simple());
+    let a = RabbitQueue::connect(&amqp_url(), "studio-queue-test-a")
+        .await
+        .unwrap();
+    let b = RabbitQueue::connect(&amqp_url(), "studio-queue-test-b")
+        .await
+        .unwrap();
+    a.declare(&QueueSpec::new(&name)).await.unwrap();
+    a.publish(&name, &step("job", "held")).await.unwrap();
+    let mut held = a.consume(&name, 1).await.unwrap();
+    let d = next(&mut held).await;
+    assert_eq!(d.attempt, 1);
+    // The worker's process dies: its connection closes without settling the delivery.
+    std::mem::forget(d);
+    drop(held);
+    a.close().await;
+    let mut other = b.consume(&name, 1).await.unwrap();
+    let d = next(&mut other).await;
+    assert_eq!((step_id(&d.envelope).as_str(), d.attempt), ("held", 2));
+    d.ack().await.unwrap();
+    drop(other);
+    b.delete(&name).await.unwrap();
+    b.close().await;
+}
