@@ -174,8 +174,8 @@ impl Drop for Delivery {
 /// A stream of deliveries from one queue.
 #[async_trait::async_trait]
 pub trait Consumer: Send {
-    /// Waits for the next delivery. `Unavailable` while the broker is away (the consumer
-    /// resumes by itself once it is back).
+    /// Waits for the next delivery. When the broker goes away the consumer subscribes again by
+    /// itself once it is back; deliveries unsettled at that moment are redelivered.
     async fn next(&mut self) -> Result<Delivery, QueueError>;
 }
 

@@ -8,10 +8,12 @@
 //!   queue is an error, not a silent drop.
 //! - Consumers use manual acks and a prefetch limit; the attempt number comes from the broker's
 //!   `x-delivery-count` header.
-//! - The connection recovers by itself (lapin's auto-recovery with exponential backoff), rebuilding
-//!   channels, confirm mode, QoS and consumers; calls made while it is down answer `Unavailable`.
+//! - When the broker goes away, the next call reconnects (a new connection and confirm-mode
+//!   channel); calls made while it is down answer `Unavailable` so callers retry with backoff, and
+//!   consumers subscribe again by themselves with exponential backoff.
 //! - Trace context and the idempotency key travel as message headers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -36,16 +38,65 @@ fn unavailable(err: lapin::Error) -> QueueError {
     QueueError::Unavailable(err.to_string())
 }
 
-/// A RabbitMQ connection with a confirm-mode channel for publishing.
+/// The live connection and its confirm-mode publishing channel.
+struct Link {
+    connection: Arc<Connection>,
+    publisher: Channel,
+}
+
+struct Inner {
+    url: String,
+    name: String,
+    link: Mutex<Option<Link>>,
+}
+
+impl Inner {
+    /// The live link, reconnecting first when there is none or it broke.
+    async fn link(&self) -> Result<tokio::sync::MappedMutexGuard<'_, Link>, QueueError> {
+        let mut guard = self.link.lock().await;
+        let alive = guard
+            .as_ref()
+            .is_some_and(|l| l.connection.status().connected() && l.publisher.status().connected());
+        if !alive {
+            if let Some(old) = guard.take() {
+                let _ = old.connection.close(200, "reconnecting".into()).await;
+            }
+            let properties =
+                ConnectionProperties::default().with_connection_name(self.name.clone().into());
+            let connection = Connection::connect(&self.url, properties)
+                .await
+                .map_err(unavailable)?;
+            let publisher = connection.create_channel().await.map_err(unavailable)?;
+            publisher
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(unavailable)?;
+            tracing::info!(name = %self.name, "connected to rabbitmq");
+            *guard = Some(Link {
+                connection: Arc::new(connection),
+                publisher,
+            });
+        }
+        Ok(tokio::sync::MutexGuard::map(guard, |l| {
+            l.as_mut().expect("link was just set")
+        }))
+    }
+
+    async fn connection(&self) -> Result<Arc<Connection>, QueueError> {
+        Ok(self.link().await?.connection.clone())
+    }
+}
+
+/// A RabbitMQ client: one connection (re-established on demand) with a confirm-mode channel for
+/// publishing and one channel per consumer.
 pub struct RabbitQueue {
-    connection: Connection,
-    publisher: Mutex<Channel>,
+    inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for RabbitQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RabbitQueue")
-            .field("status", &self.connection.status())
+            .field("name", &self.inner.name)
             .finish_non_exhaustive()
     }
 }
@@ -54,26 +105,20 @@ impl RabbitQueue {
     /// Connects to `url` (`amqp://user:password@host:5672/%2f`), naming the connection `name` in
     /// the broker's tools. `Unavailable` when the broker cannot be reached.
     pub async fn connect(url: &str, name: &str) -> Result<RabbitQueue, QueueError> {
-        let properties = ConnectionProperties::default()
-            .with_connection_name(name.to_owned().into())
-            .enable_auto_recover();
-        let connection = Connection::connect(url, properties)
-            .await
-            .map_err(unavailable)?;
-        let publisher = connection.create_channel().await.map_err(unavailable)?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(unavailable)?;
-        Ok(RabbitQueue {
-            connection,
-            publisher: Mutex::new(publisher),
-        })
+        let inner = Arc::new(Inner {
+            url: url.to_owned(),
+            name: name.to_owned(),
+            link: Mutex::new(None),
+        });
+        drop(inner.link().await?);
+        Ok(RabbitQueue { inner })
     }
 
     /// Closes the connection (consumers stop; unsettled deliveries return to their queues).
     pub async fn close(&self) {
-        let _ = self.connection.close(200, "bye".into()).await;
+        if let Some(link) = self.inner.link.lock().await.take() {
+            let _ = link.connection.close(200, "bye".into()).await;
+        }
     }
 }
 
@@ -150,10 +195,67 @@ impl Settle for RabbitSettle {
 }
 
 struct RabbitConsumer {
+    inner: Arc<Inner>,
     queue: String,
+    prefetch: u16,
     // Kept alive: dropping the channel cancels the consumer.
-    _channel: Channel,
+    channel: Channel,
     consumer: lapin::Consumer,
+}
+
+/// Opens a channel with `prefetch` and subscribes to `queue`.
+async fn subscribe(
+    connection: &Connection,
+    queue: &str,
+    prefetch: u16,
+) -> Result<(Channel, lapin::Consumer), QueueError> {
+    let channel = connection.create_channel().await.map_err(unavailable)?;
+    channel
+        .basic_qos(prefetch.max(1), BasicQosOptions::default())
+        .await
+        .map_err(unavailable)?;
+    let tag = format!("{queue}-{}", uuid::Uuid::now_v7().simple());
+    let consumer = channel
+        .basic_consume(
+            queue.to_owned().into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| match e.to_string() {
+            s if s.contains("NOT_FOUND") => QueueError::Unroutable(queue.to_owned()),
+            s => QueueError::Unavailable(s),
+        })?;
+    Ok((channel, consumer))
+}
+
+impl RabbitConsumer {
+    /// Subscribes again after the broker went away, with exponential backoff (0.2 s doubling to
+    /// 5 s), until it works.
+    async fn resubscribe(&mut self, reason: &str) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            tracing::warn!(queue = %self.queue, reason, "consumer lost; subscribing again");
+            tokio::time::sleep(backoff).await;
+            let subscribed = match self.inner.connection().await {
+                Ok(connection) => subscribe(&connection, &self.queue, self.prefetch).await,
+                Err(err) => Err(err),
+            };
+            match subscribed {
+                Ok((channel, consumer)) => {
+                    self.channel = channel;
+                    self.consumer = consumer;
+                    tracing::info!(queue = %self.queue, "consumer resubscribed");
+                    return;
+                }
+                Err(err) => {
+                    tracing::debug!(queue = %self.queue, error = %err, "resubscribe failed");
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -162,12 +264,13 @@ impl Consumer for RabbitConsumer {
         loop {
             let delivery = match self.consumer.next().await {
                 Some(Ok(delivery)) => delivery,
-                Some(Err(err)) => return Err(unavailable(err)),
+                Some(Err(err)) => {
+                    self.resubscribe(&err.to_string()).await;
+                    continue;
+                }
                 None => {
-                    return Err(QueueError::Unavailable(format!(
-                        "consumer of {} was cancelled",
-                        self.queue
-                    )))
+                    self.resubscribe("consumer cancelled").await;
+                    continue;
                 }
             };
             let headers = delivery.properties.headers().clone().unwrap_or_default();
@@ -213,7 +316,9 @@ impl WorkQueue for RabbitQueue {
         spec.check()?;
         // A fresh channel: a declaration that conflicts with an existing queue closes it.
         let channel = self
-            .connection
+            .inner
+            .connection()
+            .await?
             .create_channel()
             .await
             .map_err(unavailable)?;
@@ -265,8 +370,8 @@ impl WorkQueue for RabbitQueue {
     async fn publish(&self, queue: &str, envelope: &Envelope) -> Result<(), QueueError> {
         let body = envelope.encode_to_vec();
         let confirm = {
-            let channel = self.publisher.lock().await;
-            channel
+            let link = self.inner.link().await?;
+            link.publisher
                 .basic_publish(
                     "".into(),
                     queue.to_owned().into(),
@@ -291,38 +396,22 @@ impl WorkQueue for RabbitQueue {
     }
 
     async fn consume(&self, queue: &str, prefetch: u16) -> Result<Box<dyn Consumer>, QueueError> {
-        let channel = self
-            .connection
-            .create_channel()
-            .await
-            .map_err(unavailable)?;
-        channel
-            .basic_qos(prefetch.max(1), BasicQosOptions::default())
-            .await
-            .map_err(unavailable)?;
-        let tag = format!("{queue}-{}", uuid::Uuid::now_v7().simple());
-        let consumer = channel
-            .basic_consume(
-                queue.to_owned().into(),
-                tag.into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| match e.to_string() {
-                s if s.contains("NOT_FOUND") => QueueError::Unroutable(queue.to_owned()),
-                s => QueueError::Unavailable(s),
-            })?;
+        let connection = self.inner.connection().await?;
+        let (channel, consumer) = subscribe(&connection, queue, prefetch).await?;
         Ok(Box::new(RabbitConsumer {
+            inner: self.inner.clone(),
             queue: queue.to_owned(),
-            _channel: channel,
+            prefetch,
+            channel,
             consumer,
         }))
     }
 
     async fn depth(&self, queue: &str) -> Result<u64, QueueError> {
         let channel = self
-            .connection
+            .inner
+            .connection()
+            .await?
             .create_channel()
             .await
             .map_err(unavailable)?;
@@ -343,7 +432,9 @@ impl WorkQueue for RabbitQueue {
 
     async fn delete(&self, queue: &str) -> Result<(), QueueError> {
         let channel = self
-            .connection
+            .inner
+            .connection()
+            .await?
             .create_channel()
             .await
             .map_err(unavailable)?;
