@@ -2,7 +2,7 @@
 # Installs what Studio needs from Debian's packages when it is missing: FFmpeg (ffmpeg, ffprobe,
 # with libx264, libass and libfreetype), the DejaVu fonts used for captions and titles, espeak-ng
 # (local narration), FluidSynth and the General MIDI soundfont (local music), protoc (gRPC
-# contracts), and PostgreSQL for the platform's tests (started when it is not running).
+# contracts), and PostgreSQL and RabbitMQ for the platform's tests (started when not running).
 set -euo pipefail
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
@@ -12,6 +12,7 @@ command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v rabbitmq-server >/dev/null 2>&1 || need+=(rabbitmq-server)
 fresh_postgres=0
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then
   need+=(postgresql)
@@ -33,5 +34,10 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   fi
   $sudo pg_ctlcluster --skip-systemctl-redirect "$version" main start
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+  echo "starting RabbitMQ" >&2
+  $sudo rabbitmq-server -detached
+  for _ in $(seq 1 60); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 1; done
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo is missing: install Rust from https://rustup.rs" >&2; exit 1; }

@@ -3,10 +3,14 @@
 # FluidSynth and check the results with ffprobe/ffmpeg, using examples/media and examples/texts;
 # platform tests that start the user, project and gateway services against the local PostgreSQL
 # (STUDIO_TEST_POSTGRES, default postgres://postgres@127.0.0.1:5432/postgres), each on fresh
-# databases it drops afterwards.
+# databases it drops afterwards; queue tests against RabbitMQ and SQS (moto); storage tests
+# against an S3 server (s3s-fs, in-process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# moto's SQS server (PyPI) for the SQS queue tests; RabbitMQ tests use the broker on 5672 and a
+# private node they start themselves.
+command -v moto_server >/dev/null 2>&1 || python3 -m pip install -q --disable-pip-version-check 'moto[server]>=5,<6'
 # sqlx checks queries against the committed .sqlx/ metadata, not a live database.
 export SQLX_OFFLINE=true
 cargo test --workspace --all-targets "$@"

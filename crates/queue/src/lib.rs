@@ -12,10 +12,12 @@
 //!
 //! Backends, one module each: [`rabbitmq`] (lapin: durable quorum queues, publisher confirms with
 //! `mandatory`, manual acks, prefetch, broker-side delivery limit and dead-lettering, automatic
-//! reconnection that rebuilds channels and consumers) and [`memory`] (the embedded mode and tests).
+//! reconnection that rebuilds channels and consumers), [`sqs`] (long polling, visibility
+//! heartbeats, redrive to a dead-letter queue) and [`memory`] (the embedded mode and tests).
 
 pub mod memory;
 pub mod rabbitmq;
+pub mod sqs;
 
 use std::time::Duration;
 

@@ -9,6 +9,7 @@ use studio_proto::queue::v1::envelope::Body;
 use studio_proto::queue::v1::StepReady;
 use studio_queue::memory::MemoryQueue;
 use studio_queue::rabbitmq::RabbitQueue;
+use studio_queue::sqs::{SqsQueue, SqsSettings};
 use studio_queue::{envelope, Envelope, QueueError, QueueSpec, WorkQueue};
 
 fn amqp_url() -> String {
@@ -72,17 +73,20 @@ async fn suite(q: Arc<dyn WorkQueue>, prefix: &str) {
     }
     eventually_depth(q.as_ref(), &name, 3).await;
     let mut consumer = q.consume(&name, 1).await.unwrap();
-    for i in 0..3 {
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..3 {
         let d = next(&mut consumer).await;
-        assert_eq!(step_id(&d.envelope), format!("s{i}"));
+        let id = step_id(&d.envelope);
         assert_eq!(d.attempt, 1);
-        assert_eq!(d.envelope.idempotency_key, format!("step:s{i}"));
+        assert_eq!(d.envelope.idempotency_key, format!("step:{id}"));
+        seen.insert(id);
         assert_eq!(
             d.envelope.trace_context["traceparent"],
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         );
         d.ack().await.unwrap();
     }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec!["s0", "s1", "s2"]);
 
     // Retry: delivered again with the next attempt number.
     q.publish(&name, &step("job-1", "again")).await.unwrap();
@@ -121,6 +125,14 @@ async fn suite(q: Arc<dyn WorkQueue>, prefix: &str) {
     }
     assert!(healthy, "the healthy message got through");
     assert_eq!(poison_attempts, vec![1, 2, 3]);
+    // Out of deliveries: the next receive does not return it (SQS moves it to the dead-letter
+    // queue on that receive; the others did so on the third failure).
+    if let Ok(Ok(d)) = tokio::time::timeout(Duration::from_secs(3), consumer.next()).await {
+        panic!(
+            "{} delivered after its last allowed delivery",
+            step_id(&d.envelope)
+        );
+    }
     let dlq = spec.dead_letter_name();
     let mut dead = q.consume(&dlq, 1).await.unwrap();
     let d = next(&mut dead).await;
@@ -191,4 +203,89 @@ async fn rabbitmq_returns_a_dead_consumers_message_to_another() {
     drop(other);
     b.delete(&name).await.unwrap();
     b.close().await;
+}
+
+/// moto's SQS server (from PyPI), on a free port, stopped on drop.
+struct Moto(std::process::Child, u16);
+
+impl Moto {
+    async fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let moto = Moto(
+            std::process::Command::new("moto_server")
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("moto_server (pip install 'moto[server]'; scripts/test.sh does)"),
+            port,
+        );
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return moto;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("moto_server did not start on port {port}");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn sqs_queue_semantics() {
+    let moto = Moto::start().await;
+    let q = SqsQueue::new(SqsSettings {
+        region: "us-east-1".into(),
+        endpoint: Some(format!("http://127.0.0.1:{}", moto.1)),
+        access_key_id: "testing".into(),
+        secret_access_key: "testing".to_owned().into(),
+        visibility_timeout_s: 30,
+        wait_time_s: 1,
+    })
+    .unwrap();
+    suite(Arc::new(q), "test-sqs").await;
+}
+
+#[tokio::test]
+async fn sqs_heartbeats_keep_a_long_step_from_a_second_worker() {
+    let moto = Moto::start().await;
+    let q = SqsQueue::new(SqsSettings {
+        region: "us-east-1".into(),
+        endpoint: Some(format!("http://127.0.0.1:{}", moto.1)),
+        access_key_id: "testing".into(),
+        secret_access_key: "testing".to_owned().into(),
+        visibility_timeout_s: 2,
+        wait_time_s: 1,
+    })
+    .unwrap();
+    let name = format!("test-heartbeat-{}", uuid::Uuid::now_v7().simple());
+    q.declare(&QueueSpec::new(&name)).await.unwrap();
+    q.publish(&name, &step("job", "long")).await.unwrap();
+    let mut first = q.consume(&name, 1).await.unwrap();
+    let mut second = q.consume(&name, 1).await.unwrap();
+    let held = next(&mut first).await;
+    // Three visibility timeouts pass while the step runs; heartbeats keep it hidden.
+    let stolen = tokio::time::timeout(Duration::from_secs(6), second.next()).await;
+    assert!(
+        stolen.is_err(),
+        "a second worker received a message still being worked on"
+    );
+    // The worker dies without settling: the message comes back to the other worker.
+    drop(held);
+    let d = next(&mut second).await;
+    assert_eq!((step_id(&d.envelope).as_str(), d.attempt), ("long", 2));
+    d.ack().await.unwrap();
 }
