@@ -14,6 +14,8 @@ pub mod id;
 pub mod page;
 pub mod settings;
 pub mod shutdown;
+#[cfg(feature = "testsuite")]
+pub mod testing;
 
 pub use error::{Error, ErrorCode};
 pub use shutdown::Shutdown;

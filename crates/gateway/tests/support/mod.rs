@@ -10,38 +10,7 @@ use serde_json::{json, Value};
 use studio_core::settings::DatabaseSettings;
 use studio_core::Shutdown;
 
-pub fn admin_url() -> String {
-    std::env::var("STUDIO_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// Creates an empty database and returns its URL.
-pub async fn fresh_database(prefix: &str) -> (String, String) {
-    let name = format!("studio_test_{prefix}_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::PgPool::connect(&admin_url())
-        .await
-        .expect("local postgres");
-    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-        .execute(&admin)
-        .await
-        .expect("create test database");
-    admin.close().await;
-    let base = admin_url();
-    let url = match base.rfind('/') {
-        Some(i) => format!("{}/{name}", &base[..i]),
-        None => panic!("bad STUDIO_TEST_POSTGRES"),
-    };
-    (name, url)
-}
-
-pub async fn drop_database(name: &str) {
-    if let Ok(admin) = sqlx::PgPool::connect(&admin_url()).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&admin)
-            .await;
-        admin.close().await;
-    }
-}
+pub use studio_core::testing::{drop_database, fresh_database};
 
 /// Knobs a test may turn.
 #[derive(Debug, Clone)]

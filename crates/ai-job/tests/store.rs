@@ -1,0 +1,323 @@
+//! The job state machine on real Postgres: idempotent creation, stage-by-stage announcements
+//! through the outbox, leases and fencing tokens (a zombie worker's write is rejected), retries
+//! with backoff, final failure, and the outbox relay publishing exactly once across two relays.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message as _;
+use serde_json::json;
+use studio_ai_job::relay::{announce_expired_leases, relay_once};
+use studio_ai_job::store::{Failure, JobStore, NewStep, State, StoreError};
+use studio_ai_job::{MIGRATOR, STEPS_QUEUE};
+use studio_core::testing::{drop_database, fresh_database};
+use studio_proto::queue::v1::envelope::Body;
+use studio_queue::memory::MemoryQueue;
+use studio_queue::{QueueSpec, WorkQueue};
+use uuid::Uuid;
+
+struct Db {
+    name: String,
+    store: JobStore,
+}
+
+async fn db() -> Db {
+    let (name, url) = fresh_database("aijob").await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    MIGRATOR.run(&pool).await.unwrap();
+    Db {
+        name,
+        store: JobStore { pool },
+    }
+}
+
+impl Db {
+    async fn drop(self) {
+        self.store.pool.close().await;
+        drop_database(&self.name).await;
+    }
+}
+
+fn plan() -> Vec<NewStep> {
+    let step = |kind: &str, scene: Option<i32>, stage: i32| NewStep {
+        kind: kind.to_owned(),
+        scene,
+        stage,
+        max_attempts: 3,
+        input: json!({"kind": kind}),
+    };
+    vec![
+        step("plan", None, 0),
+        step("narration", Some(0), 1),
+        step("picture", Some(0), 1),
+        step("render", None, 2),
+    ]
+}
+
+/// Step ids announced in the outbox, in order.
+async fn announced(store: &JobStore) -> Vec<Uuid> {
+    let rows = sqlx::query_scalar::<_, Vec<u8>>("SELECT payload FROM outbox ORDER BY id")
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(
+            |p| match studio_queue::Envelope::decode(p.as_slice()).unwrap().body {
+                Some(Body::StepReady(s)) => s.step_id.parse().unwrap(),
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect()
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn a_job_runs_stage_by_stage_and_creation_is_idempotent() {
+    let db = db().await;
+    let s = &db.store;
+    let (owner, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (job, created) = s
+        .create_job(owner, project, "start-1", &plan())
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(job.state, State::Queued);
+    let (again, created) = s
+        .create_job(owner, project, "start-1", &plan())
+        .await
+        .unwrap();
+    assert_eq!((again.id, created), (job.id, false), "same key, same job");
+    let steps = s.steps(job.id).await.unwrap();
+    assert_eq!(steps.len(), 4);
+    assert_eq!(
+        announced(s).await,
+        vec![steps[0].id],
+        "only the first stage is announced"
+    );
+
+    // Stage 0.
+    let lease = s.claim(steps[0].id, "w1", LEASE).await.unwrap().unwrap();
+    assert_eq!((lease.attempt, lease.fencing_token), (1, 1));
+    assert_eq!(s.job(job.id).await.unwrap().state, State::Running);
+    s.complete(&lease, json!({"scenes": 1}), 1_000)
+        .await
+        .unwrap();
+    let stage1: Vec<Uuid> = steps[1..3].iter().map(|s| s.id).collect();
+    assert_eq!(
+        announced(s).await[1..],
+        stage1[..],
+        "stage 1 announced when stage 0 is done"
+    );
+
+    // Stage 1 in parallel; the render waits for both.
+    let a = s.claim(stage1[0], "w1", LEASE).await.unwrap().unwrap();
+    let b = s.claim(stage1[1], "w2", LEASE).await.unwrap().unwrap();
+    s.complete(&a, json!({"audio": "a.wav"}), 2_000)
+        .await
+        .unwrap();
+    assert_eq!(announced(s).await.len(), 3, "render not yet");
+    s.complete(&b, json!({"image": "a.png"}), 3_000)
+        .await
+        .unwrap();
+    assert_eq!(announced(s).await.last(), Some(&steps[3].id));
+    let render = s.claim(steps[3].id, "w3", LEASE).await.unwrap().unwrap();
+    s.complete(&render, json!({"video": "final.mp4"}), 0)
+        .await
+        .unwrap();
+
+    let done = s.job(job.id).await.unwrap();
+    assert_eq!(done.state, State::Succeeded);
+    assert_eq!(done.cost_micro_usd, 6_000);
+    assert!(
+        s.claim(steps[3].id, "w4", LEASE).await.unwrap().is_none(),
+        "finished steps stay finished"
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_zombie_worker_cannot_overwrite_the_step_another_worker_finished() {
+    let db = db().await;
+    let s = &db.store;
+    let (job, _) = s
+        .create_job(Uuid::now_v7(), Uuid::now_v7(), "k", &plan())
+        .await
+        .unwrap();
+    let step = s.steps(job.id).await.unwrap()[0].id;
+    let zombie = s
+        .claim(step, "zombie", Duration::from_millis(200))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        s.claim(step, "other", LEASE).await.unwrap().is_none(),
+        "a live lease is exclusive"
+    );
+    // The zombie stalls past its lease; the sweeper re-announces, another worker takes over.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(announce_expired_leases(&s.pool).await.unwrap(), 1);
+    assert_eq!(
+        announce_expired_leases(&s.pool).await.unwrap(),
+        0,
+        "announced once"
+    );
+    let live = s.claim(step, "live", LEASE).await.unwrap().unwrap();
+    assert_eq!((live.attempt, live.fencing_token), (2, 2));
+    s.complete(&live, json!({"by": "live"}), 10).await.unwrap();
+    // The zombie wakes up and tries to write: rejected, nothing changed.
+    let write = s.complete(&zombie, json!({"by": "zombie"}), 99).await;
+    assert!(
+        matches!(write, Err(StoreError::Fenced { token: 1, .. })),
+        "{write:?}"
+    );
+    assert!(matches!(
+        s.fail(
+            &zombie,
+            Failure::Final {
+                error: "zombie".into()
+            }
+        )
+        .await,
+        Err(StoreError::Fenced { .. })
+    ));
+    assert!(matches!(
+        s.heartbeat(&zombie, LEASE).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    let steps = s.steps(job.id).await.unwrap();
+    assert_eq!(steps[0].output, Some(json!({"by": "live"})));
+    assert_eq!(steps[0].state, State::Succeeded);
+    assert_eq!(s.job(job.id).await.unwrap().cost_micro_usd, 10);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn retries_back_off_and_a_final_failure_fails_the_job_keeping_finished_work() {
+    let db = db().await;
+    let s = &db.store;
+    let (job, _) = s
+        .create_job(Uuid::now_v7(), Uuid::now_v7(), "k", &plan())
+        .await
+        .unwrap();
+    let steps = s.steps(job.id).await.unwrap();
+    let l = s.claim(steps[0].id, "w", LEASE).await.unwrap().unwrap();
+    s.complete(&l, json!({"plan": true}), 5).await.unwrap();
+    let narration = steps[1].id;
+    let l = s.claim(narration, "w", LEASE).await.unwrap().unwrap();
+    // Provider calls are recorded once per idempotency key, even when a retry repeats one.
+    assert!(s
+        .record_provider_call(&l, "tts:abc", "espeak-ng", "1.51", 0, false)
+        .await
+        .unwrap());
+    let state = s
+        .fail(
+            &l,
+            Failure::Retryable {
+                error: "timeout".into(),
+                backoff: Duration::from_millis(300),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(state, State::Queued);
+    assert!(
+        s.claim(narration, "w", LEASE).await.unwrap().is_none(),
+        "not before the backoff"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let l = s.claim(narration, "w", LEASE).await.unwrap().unwrap();
+    assert_eq!(l.attempt, 2);
+    assert!(!s
+        .record_provider_call(&l, "tts:abc", "espeak-ng", "1.51", 0, false)
+        .await
+        .unwrap());
+    let state = s
+        .fail(
+            &l,
+            Failure::Final {
+                error: "voice xx-yy is not installed; pick another voice".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(state, State::Failed);
+    let failed = s.job(job.id).await.unwrap();
+    assert_eq!(failed.state, State::Failed);
+    assert!(
+        failed.error.contains("voice xx-yy is not installed"),
+        "{}",
+        failed.error
+    );
+    let after = s.steps(job.id).await.unwrap();
+    assert_eq!(
+        after[0].output,
+        Some(json!({"plan": true})),
+        "finished work is kept"
+    );
+    assert!(
+        s.claim(steps[2].id, "w", LEASE).await.unwrap().is_none(),
+        "a failed job takes no claims"
+    );
+    let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM provider_calls")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(calls, 1);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn the_relay_publishes_each_outbox_row_once_across_concurrent_relays() {
+    let db = db().await;
+    let s = &db.store;
+    let queue = Arc::new(MemoryQueue::new());
+    queue.declare(&QueueSpec::new(STEPS_QUEUE)).await.unwrap();
+    // 30 jobs: 30 first-stage announcements.
+    for i in 0..30 {
+        s.create_job(Uuid::now_v7(), Uuid::now_v7(), &format!("k{i}"), &plan())
+            .await
+            .unwrap();
+    }
+    let (a, b) = tokio::join!(
+        relay_once(&s.pool, queue.as_ref(), 7),
+        relay_once(&s.pool, queue.as_ref(), 7)
+    );
+    let mut total = a.unwrap() + b.unwrap();
+    while total < 30 {
+        let n = relay_once(&s.pool, queue.as_ref(), 7).await.unwrap();
+        assert!(n > 0);
+        total += n;
+    }
+    assert_eq!(total, 30);
+    assert_eq!(
+        relay_once(&s.pool, queue.as_ref(), 7).await.unwrap(),
+        0,
+        "nothing left"
+    );
+    assert_eq!(
+        queue.depth(STEPS_QUEUE).await.unwrap(),
+        30,
+        "each row published once"
+    );
+    // Publishing to a queue that does not exist keeps the row for later.
+    let (job, _) = s
+        .create_job(Uuid::now_v7(), Uuid::now_v7(), "late", &plan())
+        .await
+        .unwrap();
+    let empty = MemoryQueue::new();
+    assert!(relay_once(&s.pool, &empty, 10).await.is_err());
+    assert_eq!(relay_once(&s.pool, queue.as_ref(), 10).await.unwrap(), 1);
+    let mut consumer = queue.consume(STEPS_QUEUE, 1).await.unwrap();
+    let mut last = None;
+    for _ in 0..31 {
+        let d = consumer.next().await.unwrap();
+        last = Some(d.envelope.clone());
+        d.ack().await.unwrap();
+    }
+    match last.unwrap().body {
+        Some(Body::StepReady(step)) => assert_eq!(step.job_id, job.id.to_string()),
+        other => panic!("{other:?}"),
+    }
+    db.drop().await;
+}
