@@ -14,6 +14,7 @@
 
 pub mod relay;
 pub mod store;
+pub mod watch;
 
 /// The service's migrations, applied at start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

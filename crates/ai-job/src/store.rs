@@ -57,6 +57,9 @@ pub enum StoreError {
     Fenced { step: Uuid, token: i64 },
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The job already ended in this state.
+    #[error("the job already ended ({})", .0.as_str())]
+    AlreadyFinal(State),
 }
 
 /// A step to create with its job.
@@ -96,6 +99,53 @@ pub struct Step {
     pub fencing_token: i64,
     pub output: Option<serde_json::Value>,
     pub error: String,
+}
+
+/// A progress event of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobEvent {
+    pub job_id: Uuid,
+    /// 1, 2, 3, … per job, without gaps.
+    pub sequence: i64,
+    pub state: State,
+    pub stage: String,
+    /// Finished steps over all steps, 0..=100.
+    pub percent: f64,
+    pub message: String,
+    pub cost_micro_usd: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// The channel `NOTIFY` announces new job events on; the payload is the job id.
+pub const EVENTS_CHANNEL: &str = "studio_job_events";
+
+/// Appends an event with the job's current state, stage, progress and cost, and notifies
+/// listeners when the transaction commits.
+async fn record_event(
+    tx: &mut Transaction<'_, Postgres>,
+    job: Uuid,
+    message: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"WITH j AS (
+               UPDATE jobs SET event_seq = event_seq + 1 WHERE id = $1
+               RETURNING id, event_seq, state, stage, cost_micro_usd),
+           progress AS (
+               SELECT COALESCE(100.0 * count(*) FILTER (WHERE state = 'succeeded')
+                               / NULLIF(count(*), 0), 0)::float8 AS percent
+               FROM steps WHERE job_id = $1)
+           INSERT INTO job_events (job_id, sequence, state, stage, percent, message, cost_micro_usd)
+           SELECT j.id, j.event_seq, j.state, j.stage, progress.percent, $2, j.cost_micro_usd
+           FROM j, progress"#,
+        job,
+        message
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, job.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// A claimed step: work on it while the lease lasts, then settle it with the token.
@@ -216,6 +266,7 @@ impl JobStore {
                 announce(&mut tx, id, step_id, 1, Utc::now()).await?;
             }
         }
+        record_event(&mut tx, id, "queued").await?;
         tx.commit().await?;
         Ok((self.job(id).await?, true))
     }
@@ -239,6 +290,113 @@ impl JobStore {
             cost_micro_usd: row.cost_micro_usd,
             created_at: row.created_at,
         })
+    }
+
+    /// The job if `owner` owns it; `NotFound` otherwise (someone else's job looks missing).
+    pub async fn job_for_owner(&self, owner: Uuid, id: Uuid) -> Result<Job, StoreError> {
+        let job = self.job(id).await?;
+        if job.owner_id == owner {
+            Ok(job)
+        } else {
+            Err(StoreError::NotFound("job"))
+        }
+    }
+
+    /// The owner's jobs, newest first, optionally of one project, after the cursor id.
+    pub async fn list_jobs(
+        &self,
+        owner: Uuid,
+        project: Option<Uuid>,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query!(
+            r#"SELECT id, owner_id, project_id, state, stage, error, cost_micro_usd, created_at
+               FROM jobs
+               WHERE owner_id = $1 AND ($2::uuid IS NULL OR project_id = $2)
+                 AND ($3::uuid IS NULL OR id < $3)
+               ORDER BY id DESC LIMIT $4"#,
+            owner,
+            project,
+            before,
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Job {
+                id: row.id,
+                owner_id: row.owner_id,
+                project_id: row.project_id,
+                state: State::parse(&row.state),
+                stage: row.stage,
+                error: row.error,
+                cost_micro_usd: row.cost_micro_usd,
+                created_at: row.created_at,
+            })
+            .collect())
+    }
+
+    /// Events of `job` with a sequence above `after`, in order.
+    pub async fn events(&self, job: Uuid, after: i64) -> Result<Vec<JobEvent>, StoreError> {
+        let rows = sqlx::query!(
+            r#"SELECT job_id, sequence, state, stage, percent, message, cost_micro_usd, at
+               FROM job_events WHERE job_id = $1 AND sequence > $2 ORDER BY sequence"#,
+            job,
+            after
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| JobEvent {
+                job_id: r.job_id,
+                sequence: r.sequence,
+                state: State::parse(&r.state),
+                stage: r.stage,
+                percent: r.percent,
+                message: r.message,
+                cost_micro_usd: r.cost_micro_usd,
+                at: r.at,
+            })
+            .collect())
+    }
+
+    /// Cancels the owner's job: queued and running steps are cancelled, so no new claim succeeds
+    /// and a running worker's next heartbeat or result is rejected. `NotFound` for someone else's
+    /// job; `AlreadyFinal` when it had ended.
+    pub async fn cancel(&self, owner: Uuid, id: Uuid) -> Result<Job, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query!(
+            "SELECT owner_id, state FROM jobs WHERE id = $1 FOR UPDATE",
+            id
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .filter(|r| r.owner_id == owner)
+        .ok_or(StoreError::NotFound("job"))?;
+        let state = State::parse(&row.state);
+        if state.is_final() {
+            return Err(StoreError::AlreadyFinal(state));
+        }
+        sqlx::query!(
+            "UPDATE jobs SET state = 'cancelled', updated_at = now() WHERE id = $1",
+            id
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            r#"UPDATE steps SET state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL,
+                   finished_at = now()
+               WHERE job_id = $1 AND state IN ('queued', 'running')"#,
+            id
+        )
+        .execute(&mut *tx)
+        .await?;
+        record_event(&mut tx, id, "cancelled").await?;
+        tx.commit().await?;
+        self.job(id).await
     }
 
     pub async fn steps(&self, job: Uuid) -> Result<Vec<Step>, StoreError> {
@@ -306,6 +464,11 @@ impl JobStore {
         )
         .execute(&mut *tx)
         .await?;
+        let message = match row.attempts {
+            1 => format!("{} started", row.kind),
+            n => format!("{} started (attempt {n})", row.kind),
+        };
+        record_event(&mut tx, row.job_id, &message).await?;
         tx.commit().await?;
         Ok(Some(Lease {
             step_id: step,
@@ -434,6 +597,7 @@ impl JobStore {
                 announce(&mut tx, lease.job_id, step.id, 1, Utc::now()).await?;
             }
         }
+        record_event(&mut tx, lease.job_id, &format!("{} done", lease.kind)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -471,6 +635,8 @@ impl JobStore {
             .execute(&mut *tx)
             .await?;
             announce(&mut tx, lease.job_id, lease.step_id, row.attempts + 1, at).await?;
+            let message = format!("{} failed ({error}); retrying", lease.kind);
+            record_event(&mut tx, lease.job_id, &message).await?;
             State::Queued
         } else {
             sqlx::query!(
@@ -494,6 +660,7 @@ impl JobStore {
             )
             .execute(&mut *tx)
             .await?;
+            record_event(&mut tx, lease.job_id, &message).await?;
             State::Failed
         };
         tx.commit().await?;

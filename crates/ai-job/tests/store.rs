@@ -33,7 +33,8 @@ async fn db() -> Db {
 
 impl Db {
     async fn drop(self) {
-        self.store.pool.close().await;
+        // A connection still checked out would make close() wait; the drop forces them off.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.store.pool.close()).await;
         drop_database(&self.name).await;
     }
 }
@@ -319,5 +320,118 @@ async fn the_relay_publishes_each_outbox_row_once_across_concurrent_relays() {
         Some(Body::StepReady(step)) => assert_eq!(step.job_id, job.id.to_string()),
         other => panic!("{other:?}"),
     }
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn progress_events_stream_live_in_order_until_the_job_ends() {
+    let db = db().await;
+    let s = db.store.clone();
+    let owner = Uuid::now_v7();
+    let (job, _) = s
+        .create_job(owner, Uuid::now_v7(), "watched", &plan())
+        .await
+        .unwrap();
+    let mut watch = studio_ai_job::watch::Watch::start(s.clone(), job.id, 0)
+        .await
+        .unwrap();
+    let first = watch.next().await.unwrap().unwrap();
+    assert_eq!(
+        (first.sequence, first.state, first.message.as_str()),
+        (1, State::Queued, "queued")
+    );
+
+    let worker = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            for step in s.steps(job.id).await.unwrap() {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                let lease = s.claim(step.id, "w", LEASE).await.unwrap().unwrap();
+                s.complete(&lease, json!({}), 250).await.unwrap();
+            }
+        })
+    };
+    let mut events = vec![first];
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .expect("events keep coming")
+        .unwrap()
+    {
+        events.push(event);
+    }
+    worker.await.unwrap();
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(
+        sequences,
+        (1..=9).collect::<Vec<_>>(),
+        "1 queued + 4 started + 4 done, no gaps"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last.state, last.percent, last.cost_micro_usd),
+        (State::Succeeded, 100.0, 1000)
+    );
+    assert!(events.windows(2).all(|w| w[0].percent <= w[1].percent));
+    assert_eq!(events[2].message, "plan done");
+    assert_eq!(events[2].percent, 25.0);
+
+    // A late watcher gets the history and ends at once.
+    let mut late = studio_ai_job::watch::Watch::start(s.clone(), job.id, 7)
+        .await
+        .unwrap();
+    assert_eq!(late.next().await.unwrap().unwrap().sequence, 8);
+    assert_eq!(late.next().await.unwrap().unwrap().sequence, 9);
+    assert!(late.next().await.unwrap().is_none());
+    // Watchers hold pooled connections; release them before closing the pool.
+    drop(watch);
+    drop(late);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn cancelling_stops_claims_and_rejects_the_running_worker_and_only_the_owner_may() {
+    let db = db().await;
+    let s = &db.store;
+    let owner = Uuid::now_v7();
+    let project = Uuid::now_v7();
+    let (job, _) = s.create_job(owner, project, "c", &plan()).await.unwrap();
+    let (other, _) = s.create_job(owner, project, "d", &plan()).await.unwrap();
+    let steps = s.steps(job.id).await.unwrap();
+    let running = s.claim(steps[0].id, "w", LEASE).await.unwrap().unwrap();
+
+    assert!(matches!(
+        s.cancel(Uuid::now_v7(), job.id).await,
+        Err(StoreError::NotFound("job"))
+    ));
+    assert!(matches!(
+        s.job_for_owner(Uuid::now_v7(), job.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let cancelled = s.cancel(owner, job.id).await.unwrap();
+    assert_eq!(cancelled.state, State::Cancelled);
+    assert!(matches!(
+        s.cancel(owner, job.id).await,
+        Err(StoreError::AlreadyFinal(State::Cancelled))
+    ));
+    assert!(matches!(
+        s.complete(&running, json!({}), 1).await,
+        Err(StoreError::Fenced { .. })
+    ));
+    assert!(s.claim(steps[1].id, "w", LEASE).await.unwrap().is_none());
+    let events = s.events(job.id, 0).await.unwrap();
+    assert_eq!(events.last().unwrap().message, "cancelled");
+
+    let listed = s.list_jobs(owner, Some(project), None, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![other.id, job.id]
+    );
+    let page = s.list_jobs(owner, None, Some(other.id), 10).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert!(s
+        .list_jobs(Uuid::now_v7(), None, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
     db.drop().await;
 }
