@@ -21,10 +21,11 @@ pub struct RegisterBody {
     #[schema(example = "ada@example.com")]
     pub email: String,
     /// 8 to 256 characters.
-    #[schema(example = "correct horse battery")]
+    #[schema(example = "correct horse battery", min_length = 8, max_length = 256)]
     pub password: String,
     /// Up to 100 characters.
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub display_name: String,
 }
 
@@ -227,10 +228,12 @@ pub struct CreateProjectBody {
     /// The text to narrate (up to 1 MB). Exactly one of `source_text` and `topic`.
     pub source_text: Option<String>,
     /// A topic for a script writer to write about (up to 500 characters).
+    #[schema(max_length = 500)]
     pub topic: Option<String>,
     /// Default `16:9`.
     pub aspect: Option<AspectDto>,
     /// A preset name; default `storybook`.
+    #[schema(max_length = 40)]
     pub style: Option<String>,
     pub settings: Option<ProjectSettingsDto>,
 }
@@ -239,6 +242,7 @@ pub struct CreateProjectBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProjectBody {
+    #[schema(min_length = 1, max_length = 200)]
     pub title: Option<String>,
     pub source_text: Option<String>,
     pub topic: Option<String>,
@@ -313,13 +317,18 @@ pub struct CreateSceneBody {
     #[schema(maximum = 10000)]
     pub position: Option<u32>,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub heading: String,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     pub narration: String,
+    /// At most 20 non-empty terms of at most 60 characters.
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub search_terms: Vec<String>,
     /// Planned length in seconds, 0 to 600.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 600)]
     pub duration_s: f64,
 }
 
@@ -475,7 +484,7 @@ impl From<project::Asset> for AssetDto {
 #[serde(deny_unknown_fields)]
 pub struct CreatePresetBody {
     /// 1 to 40 characters of a-z, 0-9 and `-`.
-    #[schema(example = "my-bold")]
+    #[schema(example = "my-bold", pattern = "^[a-z0-9-]{1,40}$")]
     pub name: String,
     #[serde(default)]
     pub description: String,
