@@ -621,3 +621,54 @@ async fn the_openapi_document_is_3_1_and_covers_the_api() {
     assert_eq!(status, 200);
     p.stop().await;
 }
+
+#[tokio::test]
+async fn cors_answers_configured_origins_only() {
+    let p = Platform::start_with(Options {
+        cors: studio_gateway::settings::CorsSettings {
+            allowed_origins: vec!["https://app.studio.example".into()],
+            max_age_s: 600,
+        },
+        ..Options::default()
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        p.http
+            .request(reqwest::Method::OPTIONS, p.url("/v1/projects"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.studio.example").await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.studio.example"
+    );
+    assert!(headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    assert_eq!(headers["access-control-max-age"], "600");
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+    // A real request from the allowed origin carries the header too.
+    let response = p
+        .http
+        .get(p.url("/v1/me"))
+        .header("origin", "https://app.studio.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.studio.example"
+    );
+    p.stop().await;
+}

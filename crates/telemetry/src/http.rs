@@ -1,5 +1,6 @@
-//! HTTP telemetry: a middleware that records `http_server_requests_total{method,route,status}` and
-//! `http_server_request_duration_seconds{method,route}` per matched route (never the raw path, so
+//! HTTP telemetry: a middleware that records `http_server_requests_total{method,route,status}`,
+//! `http_server_request_duration_seconds{method,route}` and the gauge
+//! `http_server_requests_in_flight` per matched route (never the raw path, so
 //! ids do not explode the label set), and the `/metrics` route in Prometheus text format.
 
 use std::time::Instant;
@@ -27,10 +28,13 @@ pub async fn track(request: Request, next: Next) -> Response {
         http.response.status_code = tracing::field::Empty,
     );
     crate::extract_context(request.headers(), &span);
+    let in_flight = metrics::gauge!("http_server_requests_in_flight");
+    in_flight.increment(1.0);
     let response = {
         use tracing::Instrument;
         next.run(request).instrument(span.clone()).await
     };
+    in_flight.decrement(1.0);
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
     metrics::counter!(

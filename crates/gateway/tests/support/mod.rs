@@ -18,6 +18,7 @@ pub struct Options {
     pub reuse_grace_s: i64,
     pub rate_limit: studio_gateway::settings::RateLimitSettings,
     pub google: Option<studio_user::settings::GoogleSettings>,
+    pub cors: studio_gateway::settings::CorsSettings,
 }
 
 impl Default for Options {
@@ -34,6 +35,7 @@ impl Default for Options {
                 client_ip_header: None,
             },
             google: None,
+            cors: Default::default(),
         }
     }
 }
@@ -51,6 +53,9 @@ pub struct Platform {
     pub user_db_name: String,
     project_db_name: String,
     shutdown: Shutdown,
+    /// Stops only the gateway (the services keep running).
+    pub gateway_shutdown: Shutdown,
+    gateway_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
     pub http: reqwest::Client,
 }
@@ -123,13 +128,14 @@ impl Platform {
                 body_limit_bytes: 2 * 1024 * 1024,
                 upstream_timeout_ms: 10_000,
                 rate_limit: options.rate_limit.clone(),
-                cors: Default::default(),
+                cors: options.cors.clone(),
                 telemetry: Default::default(),
             })
             .await
             .expect("gateway starts");
         let base = format!("http://{}", gateway.addr());
-        tasks.push(tokio::spawn(gateway.run_until_stopped(shutdown.clone())));
+        let gateway_shutdown = Shutdown::new();
+        let gateway_task = tokio::spawn(gateway.run_until_stopped(gateway_shutdown.clone()));
 
         Platform {
             base,
@@ -140,6 +146,8 @@ impl Platform {
             user_db_name,
             project_db_name,
             shutdown,
+            gateway_shutdown,
+            gateway_task: Some(gateway_task),
             tasks,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -149,7 +157,8 @@ impl Platform {
     }
 
     /// Stops the services (gracefully) and drops their databases.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
+        self.stop_gateway().await;
         self.shutdown.trigger();
         for task in self.tasks {
             task.await
@@ -158,6 +167,16 @@ impl Platform {
         }
         drop_database(&self.user_db_name).await;
         drop_database(&self.project_db_name).await;
+    }
+
+    /// Stops the gateway gracefully and waits until it has.
+    pub async fn stop_gateway(&mut self) {
+        self.gateway_shutdown.trigger();
+        if let Some(task) = self.gateway_task.take() {
+            task.await
+                .expect("gateway task")
+                .expect("gateway stopped cleanly");
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
