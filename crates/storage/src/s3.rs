@@ -239,6 +239,27 @@ impl S3Store {
     }
 }
 
+impl S3Store {
+    /// Starts a GET; `NotFound` when the key is absent.
+    async fn get_object(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StorageError> {
+        self.client
+            .get_object()
+            .bucket(&self.settings.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map_err(|e| match e.into_service_error() {
+                aws_sdk_s3::operation::get_object::GetObjectError::NoSuchKey(_) => {
+                    StorageError::NotFound(key.to_string())
+                }
+                other => StorageError::Backend(format!("get {key}: {other}")),
+            })
+    }
+}
+
 fn expiry(expires: Duration) -> Result<PresigningConfig, StorageError> {
     PresigningConfig::expires_in(expires)
         .map_err(|e| StorageError::Settings(format!("presign expiry: {e}")))
@@ -296,37 +317,13 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<Bytes, StorageError> {
-        let output = self
-            .client
-            .get_object()
-            .bucket(&self.settings.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-            .map_err(|e| match e.into_service_error() {
-                aws_sdk_s3::operation::get_object::GetObjectError::NoSuchKey(_) => {
-                    StorageError::NotFound(key.to_string())
-                }
-                other => StorageError::Backend(format!("get {key}: {other}")),
-            })?;
+        let output = self.get_object(key).await?;
         let data = output.body.collect().await.map_err(backend("read body"))?;
         Ok(data.into_bytes())
     }
 
     async fn get_to_file(&self, key: &ObjectKey, path: &Path) -> Result<u64, StorageError> {
-        let output = self
-            .client
-            .get_object()
-            .bucket(&self.settings.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-            .map_err(|e| match e.into_service_error() {
-                aws_sdk_s3::operation::get_object::GetObjectError::NoSuchKey(_) => {
-                    StorageError::NotFound(key.to_string())
-                }
-                other => StorageError::Backend(format!("get {key}: {other}")),
-            })?;
+        let output = self.get_object(key).await?;
         let io = |source| StorageError::Io {
             path: path.display().to_string(),
             source,
