@@ -1,4 +1,4 @@
-//! The ai-job service's durable core (the gRPC service and the workers build on it).
+//! The ai-job service: jobs as durable state machines, their workers, and the gRPC API.
 //!
 //! - [`store`]: jobs and steps in Postgres as state machines
 //!   (`queued → running → succeeded | failed | cancelled`). A worker claims a step with a
@@ -12,12 +12,20 @@
 //!
 //! Migrations live in `migrations/` and are embedded: [`MIGRATOR`].
 
+pub mod grpc;
 pub mod relay;
+pub mod settings;
+pub mod startup;
+pub mod steps;
 pub mod store;
 pub mod watch;
+pub mod worker;
 
 /// The service's migrations, applied at start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The queue that carries `StepReady` messages.
+/// The queue that carries `StepReady` messages to ai-job's workers.
 pub const STEPS_QUEUE: &str = "studio.steps";
+
+/// The queue that carries `RenderTask` messages to media-render workers.
+pub const RENDER_QUEUE: &str = "studio.render";

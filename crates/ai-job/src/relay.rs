@@ -7,6 +7,8 @@ use sqlx::PgPool;
 use studio_core::Shutdown;
 use studio_queue::{Envelope, WorkQueue};
 
+use crate::store::{announcement, JobStore, Lease, StoreError};
+
 /// Why a relay pass stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -70,51 +72,72 @@ pub async fn relay_once(
 }
 
 /// Announces again every running step whose lease expired (its worker died or stalled), so a
-/// live worker claims it. At most one pending announcement per (step, next attempt).
-pub async fn announce_expired_leases(pool: &PgPool) -> Result<u64, RelayError> {
+/// live worker claims it; at most one pending announcement per (step, next attempt). A step out
+/// of attempts fails, and so does its job, with a message saying its worker kept dying. Returns
+/// how many steps were announced or failed.
+pub async fn announce_expired_leases(store: &JobStore) -> Result<u64, RelayError> {
     let expired = sqlx::query!(
-        r#"SELECT id, job_id, attempts FROM steps
-           WHERE state = 'running' AND lease_expires_at < now() AND attempts < max_attempts"#
+        r#"SELECT s.id, s.job_id, j.project_id, s.kind, s.input, s.attempts, s.max_attempts,
+                  s.fencing_token
+           FROM steps s JOIN jobs j ON j.id = s.job_id
+           WHERE s.state = 'running' AND s.lease_expires_at < now()"#
     )
-    .fetch_all(pool)
+    .fetch_all(&store.pool)
     .await?;
-    let mut announced = 0;
+    let mut handled = 0;
     for step in expired {
-        let attempt = step.attempts + 1;
-        let key = format!("step:{}:{attempt}", step.id);
-        let envelope = studio_queue::envelope(
-            key.clone(),
-            studio_proto::queue::v1::envelope::Body::StepReady(
-                studio_proto::queue::v1::StepReady {
-                    job_id: step.job_id.to_string(),
-                    step_id: step.id.to_string(),
-                },
-            ),
+        if step.attempts >= step.max_attempts {
+            let lease = Lease {
+                step_id: step.id,
+                job_id: step.job_id,
+                project_id: step.project_id,
+                kind: step.kind,
+                input: step.input,
+                attempt: step.attempts,
+                fencing_token: step.fencing_token,
+            };
+            match store.fail_lost(&lease).await {
+                Ok(_) => handled += 1,
+                Err(StoreError::Fenced { .. }) => {}
+                Err(StoreError::Database(e)) => return Err(e.into()),
+                Err(e) => tracing::warn!(error = %e, "failing a lost step"),
+            }
+            continue;
+        }
+        let (queue, key, payload) = announcement(
+            &store.queues,
+            step.job_id,
+            step.project_id,
+            step.id,
+            &step.kind,
+            &step.input,
+            step.attempts + 1,
         );
         let done = sqlx::query!(
             r#"INSERT INTO outbox (queue, idempotency_key, payload)
                SELECT $1, $2, $3
                WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE idempotency_key = $2)"#,
-            crate::STEPS_QUEUE,
+            queue,
             key,
-            envelope.encode_to_vec()
+            payload
         )
-        .execute(pool)
+        .execute(&store.pool)
         .await?;
-        announced += done.rows_affected();
+        handled += done.rows_affected();
     }
-    Ok(announced)
+    Ok(handled)
 }
 
 /// Relays and sweeps every `interval` until `shutdown`; errors are logged and retried.
 pub async fn run(
-    pool: PgPool,
+    store: JobStore,
     queue: std::sync::Arc<dyn WorkQueue>,
     interval: Duration,
     shutdown: Shutdown,
 ) {
+    let pool = store.pool.clone();
     loop {
-        if let Err(err) = announce_expired_leases(&pool).await {
+        if let Err(err) = announce_expired_leases(&store).await {
             tracing::warn!(error = %err, "lease sweep failed");
         }
         loop {

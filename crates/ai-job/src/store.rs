@@ -1,13 +1,17 @@
 //! Jobs and steps in Postgres.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use prost::Message as _;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Postgres, Transaction};
 use studio_proto::queue::v1::envelope::Body;
 use studio_proto::queue::v1::StepReady;
+use studio_proto::render::v1::RenderTask;
 use uuid::Uuid;
 
-use crate::STEPS_QUEUE;
+use crate::{RENDER_QUEUE, STEPS_QUEUE};
 
 /// A step or job state, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +88,7 @@ pub struct Job {
     pub error: String,
     pub cost_micro_usd: i64,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A step as stored.
@@ -99,6 +104,9 @@ pub struct Step {
     pub fencing_token: i64,
     pub output: Option<serde_json::Value>,
     pub error: String,
+    pub cost_micro_usd: i64,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 /// A progress event of a job.
@@ -153,6 +161,7 @@ async fn record_event(
 pub struct Lease {
     pub step_id: Uuid,
     pub job_id: Uuid,
+    pub project_id: Uuid,
     pub kind: String,
     pub input: serde_json::Value,
     pub attempt: i32,
@@ -175,33 +184,124 @@ pub enum Failure {
 #[derive(Debug, Clone)]
 pub struct JobStore {
     pub pool: PgPool,
+    /// Where announcements go.
+    pub queues: Queues,
 }
 
-/// The `StepReady` envelope for a step, as the outbox stores it.
-fn step_ready(job: Uuid, step: Uuid, attempt: i32) -> (String, Vec<u8>) {
-    // One key per (step, attempt): a republished announcement of the same attempt is a duplicate.
+/// The queues steps are announced on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queues {
+    /// `StepReady` for the steps ai-job's own workers run. Default [`STEPS_QUEUE`].
+    pub steps: String,
+    /// `RenderTask` for media-render workers. Default [`RENDER_QUEUE`].
+    pub render: String,
+}
+
+impl Default for Queues {
+    fn default() -> Self {
+        Queues::prefixed("")
+    }
+}
+
+impl Queues {
+    /// The default names behind `prefix` (tests sharing one broker give each run its own).
+    pub fn prefixed(prefix: &str) -> Queues {
+        Queues {
+            steps: format!("{prefix}{STEPS_QUEUE}"),
+            render: format!("{prefix}{RENDER_QUEUE}"),
+        }
+    }
+
+    /// The queue that carries `kind`'s announcements.
+    pub fn for_kind(&self, kind: &str) -> &str {
+        if kind == RENDER_KIND {
+            &self.render
+        } else {
+            &self.steps
+        }
+    }
+}
+
+/// The step kind media-render workers run.
+pub const RENDER_KIND: &str = "render";
+
+/// What the render step is given, written by the timeline step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RenderInput {
+    /// Object key of the timeline JSON.
+    pub timeline_key: String,
+    /// Relative path in the timeline → object key.
+    pub inputs: BTreeMap<String, String>,
+    /// Where the outputs go, ending in `/`.
+    pub output_prefix: String,
+}
+
+/// The announcement of one attempt of a step: queue, idempotency key, encoded envelope. One key
+/// per (step, attempt), so a republished announcement of the same attempt is a duplicate.
+pub(crate) fn announcement(
+    queues: &Queues,
+    job: Uuid,
+    project: Uuid,
+    step: Uuid,
+    kind: &str,
+    input: &serde_json::Value,
+    attempt: i32,
+) -> (String, String, Vec<u8>) {
     let key = format!("step:{step}:{attempt}");
-    let envelope = studio_queue::envelope(
-        key.clone(),
+    let body = if kind == RENDER_KIND {
+        let input: RenderInput = serde_json::from_value(input.clone()).unwrap_or_default();
+        Body::RenderTask(RenderTask {
+            job_id: job.to_string(),
+            project_id: project.to_string(),
+            fencing_token: 0,
+            timeline_key: input.timeline_key,
+            inputs: input.inputs.into_iter().collect(),
+            output_prefix: input.output_prefix,
+            encoder: String::new(),
+            step_id: step.to_string(),
+        })
+    } else {
         Body::StepReady(StepReady {
             job_id: job.to_string(),
             step_id: step.to_string(),
-        }),
-    );
-    (key, envelope.encode_to_vec())
+        })
+    };
+    let envelope = studio_queue::envelope(key.clone(), body);
+    (
+        queues.for_kind(kind).to_owned(),
+        key,
+        envelope.encode_to_vec(),
+    )
+}
+
+/// A step to announce.
+struct Announce<'a> {
+    job: Uuid,
+    project: Uuid,
+    step: Uuid,
+    kind: &'a str,
+    input: &'a serde_json::Value,
 }
 
 async fn announce(
     tx: &mut Transaction<'_, Postgres>,
-    job: Uuid,
-    step: Uuid,
+    queues: &Queues,
+    what: Announce<'_>,
     attempt: i32,
     available_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let (key, payload) = step_ready(job, step, attempt);
+    let (queue, key, payload) = announcement(
+        queues,
+        what.job,
+        what.project,
+        what.step,
+        what.kind,
+        what.input,
+        attempt,
+    );
     sqlx::query!(
         "INSERT INTO outbox (queue, idempotency_key, payload, available_at) VALUES ($1, $2, $3, $4)",
-        STEPS_QUEUE,
+        queue,
         key,
         payload,
         available_at
@@ -211,7 +311,68 @@ async fn announce(
     Ok(())
 }
 
+async fn insert_steps(
+    tx: &mut Transaction<'_, Postgres>,
+    job: Uuid,
+    steps: &[NewStep],
+) -> Result<(), sqlx::Error> {
+    for step in steps {
+        sqlx::query!(
+            r#"INSERT INTO steps (id, job_id, kind, scene, stage, max_attempts, input)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)"#,
+            Uuid::now_v7(),
+            job,
+            step.kind,
+            step.scene,
+            step.stage,
+            step.max_attempts.max(1),
+            step.input
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Announces every step of `job`'s lowest stage above `after` (or of its lowest stage); returns
+/// false when there is no such stage.
+async fn announce_next_stage(
+    tx: &mut Transaction<'_, Postgres>,
+    queues: &Queues,
+    job: Uuid,
+    project: Uuid,
+    after: Option<i32>,
+) -> Result<bool, sqlx::Error> {
+    let next = sqlx::query!(
+        r#"SELECT id, kind, input FROM steps WHERE job_id = $1 AND stage = (
+               SELECT min(stage) FROM steps WHERE job_id = $1 AND ($2::int IS NULL OR stage > $2))"#,
+        job,
+        after
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    for step in &next {
+        let what = Announce {
+            job,
+            project,
+            step: step.id,
+            kind: &step.kind,
+            input: &step.input,
+        };
+        announce(tx, queues, what, 1, Utc::now()).await?;
+    }
+    Ok(!next.is_empty())
+}
+
 impl JobStore {
+    /// A store announcing on the default queues.
+    pub fn new(pool: PgPool) -> JobStore {
+        JobStore {
+            pool,
+            queues: Queues::default(),
+        }
+    }
+
     /// Creates a job with its steps and announces the lowest stage's steps, in one transaction.
     /// Idempotent per (owner, key): a repeat returns the first job and `false`.
     pub async fn create_job(
@@ -246,26 +407,8 @@ impl JobStore {
             .await?;
             return Ok((self.job(existing).await?, false));
         };
-        let first_stage = steps.iter().map(|s| s.stage).min().unwrap_or(0);
-        for step in steps {
-            let step_id = Uuid::now_v7();
-            sqlx::query!(
-                r#"INSERT INTO steps (id, job_id, kind, scene, stage, max_attempts, input)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)"#,
-                step_id,
-                id,
-                step.kind,
-                step.scene,
-                step.stage,
-                step.max_attempts.max(1),
-                step.input
-            )
-            .execute(&mut *tx)
-            .await?;
-            if step.stage == first_stage {
-                announce(&mut tx, id, step_id, 1, Utc::now()).await?;
-            }
-        }
+        insert_steps(&mut tx, id, steps).await?;
+        announce_next_stage(&mut tx, &self.queues, id, project, None).await?;
         record_event(&mut tx, id, "queued").await?;
         tx.commit().await?;
         Ok((self.job(id).await?, true))
@@ -273,7 +416,8 @@ impl JobStore {
 
     pub async fn job(&self, id: Uuid) -> Result<Job, StoreError> {
         let row = sqlx::query!(
-            r#"SELECT id, owner_id, project_id, state, stage, error, cost_micro_usd, created_at
+            r#"SELECT id, owner_id, project_id, state, stage, error, cost_micro_usd, created_at,
+                      updated_at
                FROM jobs WHERE id = $1"#,
             id
         )
@@ -289,6 +433,7 @@ impl JobStore {
             error: row.error,
             cost_micro_usd: row.cost_micro_usd,
             created_at: row.created_at,
+            updated_at: row.updated_at,
         })
     }
 
@@ -311,7 +456,8 @@ impl JobStore {
         limit: i64,
     ) -> Result<Vec<Job>, StoreError> {
         let rows = sqlx::query!(
-            r#"SELECT id, owner_id, project_id, state, stage, error, cost_micro_usd, created_at
+            r#"SELECT id, owner_id, project_id, state, stage, error, cost_micro_usd, created_at,
+                      updated_at
                FROM jobs
                WHERE owner_id = $1 AND ($2::uuid IS NULL OR project_id = $2)
                  AND ($3::uuid IS NULL OR id < $3)
@@ -334,6 +480,7 @@ impl JobStore {
                 error: row.error,
                 cost_micro_usd: row.cost_micro_usd,
                 created_at: row.created_at,
+                updated_at: row.updated_at,
             })
             .collect())
     }
@@ -401,7 +548,8 @@ impl JobStore {
 
     pub async fn steps(&self, job: Uuid) -> Result<Vec<Step>, StoreError> {
         let rows = sqlx::query!(
-            r#"SELECT id, job_id, kind, scene, stage, state, attempts, fencing_token, output, error
+            r#"SELECT id, job_id, kind, scene, stage, state, attempts, fencing_token, output, error,
+                      cost_micro_usd, started_at, finished_at
                FROM steps WHERE job_id = $1 ORDER BY stage, scene NULLS FIRST, id"#,
             job
         )
@@ -420,6 +568,9 @@ impl JobStore {
                 fencing_token: r.fencing_token,
                 output: r.output,
                 error: r.error,
+                cost_micro_usd: r.cost_micro_usd,
+                started_at: r.started_at,
+                finished_at: r.finished_at,
             })
             .collect())
     }
@@ -434,6 +585,17 @@ impl JobStore {
         worker: &str,
         lease: std::time::Duration,
     ) -> Result<Option<Lease>, StoreError> {
+        self.claim_kind(step, None, worker, lease).await
+    }
+
+    /// [`JobStore::claim`], only when the step is of `kind` (when given).
+    pub async fn claim_kind(
+        &self,
+        step: Uuid,
+        kind: Option<&str>,
+        worker: &str,
+        lease: std::time::Duration,
+    ) -> Result<Option<Lease>, StoreError> {
         let lease_s = lease.as_secs_f64();
         let mut tx = self.pool.begin().await?;
         let claimed = sqlx::query!(
@@ -444,12 +606,14 @@ impl JobStore {
                    started_at = COALESCE(s.started_at, now())
                FROM jobs j
                WHERE s.id = $1 AND j.id = s.job_id AND j.state IN ('queued', 'running')
+                 AND ($4::text IS NULL OR s.kind = $4)
                  AND s.not_before <= now() AND s.attempts < s.max_attempts
                  AND (s.state = 'queued' OR (s.state = 'running' AND s.lease_expires_at < now()))
-               RETURNING s.job_id, s.kind, s.input, s.attempts, s.fencing_token"#,
+               RETURNING s.job_id, j.project_id, s.kind, s.input, s.attempts, s.fencing_token"#,
             step,
             worker,
-            lease_s
+            lease_s,
+            kind
         )
         .fetch_optional(&mut *tx)
         .await?;
@@ -473,6 +637,7 @@ impl JobStore {
         Ok(Some(Lease {
             step_id: step,
             job_id: row.job_id,
+            project_id: row.project_id,
             kind: row.kind,
             input: row.input,
             attempt: row.attempts,
@@ -480,17 +645,28 @@ impl JobStore {
         }))
     }
 
-    /// Extends a held lease. `Fenced` when another worker took the step.
+    /// Extends a held lease. `Fenced` when another worker took the step or it was cancelled.
     pub async fn heartbeat(
         &self,
         lease: &Lease,
         by: std::time::Duration,
     ) -> Result<(), StoreError> {
+        self.heartbeat_step(lease.step_id, lease.fencing_token, by)
+            .await
+    }
+
+    /// [`JobStore::heartbeat`] by step id and token.
+    pub async fn heartbeat_step(
+        &self,
+        step: Uuid,
+        token: i64,
+        by: std::time::Duration,
+    ) -> Result<(), StoreError> {
         let done = sqlx::query!(
             r#"UPDATE steps SET lease_expires_at = now() + make_interval(secs => $3)
                WHERE id = $1 AND fencing_token = $2 AND state = 'running'"#,
-            lease.step_id,
-            lease.fencing_token,
+            step,
+            token,
             by.as_secs_f64()
         )
         .execute(&self.pool)
@@ -498,8 +674,32 @@ impl JobStore {
         if done.rows_affected() == 1 {
             Ok(())
         } else {
-            Err(fenced(lease))
+            Err(fenced_step(step, token))
         }
+    }
+
+    /// The lease `token` holds on `step`, for settling work reported from elsewhere (a
+    /// media-render worker). `Fenced` when the token is not the step's current running one.
+    pub async fn lease_of(&self, step: Uuid, token: i64) -> Result<Lease, StoreError> {
+        let row = sqlx::query!(
+            r#"SELECT s.job_id, j.project_id, s.kind, s.input, s.attempts
+               FROM steps s JOIN jobs j ON j.id = s.job_id
+               WHERE s.id = $1 AND s.fencing_token = $2 AND s.state = 'running'"#,
+            step,
+            token
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| fenced_step(step, token))?;
+        Ok(Lease {
+            step_id: step,
+            job_id: row.job_id,
+            project_id: row.project_id,
+            kind: row.kind,
+            input: row.input,
+            attempt: row.attempts,
+            fencing_token: token,
+        })
     }
 
     /// Records a provider call once per idempotency key; returns false when it was recorded
@@ -528,14 +728,16 @@ impl JobStore {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Marks the step succeeded with its output and cost, if `lease` still holds it; announces
-    /// the next stage when this one is complete, or finishes the job after the last stage.
-    /// `Fenced` (and nothing written) when another worker claimed the step since.
+    /// Marks the step succeeded with its output and cost, if `lease` still holds it, and adds
+    /// the steps it found to do (`spawn`: the plan adds a narration and a picture per scene);
+    /// announces the next stage when this one is complete, or finishes the job after the last
+    /// stage. `Fenced` (and nothing written) when another worker claimed the step since.
     pub async fn complete(
         &self,
         lease: &Lease,
         output: serde_json::Value,
         cost_micro_usd: i64,
+        spawn: &[NewStep],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query!(
@@ -553,6 +755,7 @@ impl JobStore {
         let Some(done) = done else {
             return Err(fenced(lease));
         };
+        insert_steps(&mut tx, lease.job_id, spawn).await?;
         // Serialise stage transitions of one job.
         let job = sqlx::query!(
             "SELECT state FROM jobs WHERE id = $1 FOR UPDATE",
@@ -576,15 +779,15 @@ impl JobStore {
         .fetch_one(&mut *tx)
         .await?;
         if open_in_stage == 0 && State::parse(&job.state) == State::Running {
-            let next = sqlx::query!(
-                r#"SELECT id FROM steps WHERE job_id = $1 AND stage = (
-                       SELECT min(stage) FROM steps WHERE job_id = $1 AND stage > $2)"#,
+            let more = announce_next_stage(
+                &mut tx,
+                &self.queues,
                 lease.job_id,
-                done.stage
+                lease.project_id,
+                Some(done.stage),
             )
-            .fetch_all(&mut *tx)
             .await?;
-            if next.is_empty() {
+            if !more {
                 sqlx::query!(
                     r#"UPDATE jobs SET state = 'succeeded', stage = 'done', updated_at = now()
                        WHERE id = $1"#,
@@ -592,9 +795,6 @@ impl JobStore {
                 )
                 .execute(&mut *tx)
                 .await?;
-            }
-            for step in next {
-                announce(&mut tx, lease.job_id, step.id, 1, Utc::now()).await?;
             }
         }
         record_event(&mut tx, lease.job_id, &format!("{} done", lease.kind)).await?;
@@ -607,6 +807,26 @@ impl JobStore {
     /// job, with the error. Finished artifacts of other steps are kept. `Fenced` as for
     /// [`JobStore::complete`].
     pub async fn fail(&self, lease: &Lease, failure: Failure) -> Result<State, StoreError> {
+        self.fail_inner(lease, failure, false).await
+    }
+
+    /// Fails a step whose lease expired with no attempts left (its worker died on every
+    /// attempt), and so its job. `Fenced` when the step was heartbeated or settled meanwhile.
+    pub async fn fail_lost(&self, lease: &Lease) -> Result<State, StoreError> {
+        let error = format!(
+            "the worker running it stopped (crashed or was killed) on each of {} attempts; \
+             start the job again, and report it if it keeps happening",
+            lease.attempt
+        );
+        self.fail_inner(lease, Failure::Final { error }, true).await
+    }
+
+    async fn fail_inner(
+        &self,
+        lease: &Lease,
+        failure: Failure,
+        only_if_expired: bool,
+    ) -> Result<State, StoreError> {
         let mut tx = self.pool.begin().await?;
         let (error, backoff) = match &failure {
             Failure::Retryable { error, backoff } => (error.clone(), Some(*backoff)),
@@ -614,9 +834,12 @@ impl JobStore {
         };
         let row = sqlx::query!(
             r#"SELECT attempts, max_attempts FROM steps
-               WHERE id = $1 AND fencing_token = $2 AND state = 'running' FOR UPDATE"#,
+               WHERE id = $1 AND fencing_token = $2 AND state = 'running'
+                 AND (NOT $3 OR lease_expires_at < now())
+               FOR UPDATE"#,
             lease.step_id,
-            lease.fencing_token
+            lease.fencing_token,
+            only_if_expired
         )
         .fetch_optional(&mut *tx)
         .await?
@@ -634,7 +857,14 @@ impl JobStore {
             )
             .execute(&mut *tx)
             .await?;
-            announce(&mut tx, lease.job_id, lease.step_id, row.attempts + 1, at).await?;
+            let what = Announce {
+                job: lease.job_id,
+                project: lease.project_id,
+                step: lease.step_id,
+                kind: &lease.kind,
+                input: &lease.input,
+            };
+            announce(&mut tx, &self.queues, what, row.attempts + 1, at).await?;
             let message = format!("{} failed ({error}); retrying", lease.kind);
             record_event(&mut tx, lease.job_id, &message).await?;
             State::Queued
@@ -669,10 +899,11 @@ impl JobStore {
 }
 
 fn fenced(lease: &Lease) -> StoreError {
+    fenced_step(lease.step_id, lease.fencing_token)
+}
+
+fn fenced_step(step: Uuid, token: i64) -> StoreError {
     metrics::counter!("ai_job_fenced_writes_total").increment(1);
-    tracing::warn!(step_id = %lease.step_id, token = lease.fencing_token, "stale fencing token; write rejected");
-    StoreError::Fenced {
-        step: lease.step_id,
-        token: lease.fencing_token,
-    }
+    tracing::warn!(step_id = %step, token, "stale fencing token; write rejected");
+    StoreError::Fenced { step, token }
 }

@@ -9,7 +9,7 @@ use prost::Message as _;
 use serde_json::json;
 use studio_ai_job::relay::{announce_expired_leases, relay_once};
 use studio_ai_job::store::{Failure, JobStore, NewStep, State, StoreError};
-use studio_ai_job::{MIGRATOR, STEPS_QUEUE};
+use studio_ai_job::{MIGRATOR, RENDER_QUEUE, STEPS_QUEUE};
 use studio_core::testing::{drop_database, fresh_database};
 use studio_proto::queue::v1::envelope::Body;
 use studio_queue::memory::MemoryQueue;
@@ -27,7 +27,7 @@ async fn db() -> Db {
     MIGRATOR.run(&pool).await.unwrap();
     Db {
         name,
-        store: JobStore { pool },
+        store: JobStore::new(pool),
     }
 }
 
@@ -55,19 +55,25 @@ fn plan() -> Vec<NewStep> {
     ]
 }
 
-/// Step ids announced in the outbox, in order.
+/// Step ids announced in the outbox, in order. Render steps go to the render queue as a
+/// `RenderTask`, every other step to the steps queue as a `StepReady`.
 async fn announced(store: &JobStore) -> Vec<Uuid> {
-    let rows = sqlx::query_scalar::<_, Vec<u8>>("SELECT payload FROM outbox ORDER BY id")
-        .fetch_all(&store.pool)
-        .await
-        .unwrap();
+    let rows =
+        sqlx::query_as::<_, (String, Vec<u8>)>("SELECT queue, payload FROM outbox ORDER BY id")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
     rows.iter()
-        .map(
-            |p| match studio_queue::Envelope::decode(p.as_slice()).unwrap().body {
-                Some(Body::StepReady(s)) => s.step_id.parse().unwrap(),
+        .map(|(queue, p)| {
+            match (
+                queue.as_str(),
+                studio_queue::Envelope::decode(p.as_slice()).unwrap().body,
+            ) {
+                (STEPS_QUEUE, Some(Body::StepReady(s))) => s.step_id.parse().unwrap(),
+                (RENDER_QUEUE, Some(Body::RenderTask(t))) => t.step_id.parse().unwrap(),
                 other => panic!("{other:?}"),
-            },
-        )
+            }
+        })
         .collect()
 }
 
@@ -101,7 +107,7 @@ async fn a_job_runs_stage_by_stage_and_creation_is_idempotent() {
     let lease = s.claim(steps[0].id, "w1", LEASE).await.unwrap().unwrap();
     assert_eq!((lease.attempt, lease.fencing_token), (1, 1));
     assert_eq!(s.job(job.id).await.unwrap().state, State::Running);
-    s.complete(&lease, json!({"scenes": 1}), 1_000)
+    s.complete(&lease, json!({"scenes": 1}), 1_000, &[])
         .await
         .unwrap();
     let stage1: Vec<Uuid> = steps[1..3].iter().map(|s| s.id).collect();
@@ -114,16 +120,16 @@ async fn a_job_runs_stage_by_stage_and_creation_is_idempotent() {
     // Stage 1 in parallel; the render waits for both.
     let a = s.claim(stage1[0], "w1", LEASE).await.unwrap().unwrap();
     let b = s.claim(stage1[1], "w2", LEASE).await.unwrap().unwrap();
-    s.complete(&a, json!({"audio": "a.wav"}), 2_000)
+    s.complete(&a, json!({"audio": "a.wav"}), 2_000, &[])
         .await
         .unwrap();
     assert_eq!(announced(s).await.len(), 3, "render not yet");
-    s.complete(&b, json!({"image": "a.png"}), 3_000)
+    s.complete(&b, json!({"image": "a.png"}), 3_000, &[])
         .await
         .unwrap();
     assert_eq!(announced(s).await.last(), Some(&steps[3].id));
     let render = s.claim(steps[3].id, "w3", LEASE).await.unwrap().unwrap();
-    s.complete(&render, json!({"video": "final.mp4"}), 0)
+    s.complete(&render, json!({"video": "final.mp4"}), 0, &[])
         .await
         .unwrap();
 
@@ -157,17 +163,19 @@ async fn a_zombie_worker_cannot_overwrite_the_step_another_worker_finished() {
     );
     // The zombie stalls past its lease; the sweeper re-announces, another worker takes over.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(announce_expired_leases(&s.pool).await.unwrap(), 1);
+    assert_eq!(announce_expired_leases(s).await.unwrap(), 1);
     assert_eq!(
-        announce_expired_leases(&s.pool).await.unwrap(),
+        announce_expired_leases(s).await.unwrap(),
         0,
         "announced once"
     );
     let live = s.claim(step, "live", LEASE).await.unwrap().unwrap();
     assert_eq!((live.attempt, live.fencing_token), (2, 2));
-    s.complete(&live, json!({"by": "live"}), 10).await.unwrap();
+    s.complete(&live, json!({"by": "live"}), 10, &[])
+        .await
+        .unwrap();
     // The zombie wakes up and tries to write: rejected, nothing changed.
-    let write = s.complete(&zombie, json!({"by": "zombie"}), 99).await;
+    let write = s.complete(&zombie, json!({"by": "zombie"}), 99, &[]).await;
     assert!(
         matches!(write, Err(StoreError::Fenced { token: 1, .. })),
         "{write:?}"
@@ -203,7 +211,7 @@ async fn retries_back_off_and_a_final_failure_fails_the_job_keeping_finished_wor
         .unwrap();
     let steps = s.steps(job.id).await.unwrap();
     let l = s.claim(steps[0].id, "w", LEASE).await.unwrap().unwrap();
-    s.complete(&l, json!({"plan": true}), 5).await.unwrap();
+    s.complete(&l, json!({"plan": true}), 5, &[]).await.unwrap();
     let narration = steps[1].id;
     let l = s.claim(narration, "w", LEASE).await.unwrap().unwrap();
     // Provider calls are recorded once per idempotency key, even when a retry repeats one.
@@ -347,7 +355,7 @@ async fn progress_events_stream_live_in_order_until_the_job_ends() {
             for step in s.steps(job.id).await.unwrap() {
                 tokio::time::sleep(Duration::from_millis(30)).await;
                 let lease = s.claim(step.id, "w", LEASE).await.unwrap().unwrap();
-                s.complete(&lease, json!({}), 250).await.unwrap();
+                s.complete(&lease, json!({}), 250, &[]).await.unwrap();
             }
         })
     };
@@ -414,7 +422,7 @@ async fn cancelling_stops_claims_and_rejects_the_running_worker_and_only_the_own
         Err(StoreError::AlreadyFinal(State::Cancelled))
     ));
     assert!(matches!(
-        s.complete(&running, json!({}), 1).await,
+        s.complete(&running, json!({}), 1, &[]).await,
         Err(StoreError::Fenced { .. })
     ));
     assert!(s.claim(steps[1].id, "w", LEASE).await.unwrap().is_none());

@@ -28,6 +28,7 @@ use std::path::Path;
 pub use error::MediaError;
 pub use render::{
     check, mix_audio, parse_timeline, render, Progress, RenderOptions, RenderReport, Stage,
+    VideoEncoder,
 };
 pub use timeline::Timeline;
 

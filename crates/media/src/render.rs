@@ -66,6 +66,58 @@ pub struct RenderOptions {
     pub jobs: usize,
     /// Receives progress updates.
     pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+    /// H.264 encoder of the segments. Default [`VideoEncoder::Libx264`].
+    pub encoder: VideoEncoder,
+}
+
+/// The H.264 encoder segments are made with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoEncoder {
+    /// x264 on the CPU: the reference, bit-exact across runs.
+    #[default]
+    Libx264,
+    /// NVIDIA NVENC: needs an NVIDIA GPU and an FFmpeg built with it; check with
+    /// [`VideoEncoder::self_test`] before use. Constant-quality VBR at the timeline's CRF as `-cq`.
+    H264Nvenc,
+}
+
+impl VideoEncoder {
+    /// FFmpeg's name for it.
+    pub fn ffmpeg_name(self) -> &'static str {
+        match self {
+            VideoEncoder::Libx264 => "libx264",
+            VideoEncoder::H264Nvenc => "h264_nvenc",
+        }
+    }
+
+    /// Encodes one second of a 256x256 test pattern to nowhere; `Err` with FFmpeg's last lines
+    /// when this encoder cannot run here (no GPU, no driver, FFmpeg built without it).
+    pub async fn self_test(self, toolchain: &Toolchain) -> Result<(), String> {
+        let output = tokio::process::Command::new(&toolchain.ffmpeg)
+            .args([
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+            ])
+            .args(["-i", "testsrc2=size=256x256:rate=30:duration=1", "-c:v"])
+            .arg(self.ffmpeg_name())
+            .args(["-pix_fmt", "yuv420p", "-f", "null", "-"])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| format!("{}: {e}", toolchain.ffmpeg.display()))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            let err = String::from_utf8_lossy(&output.stderr);
+            let tail: Vec<&str> = err.lines().rev().take(3).collect();
+            Err(tail.into_iter().rev().collect::<Vec<_>>().join(" / "))
+        }
+    }
 }
 
 impl std::fmt::Debug for RenderOptions {
@@ -94,6 +146,7 @@ impl RenderOptions {
             timeout: None,
             jobs: 1,
             progress: None,
+            encoder: VideoEncoder::default(),
         }
     }
 }
@@ -233,6 +286,7 @@ struct Ctx<'a> {
     text: Vec<TextEvent>,
     images: Vec<ImageOverlay>,
     toolchain: Toolchain,
+    encoder: VideoEncoder,
     ffmpeg_version: String,
     hashes: Mutex<HashMap<PathBuf, String>>,
     ctl: RunControl,
@@ -394,6 +448,7 @@ async fn render_inner(
         text,
         images,
         toolchain: options.toolchain.clone(),
+        encoder: options.encoder,
         ffmpeg_version,
         hashes: Mutex::new(HashMap::new()),
         ctl,
@@ -1169,9 +1224,18 @@ fn segment_command<'a>(
         "[{current}]format=yuv420p{tail},tpad=stop=-1:stop_mode=clone[vout]"
     ));
     cmd.args(["-filter_complex".to_string(), graph.join(";")]);
-    cmd.args(["-map", "[vout]", "-an", "-c:v", "libx264", "-preset"]);
-    cmd.args([ctx.timeline.output.preset.as_str()]);
-    cmd.args(["-crf".to_string(), crf.to_string()]);
+    cmd.args(["-map", "[vout]", "-an", "-c:v", ctx.encoder.ffmpeg_name()]);
+    match ctx.encoder {
+        VideoEncoder::Libx264 => {
+            cmd.args(["-preset", ctx.timeline.output.preset.as_str()]);
+            cmd.args(["-crf".to_string(), crf.to_string()]);
+        }
+        VideoEncoder::H264Nvenc => {
+            // NVENC's presets are p1 (fastest) .. p7; p5 is NVIDIA's quality default.
+            cmd.args(["-preset", "p5", "-rc", "vbr", "-b:v", "0"]);
+            cmd.args(["-cq".to_string(), crf.to_string()]);
+        }
+    }
     cmd.args(["-profile:v", "high", "-pix_fmt", "yuv420p"]);
     cmd.args([
         "-colorspace",
@@ -1697,6 +1761,7 @@ pub async fn mix_audio(
         text: Vec::new(),
         images: Vec::new(),
         toolchain: options.toolchain.clone(),
+        encoder: options.encoder,
         ffmpeg_version: String::new(),
         hashes: Mutex::new(HashMap::new()),
         ctl,

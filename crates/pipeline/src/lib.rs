@@ -11,6 +11,7 @@
 //! - [`run`]: the orchestration, its options, errors and [`run::PipelineReport`].
 
 pub mod compose;
+pub mod requests;
 pub mod run;
 pub mod style;
 

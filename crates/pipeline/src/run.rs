@@ -5,18 +5,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use studio_media::ffmpeg::Toolchain;
 use studio_media::sniff::sniff_file;
 use studio_media::timeline::AspectPreset;
 use studio_media::{MediaError, RenderOptions, RenderReport};
 use studio_providers::{
-    ChainError, Generated, ImageRequest, ImageSource, MusicRequest, Pace, PlanRequest, PlanSource,
-    Providers, ScenePlan, Skipped, SpeechRequest, Voice,
+    ChainError, Generated, ImageSource, PlanSource, Providers, ScenePlan, Skipped, Voice,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::compose::{self, Assets, SceneAssets};
+use crate::requests;
 use crate::style::Style;
 
 /// Seconds of espeak-ng speech per letter at 1 word per minute: measured on 33 sentences of
@@ -24,7 +24,7 @@ use crate::style::Style;
 pub const ESPEAK_SECONDS_PER_LETTER_WPM: f64 = 12.9;
 
 /// The video to make.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VideoRequest {
     /// Text (and section) or topic.
     pub source: PlanSource,
@@ -48,7 +48,8 @@ pub struct VideoRequest {
 }
 
 /// Where the music bed comes from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum MusicChoice {
     /// Composed by the music chain for the style's mood.
     Generate,
@@ -396,26 +397,7 @@ async fn run_inner(
     };
 
     // Checks before any step.
-    let fixed = style.scenes.intro_seconds + style.scenes.outro_seconds;
-    let target_narration = match request.duration_s {
-        None => None,
-        Some(d) if !d.is_finite() || !(10.0..=3600.0).contains(&d) => {
-            return Err(PipelineError::Input {
-                field: "--duration",
-                message: format!("{d} s is outside 10..=3600 seconds"),
-            })
-        }
-        Some(d) if d - fixed < 5.0 => {
-            return Err(PipelineError::Input {
-                field: "--duration",
-                message: format!(
-                    "{d} s leaves no time for narration after the {fixed} s of title and end cards; ask for at least {} s",
-                    (fixed + 5.0).ceil()
-                ),
-            })
-        }
-        Some(d) => Some(d - fixed),
-    };
+    let target_narration = requests::narration_budget(request)?;
     let work = &options.work_dir;
     std::fs::create_dir_all(work).map_err(io(work))?;
     let work = &work.canonicalize().map_err(io(work))?;
@@ -439,15 +421,7 @@ async fn run_inner(
 
     // 1. Plan.
     let t = Instant::now();
-    let plan_request = PlanRequest {
-        source: request.source.clone(),
-        target_seconds: target_narration,
-        scene_seconds: style.scenes.seconds,
-        pace: Pace {
-            seconds_per_char: ESPEAK_SECONDS_PER_LETTER_WPM / request.voice.rate_wpm.max(1) as f64,
-            sentence_pause_s: request.sentence_pause_s,
-        },
-    };
+    let plan_request = requests::plan_request(request, target_narration);
     let plan = match providers.script.run(&plan_request).await {
         Ok(p) => p,
         Err(ChainError::Invalid { message, .. }) => return Err(PipelineError::Plan(message)),
@@ -476,26 +450,9 @@ async fn run_inner(
 
     // 2. Speech and a picture for every scene, concurrently.
     let t = Instant::now();
-    let (width, height) = request.aspect.size();
-    let title_seed = studio_providers::sha256_hex(plan.title.as_bytes());
-    let title_seed = u64::from_str_radix(&title_seed[..16], 16).unwrap_or(0) ^ request.seed;
-    let speak = |sentences: Vec<String>| SpeechRequest {
-        sentences,
-        voice: request.voice.clone(),
-        sentence_pause_s: request.sentence_pause_s,
-    };
-    let mut palette: Vec<String> = style.palette.background.to_vec();
-    palette.extend(style.palette.accents.iter().cloned());
     let scene_jobs = plan.scenes.iter().enumerate().map(|(i, scene)| {
-        let speech_request = speak(scene.sentences.clone());
-        let image_request = ImageRequest {
-            terms: scene.search_terms.clone(),
-            caption: scene.heading.clone(),
-            width,
-            height,
-            seed: title_seed.wrapping_add((i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-            palette: palette.clone(),
-        };
+        let speech_request = requests::speech_request(request, scene.sentences.clone());
+        let image_request = requests::image_request(request, &plan, i);
         async move {
             let (speech, image) = tokio::join!(
                 providers.speech.run(&speech_request),
@@ -530,7 +487,7 @@ async fn run_inner(
         Some(m) => {
             let g = providers
                 .speech
-                .run(&speak(vec![m.clone()]))
+                .run(&requests::speech_request(request, vec![m.clone()]))
                 .await
                 .map_err(|e| chain_error("speech for the moral".into(), e))?;
             Some(g)
@@ -541,7 +498,6 @@ async fn run_inner(
 
     let mut scene_assets = Vec::new();
     let mut media_used = Vec::new();
-    let mut credits = Vec::new();
     for (i, speech, image) in &results {
         stages.speech_s += speech.provenance.seconds;
         stages.visuals_s += image.provenance.seconds;
@@ -568,12 +524,6 @@ async fn run_inner(
                 format!("generated {}x{}", image.output.width, image.output.height)
             }
         };
-        if let Some(c) = &image.output.credit {
-            let line = format!("Picture: {c}");
-            if !credits.contains(&line) {
-                credits.push(line);
-            }
-        }
         steps.push(step_report("image", Some(i + 1), image, detail));
         scene_assets.push(SceneAssets {
             speech: speech.output.clone(),
@@ -608,17 +558,12 @@ async fn run_inner(
             .as_ref()
             .map(|(s, _)| s.duration_s)
             .unwrap_or(0.0);
-    let video_estimate = narration_s + fixed + 2.0;
     let (music_path, music_credit) = match (&request.music, music_file) {
         (MusicChoice::File { .. }, Some((path, credit))) => (Some(path), credit),
         (MusicChoice::Generate, _) => {
             let g = providers
                 .music
-                .run(&MusicRequest {
-                    mood: style.music.mood.clone(),
-                    duration_s: video_estimate.ceil(),
-                    seed: title_seed,
-                })
+                .run(&requests::music_request(request, &plan, narration_s))
                 .await
                 .map_err(|e| chain_error("music".into(), e))?;
             let r = step_report(
@@ -636,9 +581,8 @@ async fn run_inner(
         }
         _ => (None, None),
     };
-    if let Some(c) = &music_credit {
-        credits.insert(0, format!("Music: {c}"));
-    }
+    let images: Vec<_> = results.iter().map(|(_, _, i)| i.output.clone()).collect();
+    let credits = requests::credit_lines(&images, music_credit.as_deref());
     stages.music_s = t.elapsed().as_secs_f64();
 
     // 4. Timeline.

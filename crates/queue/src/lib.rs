@@ -217,3 +217,34 @@ pub fn envelope(
         body: Some(body),
     }
 }
+
+/// Which broker a service uses, as the `queue` table of its settings:
+/// `backend = "rabbitmq"` with `url`, `backend = "sqs"` with [`sqs::SqsSettings`]' keys, or
+/// `backend = "memory"` (one process only: the embedded mode and tests).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum QueueSettings {
+    Rabbitmq {
+        /// `amqp://user:password@host:5672/%2f`.
+        url: secrecy::SecretString,
+    },
+    Sqs(sqs::SqsSettings),
+    Memory,
+}
+
+impl QueueSettings {
+    /// Connects, naming the connection `name` where the broker shows one. `Unavailable` when
+    /// the broker cannot be reached; `Invalid` for unusable settings.
+    pub async fn connect(&self, name: &str) -> Result<std::sync::Arc<dyn WorkQueue>, QueueError> {
+        use secrecy::ExposeSecret as _;
+        Ok(match self {
+            QueueSettings::Rabbitmq { url } => std::sync::Arc::new(
+                rabbitmq::RabbitQueue::connect(url.expose_secret(), name).await?,
+            ),
+            QueueSettings::Sqs(settings) => {
+                std::sync::Arc::new(sqs::SqsQueue::new(settings.clone())?)
+            }
+            QueueSettings::Memory => std::sync::Arc::new(memory::MemoryQueue::new()),
+        })
+    }
+}

@@ -112,3 +112,27 @@ pub async fn put_content_addressed(
     }
     Ok(key)
 }
+
+/// Which object store a service uses, as the `storage` table of its settings:
+/// `backend = "s3"` with [`s3::S3Settings`]' keys, or `backend = "local"` with `root`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum StorageSettings {
+    Local {
+        /// Folder holding the objects.
+        root: std::path::PathBuf,
+    },
+    S3(s3::S3Settings),
+}
+
+impl StorageSettings {
+    /// Opens the store. `Settings` for an unusable bucket or folder.
+    pub fn open(&self) -> Result<std::sync::Arc<dyn ObjectStore>, StorageError> {
+        Ok(match self {
+            StorageSettings::Local { root } => std::sync::Arc::new(local::LocalStore::new(root)?),
+            StorageSettings::S3(settings) => {
+                std::sync::Arc::new(s3::S3Store::new(settings.clone())?)
+            }
+        })
+    }
+}

@@ -1,0 +1,211 @@
+//! Builds the ai-job service from settings and runs its roles until shutdown: `api` (gRPC
+//! JobService and RenderLeaseService, the outbox relay and the lease sweeper) and `worker`
+//! (step workers).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use studio_auth::JwksVerifier;
+use studio_core::Shutdown;
+use studio_providers::cache::ResultCache;
+use studio_queue::{QueueSpec, WorkQueue};
+use tokio::net::TcpListener;
+
+use crate::grpc::{GrpcJobs, GrpcRenderLeases, Shared};
+use crate::settings::{Role, Settings};
+use crate::steps::StepContext;
+use crate::store::{JobStore, Queues};
+use crate::worker::Worker;
+
+/// The built service with its listeners bound.
+pub struct Application {
+    grpc: Option<TcpListener>,
+    http: TcpListener,
+    shared: Shared,
+    queue: Arc<dyn WorkQueue>,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("roles", &self.settings.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Connects to Postgres (applying migrations), the broker (declaring the queues) and the
+    /// object store, builds the provider chains, and binds the ports (0 picks a free one).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let pool = studio_core::db::connect(&settings.database, "ai_job.database").await?;
+        crate::MIGRATOR
+            .run(&pool)
+            .await
+            .context("applying ai-job migrations")?;
+        let queue = settings
+            .queue
+            .connect("ai-job")
+            .await
+            .context("connecting to ai_job.queue")?;
+        let queues = Queues::prefixed(&settings.queue_prefix);
+        for name in [&queues.steps, &queues.render] {
+            queue
+                .declare(&QueueSpec::new(name.clone()).max_deliveries(settings.max_deliveries))
+                .await
+                .with_context(|| format!("declaring queue {name}"))?;
+        }
+        let storage = settings.storage.open().context("opening ai_job.storage")?;
+        std::fs::create_dir_all(&settings.worker.work_dir).with_context(|| {
+            format!(
+                "creating ai_job.worker.work_dir {}",
+                settings.worker.work_dir.display()
+            )
+        })?;
+        let cache = Arc::new(ResultCache::new(settings.worker.work_dir.join("cache")));
+        let providers = Arc::new(
+            settings
+                .providers
+                .build(Some(cache))
+                .context("building ai_job.providers")?,
+        );
+        let projects = tonic::transport::Channel::from_shared(settings.project_url.clone())
+            .context("ai_job.project_url")?
+            .connect_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        let shared = Shared {
+            store: JobStore { pool, queues },
+            storage,
+            providers,
+            projects: studio_proto::project::v1::project_service_client::ProjectServiceClient::new(
+                projects,
+            ),
+            verifier: Arc::new(JwksVerifier::new(settings.auth.clone())),
+            output_url_ttl: Duration::from_secs(settings.output_url_ttl_s),
+            max_attempts: settings.worker.max_attempts,
+        };
+        let grpc = if settings.has(Role::Api) {
+            Some(
+                TcpListener::bind(&settings.grpc_addr)
+                    .await
+                    .with_context(|| format!("binding ai_job.grpc_addr {}", settings.grpc_addr))?,
+            )
+        } else {
+            None
+        };
+        let http = TcpListener::bind(&settings.http_addr)
+            .await
+            .with_context(|| format!("binding ai_job.http_addr {}", settings.http_addr))?;
+        Ok(Application {
+            grpc,
+            http,
+            shared,
+            queue,
+            settings,
+        })
+    }
+
+    /// The gRPC address, when this process runs the `api` role.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Runs every role until `shutdown` fires; workers then get their grace period.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let pool = self.shared.store.pool.clone();
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(listener) = self.grpc {
+            let addr = listener.local_addr()?;
+            let server = tonic::transport::Server::builder()
+                .layer(studio_telemetry::grpc::TraceLayer)
+                .add_service(
+                    studio_proto::job::v1::job_service_server::JobServiceServer::new(GrpcJobs {
+                        shared: self.shared.clone(),
+                    }),
+                )
+                .add_service(
+                    studio_proto::job::v1::render_lease_service_server::RenderLeaseServiceServer::new(
+                        GrpcRenderLeases {
+                            shared: self.shared.clone(),
+                        },
+                    ),
+                )
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    shutdown.wait_owned(),
+                );
+            tracing::info!(grpc_addr = %addr, "ai-job api listening");
+            tasks.spawn(async move { server.await.context("ai-job gRPC server") });
+            let relay = crate::relay::run(
+                self.shared.store.clone(),
+                self.queue.clone(),
+                Duration::from_millis(self.settings.relay_interval_ms.max(10)),
+                shutdown.clone(),
+            );
+            tasks.spawn(async move {
+                relay.await;
+                Ok(())
+            });
+        }
+        if self.settings.has(Role::Worker) {
+            let worker = Worker {
+                id: format!("ai-job-{}-{}", hostname(), std::process::id()),
+                context: StepContext {
+                    store: self.shared.store.clone(),
+                    storage: self.shared.storage.clone(),
+                    providers: self.shared.providers.clone(),
+                    work_dir: self.settings.worker.work_dir.clone(),
+                    max_attempts: self.settings.worker.max_attempts,
+                },
+                queue: self.queue.clone(),
+                settings: self.settings.worker.clone(),
+            };
+            tasks.spawn(worker.run(shutdown.clone()));
+        }
+        let router = axum::Router::new()
+            .merge(studio_core::db::probes(pool.clone()))
+            .merge(studio_telemetry::http::metrics_router())
+            .layer(axum::middleware::from_fn(studio_telemetry::http::track));
+        let http = axum::serve(self.http, router).with_graceful_shutdown(shutdown.wait_owned());
+        tasks.spawn(async move { http.await.context("ai-job HTTP server") });
+        let mut result = Ok(());
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    tracing::error!(error = %err, "ai-job task failed; stopping");
+                    shutdown.trigger();
+                    result = Err(err);
+                }
+                Err(err) => {
+                    shutdown.trigger();
+                    result = Err(err.into());
+                }
+            }
+        }
+        pool.close().await;
+        tracing::info!("ai-job stopped");
+        result
+    }
+}
+
+/// This machine's name, for worker ids (`HOSTNAME` in containers).
+pub fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "localhost".to_owned())
+}

@@ -1,0 +1,201 @@
+//! The step worker: consumes `StepReady` messages, claims the step (lease + fencing token), runs
+//! it with heartbeats, settles it in Postgres, and only then acks the message.
+//!
+//! - A message whose step is not claimable (finished, held by a live lease, job ended) is a
+//!   duplicate: acked.
+//! - A panic in a step counts as a retryable failure of that attempt.
+//! - When Postgres cannot be reached to claim or settle, the message is returned to the queue
+//!   (redelivered, then dead-lettered after the queue's delivery limit).
+//! - A worker whose lease was taken over (it stalled past the lease) stops the step; its late
+//!   write is refused by the fencing token.
+//! - On shutdown it stops taking messages and gives running steps `grace` to finish; steps still
+//!   running then are abandoned to their leases and run again elsewhere.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use studio_core::Shutdown;
+use studio_proto::queue::v1::envelope::Body;
+use studio_queue::{Delivery, WorkQueue};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use crate::settings::WorkerSettings;
+use crate::steps::{StepContext, StepError};
+use crate::store::{Failure, StoreError};
+
+/// A step worker.
+#[derive(Clone)]
+pub struct Worker {
+    pub id: String,
+    pub context: StepContext,
+    pub queue: Arc<dyn WorkQueue>,
+    pub settings: WorkerSettings,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("id", &self.id)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// Consumes until `shutdown`, then waits up to `grace` for running steps.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let queue_name = self.context.store.queues.steps.clone();
+        let mut consumer = self
+            .queue
+            .consume(&queue_name, self.settings.concurrency)
+            .await?;
+        let stop = CancellationToken::new();
+        let mut running = JoinSet::new();
+        tracing::info!(worker = %self.id, queue = %queue_name, "step worker started");
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => break,
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+                next = consumer.next() => match next {
+                    Ok(delivery) => {
+                        let worker = self.clone();
+                        let stop = stop.clone();
+                        running.spawn(async move { worker.handle(delivery, stop).await });
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "step queue unavailable; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }
+        drop(consumer);
+        let grace = Duration::from_secs(self.settings.grace_s);
+        tracing::info!(running = running.len(), ?grace, "step worker stopping");
+        if tokio::time::timeout(grace, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            stop.cancel();
+            while running.join_next().await.is_some() {}
+        }
+        Ok(())
+    }
+
+    async fn handle(&self, delivery: Delivery, stop: CancellationToken) {
+        let ids = match &delivery.envelope.body {
+            Some(Body::StepReady(ready)) => ready.step_id.parse::<Uuid>().ok(),
+            _ => None,
+        };
+        let Some(step) = ids else {
+            tracing::error!(message_id = %delivery.envelope.message_id, "not a StepReady message; dead-lettering it");
+            settle(delivery.reject().await);
+            return;
+        };
+        let store = &self.context.store;
+        let lease_len = self.settings.lease();
+        let lease = match store.claim(step, &self.id, lease_len).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
+                tracing::debug!(%step, "step not claimable (duplicate, held, or finished)");
+                settle(delivery.ack().await);
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(%step, error = %err, "claim failed; returning the message");
+                settle(delivery.retry().await);
+                return;
+            }
+        };
+        metrics::counter!("ai_job_steps_claimed_total", "kind" => lease.kind.clone()).increment(1);
+        let span = tracing::info_span!("step", kind = %lease.kind, %step, job = %lease.job_id, attempt = lease.attempt);
+
+        // Heartbeats keep the lease (and the message) alive; losing the lease stops the step.
+        let lost = CancellationToken::new();
+        let heartbeat = {
+            let (store, lease, lost) = (store.clone(), lease.clone(), lost.clone());
+            let every = lease_len / 3;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    match store.heartbeat(&lease, lease_len).await {
+                        Ok(()) => {}
+                        Err(StoreError::Fenced { .. }) => {
+                            lost.cancel();
+                            return;
+                        }
+                        Err(err) => tracing::warn!(error = %err, "heartbeat failed"),
+                    }
+                }
+            })
+        };
+        let started = std::time::Instant::now();
+        let result = tokio::select! {
+            r = std::panic::AssertUnwindSafe(self.context.run(&lease).instrument(span)).catch_unwind() => Some(r),
+            _ = lost.cancelled() => None,
+            _ = stop.cancelled() => {
+                // Shutting down past the grace period: leave the step to its lease.
+                heartbeat.abort();
+                drop(delivery);
+                return;
+            }
+        };
+        heartbeat.abort();
+        metrics::histogram!("ai_job_step_duration_seconds", "kind" => lease.kind.clone())
+            .record(started.elapsed().as_secs_f64());
+        let settled = match result {
+            None => {
+                tracing::warn!(%step, "lease lost to another worker; step abandoned");
+                Ok(())
+            }
+            Some(Ok(Ok(done))) => store
+                .complete(&lease, done.output, done.cost_micro_usd, &done.spawn)
+                .await
+                .map(|_| ()),
+            Some(Ok(Err(StepError::Retryable(error)))) => {
+                let backoff = self.settings.backoff(lease.attempt);
+                store
+                    .fail(&lease, Failure::Retryable { error, backoff })
+                    .await
+                    .map(|_| ())
+            }
+            Some(Ok(Err(StepError::Final(error)))) => store
+                .fail(&lease, Failure::Final { error })
+                .await
+                .map(|_| ()),
+            Some(Err(panic)) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                tracing::error!(%step, %message, "step panicked");
+                let error = format!("the worker crashed on this step: {message}");
+                let backoff = self.settings.backoff(lease.attempt);
+                store
+                    .fail(&lease, Failure::Retryable { error, backoff })
+                    .await
+                    .map(|_| ())
+            }
+        };
+        match settled {
+            Ok(()) | Err(StoreError::Fenced { .. }) => settle(delivery.ack().await),
+            Err(err) => {
+                tracing::warn!(%step, error = %err, "settling the step failed; returning the message");
+                settle(delivery.retry().await);
+            }
+        }
+    }
+}
+
+fn settle(result: Result<(), studio_queue::QueueError>) {
+    if let Err(err) = result {
+        tracing::warn!(error = %err, "settling a delivery failed; it will be redelivered");
+    }
+}
