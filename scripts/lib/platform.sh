@@ -1,11 +1,14 @@
-# Shell functions to run the platform's services (user, project, gateway) as processes against
-# the local PostgreSQL. Sourced by scripts/dev.sh, scripts/schemathesis.sh, scripts/bench-api.sh.
+# Shell functions to run the platform's services (user, project, ai-job, media-render, gateway)
+# as processes against the local PostgreSQL and RabbitMQ. Sourced by scripts/dev.sh,
+# scripts/schemathesis.sh, scripts/bench-api.sh.
 #
-#   platform_build release|debug      builds the three binaries
-#   platform_start NAME PORT_BASE     creates databases studio_NAME_user / studio_NAME_project if
+#   platform_build release|debug      builds the five binaries
+#   platform_start NAME PORT_BASE     creates databases studio_NAME_{user,project,ai_job} if
 #                                     missing and starts the services on PORT_BASE+0 (gateway),
-#                                     +1 (user HTTP), +2 (project HTTP), +51 (user gRPC),
-#                                     +52 (project gRPC); logs under target/platform-NAME/
+#                                     +1/+2/+3/+4 (HTTP of user, project, ai-job, media-render),
+#                                     +51/+52/+53/+54 (their gRPC); queues are prefixed "NAME.",
+#                                     objects kept in target/platform-NAME/objects (local
+#                                     storage); logs under target/platform-NAME/
 #   platform_stop                     stops them (SIGTERM: they finish in-flight requests)
 
 PLATFORM_PIDS=()
@@ -13,7 +16,8 @@ PLATFORM_PIDS=()
 platform_build() {
   local profile="$1" flag=""
   [ "$profile" = release ] && flag="--release"
-  SQLX_OFFLINE=true cargo build $flag -q -p studio-user -p studio-project -p studio-gateway
+  SQLX_OFFLINE=true cargo build $flag -q -p studio-user -p studio-project -p studio-ai-job \
+    -p studio-media-render -p studio-gateway
   PLATFORM_BIN="${CARGO_TARGET_DIR:-target}/$profile"
 }
 
@@ -21,7 +25,7 @@ platform_start() {
   local name="$1" base="$2"
   local admin="${STUDIO_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
   local server="${admin%/*}"
-  for db in "studio_${name}_user" "studio_${name}_project"; do
+  for db in "studio_${name}_user" "studio_${name}_project" "studio_${name}_ai_job"; do
     if [ -z "$(psql "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
       psql "$admin" -qc "CREATE DATABASE $db"
     fi
@@ -42,9 +46,31 @@ platform_start() {
   STUDIO__PROJECT__AUTH__JWKS_URL="$jwks" \
     "$PLATFORM_BIN/project" >"$PLATFORM_LOGS/project.log" 2>&1 &
   PLATFORM_PIDS+=($!)
+  local objects="$PWD/$PLATFORM_LOGS/objects"
+  mkdir -p "$objects"
+  STUDIO__AI_JOB__GRPC_ADDR="127.0.0.1:$((base + 53))" \
+  STUDIO__AI_JOB__HTTP_ADDR="127.0.0.1:$((base + 3))" \
+  STUDIO__AI_JOB__DATABASE__URL="$server/studio_${name}_ai_job" \
+  STUDIO__AI_JOB__AUTH__JWKS_URL="$jwks" \
+  STUDIO__AI_JOB__PROJECT_URL="http://127.0.0.1:$((base + 52))" \
+  STUDIO__AI_JOB__QUEUE_PREFIX="$name." \
+  STUDIO__AI_JOB__STORAGE__ROOT="$objects" \
+  STUDIO__AI_JOB__WORKER__WORK_DIR="$PWD/$PLATFORM_LOGS/ai-job-work" \
+    "$PLATFORM_BIN/ai-job" >"$PLATFORM_LOGS/ai-job.log" 2>&1 &
+  PLATFORM_PIDS+=($!)
+  platform_wait "http://127.0.0.1:$((base + 3))/readyz" ai-job
+  STUDIO__MEDIA_RENDER__GRPC_ADDR="127.0.0.1:$((base + 54))" \
+  STUDIO__MEDIA_RENDER__HTTP_ADDR="127.0.0.1:$((base + 4))" \
+  STUDIO__MEDIA_RENDER__AI_JOB_URL="http://127.0.0.1:$((base + 53))" \
+  STUDIO__MEDIA_RENDER__QUEUE_PREFIX="$name." \
+  STUDIO__MEDIA_RENDER__STORAGE__ROOT="$objects" \
+  STUDIO__MEDIA_RENDER__WORK_DIR="$PWD/$PLATFORM_LOGS/media-render-work" \
+    "$PLATFORM_BIN/media-render" >"$PLATFORM_LOGS/media-render.log" 2>&1 &
+  PLATFORM_PIDS+=($!)
   STUDIO__GATEWAY__HTTP_ADDR="127.0.0.1:$base" \
   STUDIO__GATEWAY__USER_URL="http://127.0.0.1:$((base + 51))" \
   STUDIO__GATEWAY__PROJECT_URL="http://127.0.0.1:$((base + 52))" \
+  STUDIO__GATEWAY__AI_JOB_URL="http://127.0.0.1:$((base + 53))" \
   STUDIO__GATEWAY__AUTH__JWKS_URL="$jwks" \
     "$PLATFORM_BIN/gateway" >"$PLATFORM_LOGS/gateway.log" 2>&1 &
   PLATFORM_PIDS+=($!)

@@ -25,7 +25,7 @@ pub mod worker;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The queue that carries `StepReady` messages to ai-job's workers.
-pub const STEPS_QUEUE: &str = "studio.steps";
+pub const STEPS_QUEUE: &str = studio_queue::names::STEPS;
 
 /// The queue that carries `RenderTask` messages to media-render workers.
-pub const RENDER_QUEUE: &str = "studio.render";
+pub const RENDER_QUEUE: &str = studio_queue::names::RENDER;

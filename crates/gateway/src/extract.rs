@@ -124,13 +124,24 @@ impl FromRequestParts<AppState> for Authed {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
+        let token = Authed::token_from(&parts.headers)
+            .ok_or_else(|| ApiError::from(Error::from(studio_auth::AuthError::Missing)))?;
+        Authed::verify(state, token).await
+    }
+}
+
+impl Authed {
+    /// The bearer token of the `Authorization` header.
+    pub fn token_from(headers: &http::HeaderMap) -> Option<String> {
+        headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(studio_auth::bearer)
-            .ok_or_else(|| ApiError::from(Error::from(studio_auth::AuthError::Missing)))?
-            .to_owned();
+            .map(str::to_owned)
+    }
+
+    /// Verifies `token` and applies the per-user rate limit.
+    pub async fn verify(state: &AppState, token: String) -> Result<Authed, ApiError> {
         let caller = state.verifier.verify(&token).await.map_err(|e| {
             tracing::debug!(error = %e, "access token refused");
             ApiError::from(Error::from(e))

@@ -17,6 +17,9 @@ pub struct Settings {
     /// The project service's gRPC endpoint. Default `http://127.0.0.1:50052`.
     #[serde(default = "default_project_url")]
     pub project_url: String,
+    /// The ai-job service's gRPC endpoint. Default `http://127.0.0.1:50053`.
+    #[serde(default = "default_ai_job_url")]
+    pub ai_job_url: String,
     /// How access tokens are verified (JWKS of the user service).
     pub auth: VerifierSettings,
     /// Largest request body in bytes. Default 2 MiB (a project's source text may be 1 MB).
@@ -43,6 +46,10 @@ fn default_user_url() -> String {
 
 fn default_project_url() -> String {
     "http://127.0.0.1:50052".to_owned()
+}
+
+fn default_ai_job_url() -> String {
+    "http://127.0.0.1:50053".to_owned()
 }
 
 fn default_body_limit() -> usize {
@@ -106,6 +113,7 @@ impl Validate for Settings {
         for (key, url) in [
             ("gateway.user_url", &self.user_url),
             ("gateway.project_url", &self.project_url),
+            ("gateway.ai_job_url", &self.ai_job_url),
             ("gateway.auth.jwks_url", &self.auth.jwks_url),
         ] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {

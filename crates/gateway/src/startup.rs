@@ -13,6 +13,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use studio_auth::JwksVerifier;
 use studio_core::{Error, ErrorCode, Shutdown};
+use studio_proto::job::v1::job_service_client::JobServiceClient;
 use studio_proto::project::v1::project_service_client::ProjectServiceClient;
 use studio_proto::user::v1::user_service_client::UserServiceClient;
 use tokio::net::TcpListener;
@@ -24,7 +25,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::rate::Limits;
-use crate::routes::{auth, projects};
+use crate::routes::{auth, jobs, projects};
 use crate::settings::Settings;
 
 /// What every handler can reach.
@@ -32,6 +33,7 @@ use crate::settings::Settings;
 pub struct AppState {
     pub user: UserServiceClient<Channel>,
     pub project: ProjectServiceClient<Channel>,
+    pub jobs: JobServiceClient<Channel>,
     pub verifier: Arc<JwksVerifier>,
     pub limits: Arc<Limits>,
     /// Deadline of each call to a service.
@@ -55,6 +57,7 @@ pub struct AppState {
         (name = "scenes", description = "Scenes of a project"),
         (name = "assets", description = "Stored media of a project"),
         (name = "presets", description = "Style presets"),
+        (name = "jobs", description = "Jobs: making a project's video, its progress and its outputs"),
     )
 )]
 struct ApiDoc;
@@ -105,6 +108,12 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(projects::get_asset, projects::delete_asset))
         .routes(routes!(projects::list_presets, projects::create_preset))
         .routes(routes!(projects::delete_preset))
+        .routes(routes!(jobs::start_job))
+        .routes(routes!(jobs::list_jobs))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::cancel_job))
+        .routes(routes!(jobs::output_url))
+        .routes(routes!(jobs::job_events))
         .split_for_parts()
 }
 
@@ -252,12 +261,18 @@ impl Application {
                 "gateway.project_url",
                 timeout,
             )?),
+            jobs: JobServiceClient::new(channel(
+                &settings.ai_job_url,
+                "gateway.ai_job_url",
+                timeout,
+            )?),
             verifier: Arc::new(JwksVerifier::new(settings.auth.clone())),
             limits: Arc::new(Limits::new(&settings.rate_limit)),
             timeout,
             upstreams: Arc::new(vec![
                 ("user".to_owned(), authority(&settings.user_url)),
                 ("project".to_owned(), authority(&settings.project_url)),
+                ("ai-job".to_owned(), authority(&settings.ai_job_url)),
             ]),
         };
         let limits = state.limits.clone();

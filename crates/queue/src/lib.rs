@@ -248,3 +248,11 @@ impl QueueSettings {
         })
     }
 }
+
+/// The queues Studio's services share; a deployment may put a prefix in front of each.
+pub mod names {
+    /// `StepReady` messages for ai-job's step workers.
+    pub const STEPS: &str = "studio.steps";
+    /// `RenderTask` messages for media-render workers.
+    pub const RENDER: &str = "studio.render";
+}

@@ -2,6 +2,7 @@
 //! back; authorization (owner checks) happens in the services, which see the caller's token.
 
 pub mod auth;
+pub mod jobs;
 pub mod projects;
 
 use std::time::Duration;

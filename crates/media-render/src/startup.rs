@@ -1,0 +1,158 @@
+//! Builds the media-render service from settings and runs it until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use studio_core::Shutdown;
+use studio_media::ffmpeg::Toolchain;
+use studio_media::VideoEncoder;
+use studio_proto::job::v1::render_lease_service_client::RenderLeaseServiceClient;
+use studio_proto::render::v1 as pb;
+use studio_queue::QueueSpec;
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+
+use crate::settings::Settings;
+use crate::worker::{Status, Worker};
+
+/// The built service with its listeners bound.
+#[derive(Debug)]
+pub struct Application {
+    grpc: TcpListener,
+    http: TcpListener,
+    worker: Worker,
+    encoders: Vec<String>,
+}
+
+/// Picks the encoder: NVENC only when asked for and its self-test passes, libx264 otherwise.
+/// Returns the choice and every encoder that works here.
+pub async fn choose_encoder(wanted: VideoEncoder, toolchain: &Toolchain) -> (VideoEncoder, Vec<String>) {
+    let mut working = vec![VideoEncoder::Libx264.ffmpeg_name().to_owned()];
+    if wanted == VideoEncoder::Libx264 {
+        return (wanted, working);
+    }
+    match wanted.self_test(toolchain).await {
+        Ok(()) => {
+            tracing::info!(encoder = wanted.ffmpeg_name(), "encoder self-test passed");
+            working.push(wanted.ffmpeg_name().to_owned());
+            (wanted, working)
+        }
+        Err(reason) => {
+            tracing::warn!(encoder = wanted.ffmpeg_name(), %reason, "encoder self-test failed; falling back to libx264");
+            (VideoEncoder::Libx264, working)
+        }
+    }
+}
+
+impl Application {
+    /// Tests the encoder, connects to the broker and the store, and binds the ports.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let (encoder, encoders) = choose_encoder(settings.encoder, &Toolchain::default()).await;
+        let queue = settings
+            .queue
+            .connect("media-render")
+            .await
+            .context("connecting to media_render.queue")?;
+        let queue_name = format!("{}{}", settings.queue_prefix, studio_queue::names::RENDER);
+        queue
+            .declare(&QueueSpec::new(queue_name.clone()))
+            .await
+            .with_context(|| format!("declaring queue {queue_name}"))?;
+        let storage = settings.storage.open().context("opening media_render.storage")?;
+        std::fs::create_dir_all(&settings.work_dir).with_context(|| {
+            format!("creating media_render.work_dir {}", settings.work_dir.display())
+        })?;
+        let channel = tonic::transport::Channel::from_shared(settings.ai_job_url.clone())
+            .context("media_render.ai_job_url")?
+            .connect_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        let grpc = TcpListener::bind(&settings.grpc_addr)
+            .await
+            .with_context(|| format!("binding media_render.grpc_addr {}", settings.grpc_addr))?;
+        let http = TcpListener::bind(&settings.http_addr)
+            .await
+            .with_context(|| format!("binding media_render.http_addr {}", settings.http_addr))?;
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned());
+        let worker = Worker {
+            id: format!("media-render-{host}-{}", std::process::id()),
+            queue,
+            queue_name,
+            storage,
+            leases: RenderLeaseServiceClient::new(channel),
+            encoder,
+            lease: settings.lease(),
+            grace: Duration::from_secs(settings.grace_s),
+            render_jobs: settings.render_jobs,
+            work_dir: settings.work_dir.clone(),
+            status: Arc::new(Mutex::new(Status::default())),
+        };
+        Ok(Application {
+            grpc,
+            http,
+            worker,
+            encoders,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("bound listener has an address")
+    }
+
+    /// Renders until `shutdown`; the current render gets the grace period.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let status = StatusService {
+            worker: self.worker.id.clone(),
+            encoders: self.encoders,
+            status: self.worker.status.clone(),
+        };
+        let grpc = tonic::transport::Server::builder()
+            .layer(studio_telemetry::grpc::TraceLayer)
+            .add_service(pb::render_service_server::RenderServiceServer::new(status))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(self.grpc),
+                shutdown.wait_owned(),
+            );
+        let router = axum::Router::new()
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .route("/readyz", axum::routing::get(|| async { "ok" }))
+            .merge(studio_telemetry::http::metrics_router())
+            .layer(axum::middleware::from_fn(studio_telemetry::http::track));
+        let http = axum::serve(self.http, router).with_graceful_shutdown(shutdown.wait_owned());
+        let (worker, grpc, http) = tokio::join!(self.worker.run(shutdown.clone()), grpc, async {
+            http.await
+        });
+        worker?;
+        grpc.context("media-render gRPC server")?;
+        http.context("media-render HTTP server")?;
+        Ok(())
+    }
+}
+
+/// `studio.render.v1.RenderService`.
+#[derive(Debug, Clone)]
+struct StatusService {
+    worker: String,
+    encoders: Vec<String>,
+    status: Arc<Mutex<Status>>,
+}
+
+#[tonic::async_trait]
+impl pb::render_service_server::RenderService for StatusService {
+    async fn get_worker_status(
+        &self,
+        _request: tonic::Request<pb::GetWorkerStatusRequest>,
+    ) -> Result<tonic::Response<pb::WorkerStatus>, tonic::Status> {
+        Ok(tonic::Response::new(pb::WorkerStatus {
+            worker: self.worker.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            encoders: self.encoders.clone(),
+            current_job_id: self.status.lock().await.current_job.clone(),
+        }))
+    }
+}

@@ -1,0 +1,475 @@
+//! The render worker. For each `RenderTask` message:
+//!
+//! 1. claim the render step from ai-job (`ClaimRender`): the lease and its fencing token now live
+//!    in ai-job's Postgres, so the message is acked at once; a render that outlives the broker's
+//!    consumer timeout is never redelivered while it runs. Not claimable → a duplicate, acked.
+//! 2. heartbeat the lease every third of it; losing it (cancelled job, or another worker took
+//!    over after we stalled) stops the render.
+//! 3. if an earlier attempt already uploaded the outputs (its `render.json` manifest and
+//!    `final.mp4` agree), report them without rendering again; otherwise fetch the timeline and
+//!    its inputs into a per-task folder, render, and upload the manifest, the captions, the
+//!    thumbnail and `final.mp4` last.
+//! 4. report with `FinishRender` (retried until ai-job answers or the lease is gone).
+//!
+//! A worker killed at any point leaves the step to its lease: ai-job announces it again when the
+//! lease expires, and the next worker reuses whatever finished uploading.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use studio_core::Shutdown;
+use studio_media::{RenderOptions, VideoEncoder};
+use studio_proto::job::v1 as job_pb;
+use studio_proto::job::v1::render_lease_service_client::RenderLeaseServiceClient;
+use studio_proto::queue::v1::envelope::Body;
+use studio_proto::render::v1::{RenderResult, RenderTask, RenderedFile};
+use studio_queue::{Delivery, WorkQueue};
+use studio_storage::{ObjectKey, ObjectStore};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// The files a render uploads: (API kind, file name, content type), `final.mp4` last.
+const OUTPUTS: [(&str, &str, &str); 4] = [
+    ("captions_srt", "captions.srt", "application/x-subrip"),
+    ("captions_vtt", "captions.vtt", "text/vtt"),
+    ("thumbnail", "thumbnail.jpg", "image/jpeg"),
+    ("video", "final.mp4", "video/mp4"),
+];
+
+/// Written before the outputs: what a finished upload must look like.
+const MANIFEST: &str = "render.json";
+
+/// What `render.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Manifest {
+    files: Vec<ManifestFile>,
+    duration_s: f64,
+    render_seconds: f64,
+    encoder: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ManifestFile {
+    kind: String,
+    storage_key: String,
+    size_bytes: u64,
+    sha256: String,
+}
+
+/// What the worker is doing, for `GetWorkerStatus`.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub current_job: Option<String>,
+}
+
+/// A render worker.
+#[derive(Clone)]
+pub struct Worker {
+    pub id: String,
+    pub queue: Arc<dyn WorkQueue>,
+    pub queue_name: String,
+    pub storage: Arc<dyn ObjectStore>,
+    pub leases: RenderLeaseServiceClient<Channel>,
+    pub encoder: VideoEncoder,
+    pub lease: Duration,
+    pub grace: Duration,
+    pub render_jobs: usize,
+    pub work_dir: PathBuf,
+    pub status: Arc<Mutex<Status>>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("id", &self.id)
+            .field("encoder", &self.encoder)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a render attempt failed.
+#[derive(Debug)]
+enum Failed {
+    /// Another attempt may succeed (storage unreachable, shutting down, lease lost).
+    Retryable(String),
+    /// The timeline cannot be rendered.
+    Final(String),
+}
+
+fn retryable(what: &str) -> impl FnOnce(studio_storage::StorageError) -> Failed + '_ {
+    move |e| Failed::Retryable(format!("{what}: {e}"))
+}
+
+impl Worker {
+    /// Consumes render tasks one at a time until `shutdown`. A render running at shutdown gets
+    /// the grace period, then is stopped and handed back to the queue.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let mut consumer = self.queue.consume(&self.queue_name, 1).await?;
+        tracing::info!(worker = %self.id, queue = %self.queue_name, encoder = self.encoder.ffmpeg_name(), "render worker started");
+        loop {
+            let delivery = tokio::select! {
+                _ = shutdown.wait() => break,
+                next = consumer.next() => match next {
+                    Ok(d) => d,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "render queue unavailable; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                },
+            };
+            let stop = CancellationToken::new();
+            let work = self.handle(delivery, stop.clone());
+            tokio::pin!(work);
+            tokio::select! {
+                _ = &mut work => {}
+                _ = shutdown.wait() => {
+                    tracing::info!(grace = ?self.grace, "shutting down: letting the current render finish");
+                    if tokio::time::timeout(self.grace, &mut work).await.is_err() {
+                        stop.cancel();
+                        work.await;
+                    }
+                    break;
+                }
+            }
+        }
+        tracing::info!("render worker stopped");
+        Ok(())
+    }
+
+    async fn handle(&self, delivery: Delivery, stop: CancellationToken) {
+        let Some(Body::RenderTask(message)) = delivery.envelope.body.clone() else {
+            tracing::error!(message_id = %delivery.envelope.message_id, "not a RenderTask; dead-lettering it");
+            settle(delivery.reject().await);
+            return;
+        };
+        let mut leases = self.leases.clone();
+        let claim = leases
+            .claim_render(job_pb::ClaimRenderRequest {
+                step_id: message.step_id.clone(),
+                worker: self.id.clone(),
+                lease_s: self.lease.as_secs() as u32,
+            })
+            .await;
+        let claim = match claim {
+            Ok(c) => c.into_inner(),
+            Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                tracing::error!(error = %status, "render task refused by ai-job; dead-lettering it");
+                settle(delivery.reject().await);
+                return;
+            }
+            Err(status) => {
+                tracing::warn!(error = %status, "ai-job unreachable for the claim; returning the task");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                settle(delivery.retry().await);
+                return;
+            }
+        };
+        let (true, Some(task)) = (claim.claimed, claim.task) else {
+            tracing::debug!(step = %message.step_id, "render not claimable (duplicate, held, or finished)");
+            settle(delivery.ack().await);
+            return;
+        };
+        // The lease holds the work from here on.
+        settle(delivery.ack().await);
+        metrics::counter!("media_render_tasks_claimed_total").increment(1);
+        self.status.lock().await.current_job = Some(task.job_id.clone());
+        tracing::info!(job = %task.job_id, step = %task.step_id, attempt = claim.attempt, "render claimed");
+
+        let lost = CancellationToken::new();
+        let heartbeat = {
+            let (mut leases, task, lost, lease) =
+                (self.leases.clone(), task.clone(), lost.clone(), self.lease);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    let beat = leases
+                        .heartbeat_render(job_pb::HeartbeatRenderRequest {
+                            step_id: task.step_id.clone(),
+                            fencing_token: task.fencing_token,
+                            lease_s: lease.as_secs() as u32,
+                        })
+                        .await;
+                    match beat {
+                        Ok(_) => {}
+                        Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                            lost.cancel();
+                            return;
+                        }
+                        Err(s) => tracing::warn!(error = %s, "render heartbeat failed"),
+                    }
+                }
+            })
+        };
+        let cancel = CancellationToken::new();
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            r = self.render(&task, cancel.clone()) => r,
+            _ = lost.cancelled() => {
+                cancel.cancel();
+                Err(Failed::Retryable("the lease was lost (job cancelled or taken over)".into()))
+            }
+            _ = stop.cancelled() => {
+                cancel.cancel();
+                Err(Failed::Retryable("the render worker shut down; another worker will render it".into()))
+            }
+        };
+        heartbeat.abort();
+        let mut result = RenderResult {
+            job_id: task.job_id.clone(),
+            fencing_token: task.fencing_token,
+            step_id: task.step_id.clone(),
+            worker: self.id.clone(),
+            render_seconds: started.elapsed().as_secs_f64(),
+            ..RenderResult::default()
+        };
+        match outcome {
+            Ok(manifest) => {
+                result.ok = true;
+                result.duration_s = manifest.duration_s;
+                result.encoder = manifest.encoder;
+                result.render_seconds = manifest.render_seconds;
+                result.files = manifest
+                    .files
+                    .into_iter()
+                    .map(|f| RenderedFile {
+                        kind: f.kind,
+                        storage_key: f.storage_key,
+                        size_bytes: f.size_bytes,
+                        sha256: f.sha256,
+                    })
+                    .collect();
+                metrics::counter!("media_render_tasks_total", "result" => "ok").increment(1);
+            }
+            Err(Failed::Retryable(error)) => {
+                result.error = error;
+                result.retryable = true;
+                metrics::counter!("media_render_tasks_total", "result" => "retry").increment(1);
+            }
+            Err(Failed::Final(error)) => {
+                result.error = error;
+                metrics::counter!("media_render_tasks_total", "result" => "failed").increment(1);
+            }
+        }
+        if lost.is_cancelled() {
+            tracing::warn!(job = %task.job_id, "lease lost; result not reported");
+        } else {
+            self.report(result).await;
+        }
+        self.status.lock().await.current_job = None;
+    }
+
+    /// Reports a result, retrying while ai-job is unreachable, for as long as the lease lasts.
+    async fn report(&self, result: RenderResult) {
+        let deadline = Instant::now() + self.lease;
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match self.leases.clone().finish_render(result.clone()).await {
+                Ok(_) => {
+                    tracing::info!(job = %result.job_id, ok = result.ok, error = %result.error, "render reported");
+                    return;
+                }
+                Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                    tracing::warn!(job = %result.job_id, error = %s, "render result refused (fenced)");
+                    return;
+                }
+                Err(s) if Instant::now() + wait < deadline => {
+                    tracing::warn!(error = %s, "reporting the render failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(s) => {
+                    tracing::error!(error = %s, "giving up reporting; the lease will expire and the render will be reused");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn key(&self, task: &RenderTask, file: &str) -> Result<ObjectKey, Failed> {
+        ObjectKey::parse(format!("{}{file}", task.output_prefix))
+            .map_err(|e| Failed::Final(format!("output_prefix: {e}")))
+    }
+
+    /// The manifest of an earlier attempt whose `final.mp4` finished uploading.
+    async fn finished_upload(&self, task: &RenderTask) -> Result<Option<Manifest>, Failed> {
+        let manifest_key = self.key(task, MANIFEST)?;
+        let bytes = match self.storage.get(&manifest_key).await {
+            Ok(b) => b,
+            Err(studio_storage::StorageError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(retryable("reading the render manifest")(e)),
+        };
+        let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) else {
+            return Ok(None);
+        };
+        let Some(video) = manifest.files.iter().find(|f| f.kind == "video") else {
+            return Ok(None);
+        };
+        let video_key = self.key(task, "final.mp4")?;
+        let head = self
+            .storage
+            .head(&video_key)
+            .await
+            .map_err(retryable("checking final.mp4"))?;
+        Ok(head
+            .filter(|h| h.size == video.size_bytes)
+            .map(|_| manifest))
+    }
+
+    async fn render(&self, task: &RenderTask, cancel: CancellationToken) -> Result<Manifest, Failed> {
+        if let Some(manifest) = self.finished_upload(task).await? {
+            tracing::info!(job = %task.job_id, "outputs already uploaded by an earlier attempt; reusing them");
+            return Ok(manifest);
+        }
+        let started = Instant::now();
+        let dir = self
+            .work_dir
+            .join("tasks")
+            .join(format!("{}-{}", task.step_id, task.fencing_token));
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        let input_dir = dir.join("input");
+        let out_dir = dir.join("out");
+        let result = self
+            .render_in(task, &input_dir, &out_dir, cancel, started)
+            .await;
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        result
+    }
+
+    async fn render_in(
+        &self,
+        task: &RenderTask,
+        input_dir: &Path,
+        out_dir: &Path,
+        cancel: CancellationToken,
+        started: Instant,
+    ) -> Result<Manifest, Failed> {
+        let timeline_key = ObjectKey::parse(task.timeline_key.clone())
+            .map_err(|e| Failed::Final(format!("timeline_key: {e}")))?;
+        let json = self
+            .storage
+            .get(&timeline_key)
+            .await
+            .map_err(retryable("fetching the timeline"))?;
+        let json = std::str::from_utf8(&json)
+            .map_err(|_| Failed::Final("the timeline is not UTF-8 JSON".into()))?;
+        let timeline =
+            studio_media::parse_timeline(json).map_err(|e| Failed::Final(e.to_string()))?;
+        let inputs: HashMap<&String, &String> = task.inputs.iter().collect();
+        for (rel, key) in inputs {
+            let path = safe_join(input_dir, rel)
+                .ok_or_else(|| Failed::Final(format!("input path {rel:?} leaves the task folder")))?;
+            let key = ObjectKey::parse(key.clone())
+                .map_err(|e| Failed::Final(format!("inputs[{rel}]: {e}")))?;
+            if let Some(parent) = path.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| Failed::Retryable(format!("{}: {e}", parent.display())))?;
+            }
+            self.storage
+                .get_to_file(&key, &path)
+                .await
+                .map_err(retryable("fetching an input"))?;
+        }
+        let mut options = RenderOptions::new(input_dir, out_dir);
+        options.cache_dir = self.work_dir.join("segments");
+        options.encoder = self.encoder;
+        options.cancel = cancel;
+        options.jobs = self.render_jobs;
+        let report = studio_media::render(&timeline, &options)
+            .await
+            .map_err(|e| match e {
+                studio_media::MediaError::Cancelled => {
+                    Failed::Retryable("the render was stopped".into())
+                }
+                e => Failed::Final(format!("render failed: {e}")),
+            })?;
+        let mut files = Vec::new();
+        for (kind, name, _) in OUTPUTS {
+            let path = out_dir.join(name);
+            if !path.is_file() {
+                continue;
+            }
+            let (size_bytes, sha256) = digest(&path)
+                .await
+                .map_err(|e| Failed::Retryable(format!("{}: {e}", path.display())))?;
+            files.push(ManifestFile {
+                kind: kind.to_owned(),
+                storage_key: self.key(task, name)?.as_str().to_owned(),
+                size_bytes,
+                sha256,
+            });
+        }
+        let manifest = Manifest {
+            files,
+            duration_s: report.duration_s,
+            render_seconds: started.elapsed().as_secs_f64(),
+            encoder: self.encoder.ffmpeg_name().to_owned(),
+        };
+        let manifest_json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| Failed::Final(format!("manifest: {e}")))?;
+        self.storage
+            .put(&self.key(task, MANIFEST)?, manifest_json.into(), "application/json")
+            .await
+            .map_err(retryable("uploading the manifest"))?;
+        for (_, name, content_type) in OUTPUTS {
+            let path = out_dir.join(name);
+            if path.is_file() {
+                self.storage
+                    .put_file(&self.key(task, name)?, &path, content_type)
+                    .await
+                    .map_err(retryable("uploading an output"))?;
+            }
+        }
+        metrics::counter!("media_render_uploads_total").increment(1);
+        Ok(manifest)
+    }
+}
+
+/// `root/rel` when `rel` is a plain relative path (no `..`, not absolute).
+fn safe_join(root: &Path, rel: &str) -> Option<PathBuf> {
+    let rel = Path::new(rel);
+    rel.components()
+        .all(|c| matches!(c, Component::Normal(_)))
+        .then(|| root.join(rel))
+}
+
+async fn digest(path: &Path) -> std::io::Result<(u64, String)> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)?;
+        let mut hasher = Sha256::new();
+        let size = std::io::copy(&mut file, &mut hasher)?;
+        Ok((size, hex::encode(hasher.finalize())))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+fn settle(result: Result<(), studio_queue::QueueError>) {
+    if let Err(err) = result {
+        tracing::warn!(error = %err, "settling a delivery failed; it will be redelivered");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_paths_stay_inside_the_task_folder() {
+        let root = Path::new("/tmp/task");
+        assert_eq!(
+            safe_join(root, "narration/0.wav"),
+            Some(PathBuf::from("/tmp/task/narration/0.wav"))
+        );
+        assert_eq!(safe_join(root, "../etc/passwd"), None);
+        assert_eq!(safe_join(root, "/etc/passwd"), None);
+        assert_eq!(safe_join(root, "a/../../b"), None);
+    }
+}
