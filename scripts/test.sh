@@ -4,7 +4,9 @@
 # platform tests that start the user, project and gateway services against the local PostgreSQL
 # (STUDIO_TEST_POSTGRES, default postgres://postgres@127.0.0.1:5432/postgres), each on fresh
 # databases it drops afterwards; queue tests against RabbitMQ and SQS (moto); storage tests
-# against an S3 server (s3s-fs, in-process).
+# against an S3 server (s3s-fs, in-process); end-to-end tests (crates/e2e) that run every
+# service as its own process, including crash trials (STUDIO_E2E_TRIALS, default 3; the long
+# mode is STUDIO_E2E_TRIALS=20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -13,4 +15,6 @@ scripts/setup.sh
 command -v moto_server >/dev/null 2>&1 || python3 -m pip install -q --disable-pip-version-check 'moto[server]>=5,<6'
 # sqlx checks queries against the committed .sqlx/ metadata, not a live database.
 export SQLX_OFFLINE=true
+# The end-to-end tests start the service binaries from the target folder.
+cargo build --workspace --bins
 cargo test --workspace --all-targets "$@"

@@ -63,7 +63,9 @@ pub fn layered() -> Result<config::Config, SettingsError> {
             config::Environment::with_prefix("STUDIO")
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("ai_job.roles"),
         )
         .build()?;
     Ok(config)

@@ -1,0 +1,522 @@
+//! Runs the whole platform as separate processes for end-to-end tests: user, project, ai-job (an
+//! `api` process and a `worker` process), media-render and gateway, built by `cargo build` into
+//! the same target folder as the test, against the local Postgres (fresh databases), RabbitMQ
+//! (queues under a unique prefix) or moto's SQS, and an in-process S3 server (s3s-fs over a
+//! temporary folder) that counts completed uploads per key.
+#![allow(missing_debug_implementations)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+
+pub const S3_ACCESS_KEY: &str = "studio-e2e";
+pub const S3_SECRET_KEY: &str = "studio-e2e-secret";
+
+/// An S3 endpoint over a folder, counting successful uploads (`PUT` of a whole object, or the
+/// completion of a multipart upload) per key.
+pub struct S3Server {
+    pub endpoint: String,
+    uploads: Arc<Mutex<HashMap<String, u32>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl S3Server {
+    pub async fn start(root: &Path) -> S3Server {
+        let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs root");
+        let mut builder = S3ServiceBuilder::new(fs);
+        builder.set_auth(SimpleAuth::from_single(S3_ACCESS_KEY, S3_SECRET_KEY));
+        let service = builder.build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let uploads = Arc::new(Mutex::new(HashMap::new()));
+        let counts = uploads.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (service, counts) = (service.clone(), counts.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (service, counts) = (service.clone(), counts.clone());
+                        let method = req.method().clone();
+                        let path = req.uri().path().to_owned();
+                        let query = req.uri().query().unwrap_or("").to_owned();
+                        async move {
+                            let response = hyper::service::Service::call(&service, req).await?;
+                            let whole_put = method == hyper::Method::PUT && !query.contains("partNumber");
+                            let completed = method == hyper::Method::POST && query.contains("uploadId");
+                            if response.status().is_success() && (whole_put || completed) {
+                                *counts.lock().unwrap().entry(path).or_insert(0) += 1;
+                            }
+                            Ok::<_, s3s::HttpError>(response)
+                        }
+                    });
+                    let _ = ConnBuilder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(socket), svc)
+                        .await;
+                });
+            }
+        });
+        S3Server {
+            endpoint: format!("http://{addr}"),
+            uploads,
+            task,
+        }
+    }
+
+    /// Completed uploads of keys whose path ends with `suffix`, summed.
+    pub fn uploads_ending_with(&self, suffix: &str) -> HashMap<String, u32> {
+        self.uploads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.ends_with(suffix))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The folder holding the service binaries (next to the test binary's `deps/`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    for name in ["user", "project", "ai-job", "media-render", "gateway"] {
+        assert!(
+            dir.join(name).is_file(),
+            "{} missing: build the services first (cargo build --bins; scripts/test.sh does)",
+            dir.join(name).display()
+        );
+    }
+    dir
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One service process; killed on drop.
+pub struct Service {
+    pub name: String,
+    binary: PathBuf,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    pub ready_url: String,
+    child: Option<Child>,
+}
+
+impl Service {
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(&self.binary)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", self.binary.display()));
+        self.child = Some(child);
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&mut self) {
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(r) = client.get(&self.ready_url).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("{} exited ({status}):\n{}", self.name, self.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{} did not become ready:\n{}", self.name, self.log_tail());
+    }
+
+    /// SIGKILL, as a crash or an OOM kill would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT", "TERM") to the process.
+    pub fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args([format!("-{signal}"), child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success(), "kill -{signal}");
+        }
+    }
+
+    /// Waits for the process to exit by itself, up to `timeout`; returns whether it did.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if child.try_wait().ok().flatten().is_some() {
+                    self.child = None;
+                    return true;
+                }
+            } else {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// Starts the process again with the same settings.
+    pub async fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+        self.wait_ready().await;
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Which broker the platform uses.
+#[derive(Debug, Clone)]
+pub enum Broker {
+    /// The local RabbitMQ (127.0.0.1:5672, guest/guest), or another node's URL.
+    RabbitMq { url: String },
+    /// An SQS endpoint (moto).
+    Sqs { endpoint: String },
+}
+
+impl Broker {
+    pub fn local_rabbitmq() -> Broker {
+        Broker::RabbitMq {
+            url: std::env::var("STUDIO_TEST_AMQP")
+                .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
+        }
+    }
+
+    fn toml(&self) -> String {
+        match self {
+            Broker::RabbitMq { url } => format!("backend = \"rabbitmq\"\nurl = \"{url}\"\n"),
+            Broker::Sqs { endpoint } => format!(
+                "backend = \"sqs\"\nendpoint = \"{endpoint}\"\naccess_key_id = \"testing\"\n\
+                 secret_access_key = \"testing\"\nvisibility_timeout_s = 30\nwait_time_s = 1\n"
+            ),
+        }
+    }
+
+    /// A client for checking queues from the test.
+    pub async fn connect(&self) -> Arc<dyn studio_queue::WorkQueue> {
+        let settings: studio_queue::QueueSettings = match self {
+            Broker::RabbitMq { url } => studio_queue::QueueSettings::Rabbitmq {
+                url: url.clone().into(),
+            },
+            Broker::Sqs { endpoint } => studio_queue::QueueSettings::Sqs(studio_queue::sqs::SqsSettings {
+                region: "us-east-1".into(),
+                endpoint: Some(endpoint.clone()),
+                access_key_id: "testing".into(),
+                secret_access_key: "testing".to_owned().into(),
+                visibility_timeout_s: 30,
+                wait_time_s: 1,
+            }),
+        };
+        settings.connect("studio-e2e").await.unwrap()
+    }
+}
+
+/// Knobs of a platform run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub broker: Broker,
+    /// Step lease, seconds (short in crash tests, so a dead worker's step is taken over fast).
+    pub step_lease_s: u32,
+    /// Render lease, seconds.
+    pub render_lease_s: u32,
+    pub worker_concurrency: u16,
+}
+
+impl Options {
+    pub fn new(broker: Broker) -> Options {
+        Options {
+            broker,
+            step_lease_s: 30,
+            render_lease_s: 60,
+            worker_concurrency: 4,
+        }
+    }
+}
+
+/// The running platform.
+pub struct Platform {
+    pub dir: tempfile::TempDir,
+    pub s3: S3Server,
+    pub gateway: String,
+    pub queue_prefix: String,
+    pub bucket: String,
+    pub options: Options,
+    pub ai_job_db_url: String,
+    databases: Vec<String>,
+    pub user: Service,
+    pub project: Service,
+    pub ai_job_api: Service,
+    pub ai_job_worker: Service,
+    pub media_render: Service,
+    pub gateway_service: Service,
+}
+
+impl Platform {
+    pub async fn start(options: Options) -> Platform {
+        let bin = bin_dir();
+        let dir = tempfile::tempdir().unwrap();
+        let s3_root = dir.path().join("s3");
+        std::fs::create_dir_all(&s3_root).unwrap();
+        let s3 = S3Server::start(&s3_root).await;
+        let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        let bucket = format!("studio-e2e-{tag}");
+        let store = studio_storage::s3::S3Store::new(s3_settings(&s3.endpoint, &bucket)).unwrap();
+        store.ensure_bucket().await.unwrap();
+        let queue_prefix = format!("e2e-{tag}.");
+        let mut databases = Vec::new();
+        let mut urls = HashMap::new();
+        for service in ["user", "project", "ai_job"] {
+            let (name, url) = studio_core::testing::fresh_database(&format!("e2e_{service}")).await;
+            databases.push(name);
+            urls.insert(service, url);
+        }
+        let port = |_: &str| free_port();
+        let (user_grpc, user_http) = (port("user"), port("user"));
+        let (project_grpc, project_http) = (port("p"), port("p"));
+        let (job_grpc, job_http, worker_http) = (port("j"), port("j"), port("w"));
+        let (render_grpc, render_http) = (port("r"), port("r"));
+        let gateway_http = port("g");
+        let jwks = format!("http://127.0.0.1:{user_http}/.well-known/jwks.json");
+        let storage = format!(
+            "backend = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{}\"\naccess_key_id = \"{S3_ACCESS_KEY}\"\nsecret_access_key = \"{S3_SECRET_KEY}\"\n",
+            s3.endpoint
+        );
+        let queue = options.broker.toml();
+        let auth = format!("jwks_url = \"{jwks}\"\nissuer = \"studio\"\naudience = \"studio-api\"\n");
+        let config = format!(
+            r#"[telemetry]
+log_filter = "info"
+
+[user]
+grpc_addr = "127.0.0.1:{user_grpc}"
+http_addr = "127.0.0.1:{user_http}"
+[user.database]
+url = "{user_db}"
+[user.auth]
+issuer = "studio"
+audience = "studio-api"
+access_ttl_s = 900
+refresh_ttl_s = 86400
+reuse_grace_s = 5
+key_encryption_key = "c3R1ZGlvLWRldmVsb3BtZW50LWtleS0wMDAwMDAwMDA="
+
+[project]
+grpc_addr = "127.0.0.1:{project_grpc}"
+http_addr = "127.0.0.1:{project_http}"
+[project.database]
+url = "{project_db}"
+[project.auth]
+{auth}
+[gateway]
+http_addr = "127.0.0.1:{gateway_http}"
+user_url = "http://127.0.0.1:{user_grpc}"
+project_url = "http://127.0.0.1:{project_grpc}"
+ai_job_url = "http://127.0.0.1:{job_grpc}"
+[gateway.auth]
+{auth}
+[gateway.rate_limit]
+per_ip_per_minute = 100000
+per_ip_burst = 10000
+per_user_per_minute = 100000
+per_user_burst = 10000
+auth_per_ip_per_minute = 10000
+auth_per_ip_burst = 1000
+
+[ai_job]
+grpc_addr = "127.0.0.1:{job_grpc}"
+http_addr = "127.0.0.1:{job_http}"
+project_url = "http://127.0.0.1:{project_grpc}"
+queue_prefix = "{queue_prefix}"
+relay_interval_ms = 100
+max_deliveries = 5
+[ai_job.database]
+url = "{job_db}"
+[ai_job.auth]
+{auth}
+[ai_job.queue]
+{queue}
+[ai_job.storage]
+{storage}
+[ai_job.worker]
+concurrency = {concurrency}
+lease_s = {step_lease}
+max_attempts = 5
+retry_backoff_ms = 200
+grace_s = 5
+work_dir = "{work}/ai-job"
+
+[media_render]
+grpc_addr = "127.0.0.1:{render_grpc}"
+http_addr = "127.0.0.1:{render_http}"
+ai_job_url = "http://127.0.0.1:{job_grpc}"
+queue_prefix = "{queue_prefix}"
+lease_s = {render_lease}
+grace_s = 5
+work_dir = "{work}/media-render"
+[media_render.queue]
+{queue}
+[media_render.storage]
+{storage}
+"#,
+            user_db = urls["user"],
+            project_db = urls["project"],
+            job_db = urls["ai_job"],
+            concurrency = options.worker_concurrency,
+            step_lease = options.step_lease_s,
+            render_lease = options.render_lease_s,
+            work = dir.path().display(),
+        );
+        let config_dir = dir.path().join("config");
+        std::fs::create_dir_all(&config_dir).unwrap();
+        std::fs::write(config_dir.join("default.toml"), config).unwrap();
+        let service = |name: &str, binary: &str, ready: String, extra: &[(&str, String)]| {
+            let mut env = vec![(
+                "STUDIO_CONFIG_DIR".to_owned(),
+                config_dir.display().to_string(),
+            )];
+            env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+            Service {
+                name: name.to_owned(),
+                binary: bin.join(binary),
+                env,
+                log: dir.path().join(format!("{name}.log")),
+                ready_url: ready,
+                child: None,
+            }
+        };
+        let ready = |port: u16| format!("http://127.0.0.1:{port}/readyz");
+        let mut user = service("user", "user", ready(user_http), &[]);
+        let mut project = service("project", "project", ready(project_http), &[]);
+        let mut ai_job_api = service(
+            "ai-job-api",
+            "ai-job",
+            ready(job_http),
+            &[("STUDIO__AI_JOB__ROLES", "api".to_owned())],
+        );
+        let mut ai_job_worker = service(
+            "ai-job-worker",
+            "ai-job",
+            ready(worker_http),
+            &[
+                ("STUDIO__AI_JOB__ROLES", "worker".to_owned()),
+                ("STUDIO__AI_JOB__HTTP_ADDR", format!("127.0.0.1:{worker_http}")),
+            ],
+        );
+        let mut media_render = service("media-render", "media-render", ready(render_http), &[]);
+        let mut gateway_service = service("gateway", "gateway", ready(gateway_http), &[]);
+        user.spawn();
+        user.wait_ready().await;
+        project.spawn();
+        ai_job_api.spawn();
+        ai_job_api.wait_ready().await;
+        ai_job_worker.spawn();
+        media_render.spawn();
+        gateway_service.spawn();
+        for s in [&mut project, &mut ai_job_worker, &mut media_render, &mut gateway_service] {
+            s.wait_ready().await;
+        }
+        Platform {
+            dir,
+            s3,
+            gateway: format!("http://127.0.0.1:{gateway_http}"),
+            queue_prefix,
+            bucket,
+            options,
+            ai_job_db_url: urls["ai_job"].clone(),
+            databases,
+            user,
+            project,
+            ai_job_api,
+            ai_job_worker,
+            media_render,
+            gateway_service,
+        }
+    }
+
+    /// The object store as the services see it.
+    pub fn store(&self) -> studio_storage::s3::S3Store {
+        studio_storage::s3::S3Store::new(s3_settings(&self.s3.endpoint, &self.bucket)).unwrap()
+    }
+
+    /// Stops every process, deletes the queues and drops the databases.
+    pub async fn stop(mut self) {
+        for s in [
+            &mut self.gateway_service,
+            &mut self.media_render,
+            &mut self.ai_job_worker,
+            &mut self.ai_job_api,
+            &mut self.project,
+            &mut self.user,
+        ] {
+            s.kill9();
+        }
+        let queue = self.options.broker.connect().await;
+        for name in [studio_queue::names::STEPS, studio_queue::names::RENDER] {
+            let _ = queue.delete(&format!("{}{name}", self.queue_prefix)).await;
+        }
+        for db in &self.databases {
+            studio_core::testing::drop_database(db).await;
+        }
+    }
+}
+
+fn s3_settings(endpoint: &str, bucket: &str) -> studio_storage::s3::S3Settings {
+    studio_storage::s3::S3Settings {
+        bucket: bucket.to_owned(),
+        region: "us-east-1".to_owned(),
+        endpoint: Some(endpoint.to_owned()),
+        access_key_id: S3_ACCESS_KEY.to_owned(),
+        secret_access_key: S3_SECRET_KEY.to_owned().into(),
+        force_path_style: None,
+        multipart_threshold_bytes: 16 * 1024 * 1024,
+        part_size_bytes: 8 * 1024 * 1024,
+    }
+}

@@ -1,0 +1,447 @@
+//! The platform end to end, every service its own process: a user registers, creates a project
+//! from Aesop's "The Lion And The Mouse", starts a job, follows it over WebSocket to success and
+//! downloads the video through its presigned URL (once over RabbitMQ + S3, once over SQS + S3);
+//! bad requests get clear errors and leave nothing behind; and seeded crash trials kill -9 the
+//! step worker or the render worker mid-job: every job still succeeds, no provider call is
+//! recorded twice, and the video is uploaded once.
+//!
+//! `STUDIO_E2E_TRIALS` sets the number of crash trials (default 3; the long mode runs 20) and
+//! `STUDIO_E2E_SEED` their seed.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use serde_json::{json, Value};
+use studio_e2e::{Broker, Options, Platform};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::Message;
+
+const FABLE: &str = "The Lion And The Mouse";
+
+fn aesop() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/texts/aesop-fables-townsend.txt");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The fable's lines after its title, up to the blank lines that end it.
+fn fable_source() -> String {
+    let text = aesop().replace("\r\n", "\n");
+    let start = text.find(&format!("\n{FABLE}\n")).unwrap() + FABLE.len() + 2;
+    let rest = &text[start..];
+    rest[..rest.find("\n\n\n").unwrap_or(rest.len())].to_owned()
+}
+
+fn letters(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(platform: &Platform) -> Api {
+        Api {
+            base: platform.gateway.clone(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn register(&self, email: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/v1/auth/register",
+                None,
+                Some(json!({"email": email, "password": "correct horse battery"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn fable_project(&self, token: &str, aspect: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/v1/projects",
+                Some(token),
+                Some(json!({
+                    "title": FABLE,
+                    "source_text": aesop(),
+                    "aspect": aspect,
+                    "settings": {"section": FABLE, "music": true},
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn start(&self, token: &str, project: &str, key: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/v1/projects/{project}/jobs", self.base))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// Polls until the job ends; returns it.
+    async fn wait(&self, token: &str, job: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, body) = self.call("GET", &format!("/v1/jobs/{job}"), Some(token), None).await;
+            assert_eq!(status, 200, "{body}");
+            if ["succeeded", "failed", "cancelled"].contains(&body["state"].as_str().unwrap()) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "job {job} did not end in {timeout:?}: {body}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Every event over WebSocket until the server closes the socket.
+    async fn events_ws(&self, token: &str, job: &str) -> Vec<Value> {
+        let url = format!("{}/v1/jobs/{job}/events", self.base.replace("http://", "ws://"));
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let mut events = Vec::new();
+        let read = async {
+            while let Some(message) = socket.next().await {
+                match message.unwrap() {
+                    Message::Text(text) => events.push(serde_json::from_str(&text).unwrap()),
+                    Message::Close(frame) => {
+                        let frame = frame.expect("close frame");
+                        assert_eq!(u16::from(frame.code), 1000, "{frame:?}");
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(600), read).await.expect("events ended");
+        events
+    }
+
+    /// Downloads an output through its presigned URL into `dir`.
+    async fn download(&self, token: &str, job: &str, kind: &str, dir: &Path, name: &str) -> std::path::PathBuf {
+        let (status, body) = self
+            .call("GET", &format!("/v1/jobs/{job}/outputs/{kind}"), Some(token), None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let url = body["url"].as_str().unwrap();
+        assert!(url.contains("X-Amz-Signature"), "presigned: {url}");
+        let bytes = reqwest::get(url).await.unwrap();
+        assert_eq!(bytes.status(), 200);
+        let bytes = bytes.bytes().await.unwrap();
+        assert_eq!(bytes.len() as u64, body["size_bytes"].as_u64().unwrap());
+        let path = dir.join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        path
+    }
+}
+
+fn probe(path: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_streams", "-show_format", "-of", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The video as `studio render` promises it: H.264 at the aspect's size, AAC audio, the
+/// narration's length, captions that are the fable's own words.
+fn check_video(video: &Path, srt: &Path, width: u64, height: u64) {
+    let p = probe(video);
+    let streams = p["streams"].as_array().unwrap();
+    let v = streams.iter().find(|s| s["codec_type"] == "video").expect("video stream");
+    let a = streams.iter().find(|s| s["codec_type"] == "audio").expect("audio stream");
+    assert_eq!(v["codec_name"], "h264");
+    assert_eq!((v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap()), (width, height));
+    assert_eq!(a["codec_name"], "aac");
+    let duration: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!((20.0..120.0).contains(&duration), "duration {duration}");
+    let source = letters(&fable_source());
+    let srt = std::fs::read_to_string(srt).unwrap();
+    let cues: Vec<&str> = srt
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.contains("-->") && l.parse::<u32>().is_err())
+        .collect();
+    assert!(cues.len() >= 5, "{srt}");
+    for cue in cues {
+        assert!(source.contains(&letters(cue)), "caption {cue:?} is not the fable's words");
+    }
+}
+
+async fn assert_queues_empty(platform: &Platform) {
+    let queue = platform.options.broker.connect().await;
+    for name in [studio_queue::names::STEPS, studio_queue::names::RENDER] {
+        let name = format!("{}{name}", platform.queue_prefix);
+        assert_eq!(queue.depth(&name).await.unwrap(), 0, "{name}");
+        assert_eq!(
+            queue.depth(&studio_queue::dead_letter_name(&name)).await.unwrap(),
+            0,
+            "{name} dead letters"
+        );
+    }
+}
+
+/// Provider calls recorded once per idempotency key, one per provider step, and the job's
+/// final video uploaded exactly once.
+async fn assert_exactly_once(platform: &Platform, job: &Value) {
+    let pool = sqlx::PgPool::connect(&platform.ai_job_db_url).await.unwrap();
+    let job_id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
+    let (rows, keys): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT idempotency_key) FROM provider_calls c
+         JOIN steps s ON s.id = c.step_id WHERE s.job_id = $1",
+    )
+    .bind(job_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, keys);
+    let without: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM steps s WHERE s.job_id = $1
+           AND s.kind IN ('plan', 'narration', 'picture', 'music')
+           AND NOT EXISTS (SELECT 1 FROM provider_calls c WHERE c.step_id = s.id)",
+    )
+    .bind(job_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(without, 0, "every provider step recorded its call");
+    pool.close().await;
+    let uploads = platform.s3.uploads_ending_with(&format!("{}/outputs/final.mp4", job["id"].as_str().unwrap()));
+    assert_eq!(uploads.values().sum::<u32>(), 1, "final.mp4 uploads: {uploads:?}");
+}
+
+async fn end_to_end(platform: &Platform) {
+    let api = Api::new(platform);
+    let token = api.register(&format!("ada-{}@example.com", uuid::Uuid::new_v4().simple())).await;
+    let project = api.fable_project(&token, "16:9").await;
+    let (status, job) = api.start(&token, &project, "first").await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    // Same key: the same job, not a second one.
+    let (status, again) = api.start(&token, &project, "first").await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["id"], job["id"]);
+
+    let events = api.events_ws(&token, &id).await;
+    assert!(!events.is_empty());
+    let seq: Vec<u64> = events.iter().map(|e| e["sequence"].as_u64().unwrap()).collect();
+    assert!(seq.windows(2).all(|w| w[1] == w[0] + 1), "gap-free: {seq:?}");
+    let last = events.last().unwrap();
+    assert_eq!(last["state"], "succeeded", "{events:#?}");
+    assert_eq!(last["percent"], 100.0);
+    assert!(events.iter().any(|e| e["stage"] == "render"));
+    // Connecting after the end gives the current state first (and only).
+    let after = api.events_ws(&token, &id).await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0]["state"], "succeeded");
+
+    let done = api.wait(&token, &id, Duration::from_secs(10)).await;
+    let kinds: Vec<&str> = done["outputs"].as_array().unwrap().iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    for k in ["video", "captions_srt", "captions_vtt", "thumbnail"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let video = api.download(&token, &id, "video", dir.path(), "final.mp4").await;
+    let srt = api.download(&token, &id, "captions_srt", dir.path(), "captions.srt").await;
+    check_video(&video, &srt, 1920, 1080);
+    assert_exactly_once(platform, &done).await;
+
+    // Bad input: clear errors, nothing left behind.
+    let other = api.register(&format!("eve-{}@example.com", uuid::Uuid::new_v4().simple())).await;
+    for (method, path) in [
+        ("GET", format!("/v1/jobs/{id}")),
+        ("POST", format!("/v1/jobs/{id}/cancel")),
+        ("GET", format!("/v1/jobs/{id}/outputs/video")),
+        ("GET", format!("/v1/jobs/{id}/events")),
+        ("POST", format!("/v1/projects/{project}/jobs")),
+    ] {
+        let (status, body) = api.call(method, &path, Some(&other), None).await;
+        assert_eq!(status, 404, "{method} {path} as another user: {body}");
+    }
+    let unknown = uuid::Uuid::now_v7();
+    let (status, _) = api.call("GET", &format!("/v1/jobs/{unknown}"), Some(&token), None).await;
+    assert_eq!(status, 404);
+    let (status, body) = api.call("GET", "/v1/jobs/not-a-uuid", Some(&token), None).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("id")), "{body}");
+    let (status, body) = api.call("POST", &format!("/v1/jobs/{id}/cancel"), Some(&token), None).await;
+    assert_eq!(status, 409, "cancelling a finished job: {body}");
+    assert!(body["detail"].as_str().unwrap().contains("already ended"), "{body}");
+    let (status, body) = api.call("GET", &format!("/v1/jobs/{id}/outputs/poster"), Some(&token), None).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("kind")), "{body}");
+    // A project with a topic but no text: no language model here to write a script.
+    let (status, topic) = api
+        .call("POST", "/v1/projects", Some(&token), Some(json!({"title": "Bees", "topic": "how bees dance"})))
+        .await;
+    assert_eq!(status, 201, "{topic}");
+    let (status, body) = api.start(&token, topic["id"].as_str().unwrap(), "topic").await;
+    assert_eq!((status, body["field"].as_str()), (409, Some("source_text")), "{body}");
+    // A job cancelled while queued never runs.
+    let (status, cancelled) = api.start(&token, &project, "second").await;
+    assert_eq!(status, 201);
+    let cid = cancelled["id"].as_str().unwrap();
+    let (status, body) = api.call("POST", &format!("/v1/jobs/{cid}/cancel"), Some(&token), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "cancelled");
+    let (status, body) = api.call("GET", &format!("/v1/jobs/{cid}/outputs/video"), Some(&token), None).await;
+    assert_eq!(status, 409, "no outputs for a cancelled job: {body}");
+    let (status, list) = api.call("GET", "/v1/jobs?page_size=10", Some(&token), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
+    // Give the cancelled job's announcement time to be consumed and dropped.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_queues_empty(platform).await;
+    let keys: Vec<String> = {
+        use studio_storage::ObjectStore as _;
+        platform
+            .store()
+            .list(&format!("projects/{project}/jobs/{cid}/outputs/"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect()
+    };
+    assert!(keys.is_empty(), "a cancelled job has no outputs: {keys:?}");
+}
+
+#[tokio::test]
+async fn rabbitmq_and_s3_end_to_end() {
+    let platform = Platform::start(Options::new(Broker::local_rabbitmq())).await;
+    end_to_end(&platform).await;
+    platform.stop().await;
+}
+
+/// moto's SQS server (from PyPI), on a free port, stopped on drop.
+struct Moto(std::process::Child, u16);
+
+impl Moto {
+    async fn start() -> Moto {
+        let port = studio_e2e::free_port();
+        let moto = Moto(
+            Command::new("moto_server")
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("moto_server (pip install 'moto[server]'; scripts/test.sh does)"),
+            port,
+        );
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return moto;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("moto_server did not start on port {port}");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn sqs_and_s3_end_to_end() {
+    let moto = Moto::start().await;
+    let broker = Broker::Sqs {
+        endpoint: format!("http://127.0.0.1:{}", moto.1),
+    };
+    let platform = Platform::start(Options::new(broker)).await;
+    end_to_end(&platform).await;
+    platform.stop().await;
+}
+
+/// xorshift64*: a seeded, dependency-free source of "random points" for the trials.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `[lo, hi)` milliseconds.
+    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(lo + self.next() % (hi - lo))
+    }
+}
+
+#[tokio::test]
+async fn killing_workers_mid_job_loses_and_repeats_nothing() {
+    let trials: usize = std::env::var("STUDIO_E2E_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let seed: u64 = std::env::var("STUDIO_E2E_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20261121);
+    let mut options = Options::new(Broker::local_rabbitmq());
+    options.step_lease_s = 3;
+    options.render_lease_s = 6;
+    let mut platform = Platform::start(options).await;
+    let api = Api::new(&platform);
+    let token = api.register("crash@example.com").await;
+    let project = api.fable_project(&token, "1:1").await;
+    let mut rng = Rng(seed | 1);
+    for trial in 0..trials {
+        let (status, job) = api.start(&token, &project, &format!("trial-{trial}")).await;
+        assert_eq!(status, 201, "{job}");
+        let id = job["id"].as_str().unwrap().to_owned();
+        // Odd trials kill the render worker (during the render); even ones the step worker.
+        let render = trial % 2 == 1;
+        let at = if render { rng.millis(3_000, 20_000) } else { rng.millis(100, 3_000) };
+        tokio::time::sleep(at).await;
+        let victim = if render { &mut platform.media_render } else { &mut platform.ai_job_worker };
+        eprintln!("trial {trial}: kill -9 {} after {at:?}", victim.name);
+        victim.kill9();
+        tokio::time::sleep(rng.millis(0, 1_000)).await;
+        victim.restart().await;
+        let done = api.wait(&token, &id, Duration::from_secs(300)).await;
+        assert_eq!(done["state"], "succeeded", "trial {trial}: {done}");
+        assert_exactly_once(&platform, &done).await;
+    }
+    platform.stop().await;
+}
