@@ -44,21 +44,25 @@ impl S3Server {
                 };
                 let (service, counts) = (service.clone(), counts.clone());
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (service, counts) = (service.clone(), counts.clone());
-                        let method = req.method().clone();
-                        let path = req.uri().path().to_owned();
-                        let query = req.uri().query().unwrap_or("").to_owned();
-                        async move {
-                            let response = hyper::service::Service::call(&service, req).await?;
-                            let whole_put = method == hyper::Method::PUT && !query.contains("partNumber");
-                            let completed = method == hyper::Method::POST && query.contains("uploadId");
-                            if response.status().is_success() && (whole_put || completed) {
-                                *counts.lock().unwrap().entry(path).or_insert(0) += 1;
+                    let svc = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let (service, counts) = (service.clone(), counts.clone());
+                            let method = req.method().clone();
+                            let path = req.uri().path().to_owned();
+                            let query = req.uri().query().unwrap_or("").to_owned();
+                            async move {
+                                let response = hyper::service::Service::call(&service, req).await?;
+                                let whole_put =
+                                    method == hyper::Method::PUT && !query.contains("partNumber");
+                                let completed =
+                                    method == hyper::Method::POST && query.contains("uploadId");
+                                if response.status().is_success() && (whole_put || completed) {
+                                    *counts.lock().unwrap().entry(path).or_insert(0) += 1;
+                                }
+                                Ok::<_, s3s::HttpError>(response)
                             }
-                            Ok::<_, s3s::HttpError>(response)
-                        }
-                    });
+                        },
+                    );
                     let _ = ConnBuilder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(socket), svc)
                         .await;
@@ -149,7 +153,11 @@ impl Service {
                     return;
                 }
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("{} exited ({status}):\n{}", self.name, self.log_tail());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -246,14 +254,16 @@ impl Broker {
             Broker::RabbitMq { url } => studio_queue::QueueSettings::Rabbitmq {
                 url: url.clone().into(),
             },
-            Broker::Sqs { endpoint } => studio_queue::QueueSettings::Sqs(studio_queue::sqs::SqsSettings {
-                region: "us-east-1".into(),
-                endpoint: Some(endpoint.clone()),
-                access_key_id: "testing".into(),
-                secret_access_key: "testing".to_owned().into(),
-                visibility_timeout_s: 30,
-                wait_time_s: 1,
-            }),
+            Broker::Sqs { endpoint } => {
+                studio_queue::QueueSettings::Sqs(studio_queue::sqs::SqsSettings {
+                    region: "us-east-1".into(),
+                    endpoint: Some(endpoint.clone()),
+                    access_key_id: "testing".into(),
+                    secret_access_key: "testing".to_owned().into(),
+                    visibility_timeout_s: 30,
+                    wait_time_s: 1,
+                })
+            }
         };
         settings.connect("studio-e2e").await.unwrap()
     }
@@ -330,7 +340,8 @@ impl Platform {
             s3.endpoint
         );
         let queue = options.broker.toml();
-        let auth = format!("jwks_url = \"{jwks}\"\nissuer = \"studio\"\naudience = \"studio-api\"\n");
+        let auth =
+            format!("jwks_url = \"{jwks}\"\nissuer = \"studio\"\naudience = \"studio-api\"\n");
         let config = format!(
             r#"[telemetry]
 log_filter = "info"
@@ -447,7 +458,10 @@ work_dir = "{work}/media-render"
             ready(worker_http),
             &[
                 ("STUDIO__AI_JOB__ROLES", "worker".to_owned()),
-                ("STUDIO__AI_JOB__HTTP_ADDR", format!("127.0.0.1:{worker_http}")),
+                (
+                    "STUDIO__AI_JOB__HTTP_ADDR",
+                    format!("127.0.0.1:{worker_http}"),
+                ),
             ],
         );
         let mut media_render = service("media-render", "media-render", ready(render_http), &[]);
@@ -460,7 +474,12 @@ work_dir = "{work}/media-render"
         ai_job_worker.spawn();
         media_render.spawn();
         gateway_service.spawn();
-        for s in [&mut project, &mut ai_job_worker, &mut media_render, &mut gateway_service] {
+        for s in [
+            &mut project,
+            &mut ai_job_worker,
+            &mut media_render,
+            &mut gateway_service,
+        ] {
             s.wait_ready().await;
         }
         Platform {

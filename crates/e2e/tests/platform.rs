@@ -21,7 +21,8 @@ use tokio_tungstenite::tungstenite::Message;
 const FABLE: &str = "The Lion And The Mouse";
 
 fn aesop() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/texts/aesop-fables-townsend.txt");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/texts/aesop-fables-townsend.txt");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -53,7 +54,13 @@ impl Api {
         }
     }
 
-    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.base));
@@ -66,7 +73,10 @@ impl Api {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn register(&self, email: &str) -> String {
@@ -117,19 +127,27 @@ impl Api {
     async fn wait(&self, token: &str, job: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
-            let (status, body) = self.call("GET", &format!("/v1/jobs/{job}"), Some(token), None).await;
+            let (status, body) = self
+                .call("GET", &format!("/v1/jobs/{job}"), Some(token), None)
+                .await;
             assert_eq!(status, 200, "{body}");
             if ["succeeded", "failed", "cancelled"].contains(&body["state"].as_str().unwrap()) {
                 return body;
             }
-            assert!(Instant::now() < deadline, "job {job} did not end in {timeout:?}: {body}");
+            assert!(
+                Instant::now() < deadline,
+                "job {job} did not end in {timeout:?}: {body}"
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
     /// Every event over WebSocket until the server closes the socket.
     async fn events_ws(&self, token: &str, job: &str) -> Vec<Value> {
-        let url = format!("{}/v1/jobs/{job}/events", self.base.replace("http://", "ws://"));
+        let url = format!(
+            "{}/v1/jobs/{job}/events",
+            self.base.replace("http://", "ws://")
+        );
         let mut request = url.into_client_request().unwrap();
         request
             .headers_mut()
@@ -149,14 +167,28 @@ impl Api {
                 }
             }
         };
-        tokio::time::timeout(Duration::from_secs(600), read).await.expect("events ended");
+        tokio::time::timeout(Duration::from_secs(600), read)
+            .await
+            .expect("events ended");
         events
     }
 
     /// Downloads an output through its presigned URL into `dir`.
-    async fn download(&self, token: &str, job: &str, kind: &str, dir: &Path, name: &str) -> std::path::PathBuf {
+    async fn download(
+        &self,
+        token: &str,
+        job: &str,
+        kind: &str,
+        dir: &Path,
+        name: &str,
+    ) -> std::path::PathBuf {
         let (status, body) = self
-            .call("GET", &format!("/v1/jobs/{job}/outputs/{kind}"), Some(token), None)
+            .call(
+                "GET",
+                &format!("/v1/jobs/{job}/outputs/{kind}"),
+                Some(token),
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         let url = body["url"].as_str().unwrap();
@@ -173,7 +205,14 @@ impl Api {
 
 fn probe(path: &Path) -> Value {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_streams", "-show_format", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .output()
         .unwrap();
@@ -186,10 +225,19 @@ fn probe(path: &Path) -> Value {
 fn check_video(video: &Path, srt: &Path, width: u64, height: u64) {
     let p = probe(video);
     let streams = p["streams"].as_array().unwrap();
-    let v = streams.iter().find(|s| s["codec_type"] == "video").expect("video stream");
-    let a = streams.iter().find(|s| s["codec_type"] == "audio").expect("audio stream");
+    let v = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .expect("video stream");
+    let a = streams
+        .iter()
+        .find(|s| s["codec_type"] == "audio")
+        .expect("audio stream");
     assert_eq!(v["codec_name"], "h264");
-    assert_eq!((v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap()), (width, height));
+    assert_eq!(
+        (v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap()),
+        (width, height)
+    );
     assert_eq!(a["codec_name"], "aac");
     let duration: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
     assert!((20.0..120.0).contains(&duration), "duration {duration}");
@@ -201,7 +249,10 @@ fn check_video(video: &Path, srt: &Path, width: u64, height: u64) {
         .collect();
     assert!(cues.len() >= 5, "{srt}");
     for cue in cues {
-        assert!(source.contains(&letters(cue)), "caption {cue:?} is not the fable's words");
+        assert!(
+            source.contains(&letters(cue)),
+            "caption {cue:?} is not the fable's words"
+        );
     }
 }
 
@@ -211,7 +262,10 @@ async fn assert_queues_empty(platform: &Platform) {
         let name = format!("{}{name}", platform.queue_prefix);
         assert_eq!(queue.depth(&name).await.unwrap(), 0, "{name}");
         assert_eq!(
-            queue.depth(&studio_queue::dead_letter_name(&name)).await.unwrap(),
+            queue
+                .depth(&studio_queue::dead_letter_name(&name))
+                .await
+                .unwrap(),
             0,
             "{name} dead letters"
         );
@@ -221,7 +275,9 @@ async fn assert_queues_empty(platform: &Platform) {
 /// Provider calls recorded once per idempotency key, one per provider step, and the job's
 /// final video uploaded exactly once.
 async fn assert_exactly_once(platform: &Platform, job: &Value) {
-    let pool = sqlx::PgPool::connect(&platform.ai_job_db_url).await.unwrap();
+    let pool = sqlx::PgPool::connect(&platform.ai_job_db_url)
+        .await
+        .unwrap();
     let job_id: uuid::Uuid = job["id"].as_str().unwrap().parse().unwrap();
     let (rows, keys): (i64, i64) = sqlx::query_as(
         "SELECT count(*), count(DISTINCT idempotency_key) FROM provider_calls c
@@ -243,13 +299,25 @@ async fn assert_exactly_once(platform: &Platform, job: &Value) {
     .unwrap();
     assert_eq!(without, 0, "every provider step recorded its call");
     pool.close().await;
-    let uploads = platform.s3.uploads_ending_with(&format!("{}/outputs/final.mp4", job["id"].as_str().unwrap()));
-    assert_eq!(uploads.values().sum::<u32>(), 1, "final.mp4 uploads: {uploads:?}");
+    let uploads = platform.s3.uploads_ending_with(&format!(
+        "{}/outputs/final.mp4",
+        job["id"].as_str().unwrap()
+    ));
+    assert_eq!(
+        uploads.values().sum::<u32>(),
+        1,
+        "final.mp4 uploads: {uploads:?}"
+    );
 }
 
 async fn end_to_end(platform: &Platform) {
     let api = Api::new(platform);
-    let token = api.register(&format!("ada-{}@example.com", uuid::Uuid::new_v4().simple())).await;
+    let token = api
+        .register(&format!(
+            "ada-{}@example.com",
+            uuid::Uuid::new_v4().simple()
+        ))
+        .await;
     let project = api.fable_project(&token, "16:9").await;
     let (status, job) = api.start(&token, &project, "first").await;
     assert_eq!(status, 201, "{job}");
@@ -261,8 +329,14 @@ async fn end_to_end(platform: &Platform) {
 
     let events = api.events_ws(&token, &id).await;
     assert!(!events.is_empty());
-    let seq: Vec<u64> = events.iter().map(|e| e["sequence"].as_u64().unwrap()).collect();
-    assert!(seq.windows(2).all(|w| w[1] == w[0] + 1), "gap-free: {seq:?}");
+    let seq: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
+    assert!(
+        seq.windows(2).all(|w| w[1] == w[0] + 1),
+        "gap-free: {seq:?}"
+    );
     let last = events.last().unwrap();
     assert_eq!(last["state"], "succeeded", "{events:#?}");
     assert_eq!(last["percent"], 100.0);
@@ -273,18 +347,32 @@ async fn end_to_end(platform: &Platform) {
     assert_eq!(after[0]["state"], "succeeded");
 
     let done = api.wait(&token, &id, Duration::from_secs(10)).await;
-    let kinds: Vec<&str> = done["outputs"].as_array().unwrap().iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = done["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
     for k in ["video", "captions_srt", "captions_vtt", "thumbnail"] {
         assert!(kinds.contains(&k), "{kinds:?}");
     }
     let dir = tempfile::tempdir().unwrap();
-    let video = api.download(&token, &id, "video", dir.path(), "final.mp4").await;
-    let srt = api.download(&token, &id, "captions_srt", dir.path(), "captions.srt").await;
+    let video = api
+        .download(&token, &id, "video", dir.path(), "final.mp4")
+        .await;
+    let srt = api
+        .download(&token, &id, "captions_srt", dir.path(), "captions.srt")
+        .await;
     check_video(&video, &srt, 1920, 1080);
     assert_exactly_once(platform, &done).await;
 
     // Bad input: clear errors, nothing left behind.
-    let other = api.register(&format!("eve-{}@example.com", uuid::Uuid::new_v4().simple())).await;
+    let other = api
+        .register(&format!(
+            "eve-{}@example.com",
+            uuid::Uuid::new_v4().simple()
+        ))
+        .await;
     for (method, path) in [
         ("GET", format!("/v1/jobs/{id}")),
         ("POST", format!("/v1/jobs/{id}/cancel")),
@@ -296,32 +384,83 @@ async fn end_to_end(platform: &Platform) {
         assert_eq!(status, 404, "{method} {path} as another user: {body}");
     }
     let unknown = uuid::Uuid::now_v7();
-    let (status, _) = api.call("GET", &format!("/v1/jobs/{unknown}"), Some(&token), None).await;
+    let (status, _) = api
+        .call("GET", &format!("/v1/jobs/{unknown}"), Some(&token), None)
+        .await;
     assert_eq!(status, 404);
-    let (status, body) = api.call("GET", "/v1/jobs/not-a-uuid", Some(&token), None).await;
-    assert_eq!((status, body["field"].as_str()), (400, Some("id")), "{body}");
-    let (status, body) = api.call("POST", &format!("/v1/jobs/{id}/cancel"), Some(&token), None).await;
+    let (status, body) = api
+        .call("GET", "/v1/jobs/not-a-uuid", Some(&token), None)
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("id")),
+        "{body}"
+    );
+    let (status, body) = api
+        .call("POST", &format!("/v1/jobs/{id}/cancel"), Some(&token), None)
+        .await;
     assert_eq!(status, 409, "cancelling a finished job: {body}");
-    assert!(body["detail"].as_str().unwrap().contains("already ended"), "{body}");
-    let (status, body) = api.call("GET", &format!("/v1/jobs/{id}/outputs/poster"), Some(&token), None).await;
-    assert_eq!((status, body["field"].as_str()), (400, Some("kind")), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("already ended"),
+        "{body}"
+    );
+    let (status, body) = api
+        .call(
+            "GET",
+            &format!("/v1/jobs/{id}/outputs/poster"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("kind")),
+        "{body}"
+    );
     // A project with a topic but no text: no language model here to write a script.
     let (status, topic) = api
-        .call("POST", "/v1/projects", Some(&token), Some(json!({"title": "Bees", "topic": "how bees dance"})))
+        .call(
+            "POST",
+            "/v1/projects",
+            Some(&token),
+            Some(json!({"title": "Bees", "topic": "how bees dance"})),
+        )
         .await;
     assert_eq!(status, 201, "{topic}");
-    let (status, body) = api.start(&token, topic["id"].as_str().unwrap(), "topic").await;
-    assert_eq!((status, body["field"].as_str()), (409, Some("source_text")), "{body}");
+    let (status, body) = api
+        .start(&token, topic["id"].as_str().unwrap(), "topic")
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (409, Some("source_text")),
+        "{body}"
+    );
     // A job cancelled while queued never runs.
     let (status, cancelled) = api.start(&token, &project, "second").await;
     assert_eq!(status, 201);
     let cid = cancelled["id"].as_str().unwrap();
-    let (status, body) = api.call("POST", &format!("/v1/jobs/{cid}/cancel"), Some(&token), None).await;
+    let (status, body) = api
+        .call(
+            "POST",
+            &format!("/v1/jobs/{cid}/cancel"),
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "cancelled");
-    let (status, body) = api.call("GET", &format!("/v1/jobs/{cid}/outputs/video"), Some(&token), None).await;
+    let (status, body) = api
+        .call(
+            "GET",
+            &format!("/v1/jobs/{cid}/outputs/video"),
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(status, 409, "no outputs for a cancelled job: {body}");
-    let (status, list) = api.call("GET", "/v1/jobs?page_size=10", Some(&token), None).await;
+    let (status, list) = api
+        .call("GET", "/v1/jobs?page_size=10", Some(&token), None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
     // Give the cancelled job's announcement time to be consumed and dropped.
@@ -364,7 +503,10 @@ impl Moto {
             port,
         );
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return moto;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -432,9 +574,17 @@ async fn killing_workers_mid_job_loses_and_repeats_nothing() {
         let id = job["id"].as_str().unwrap().to_owned();
         // Odd trials kill the render worker (during the render); even ones the step worker.
         let render = trial % 2 == 1;
-        let at = if render { rng.millis(3_000, 20_000) } else { rng.millis(100, 3_000) };
+        let at = if render {
+            rng.millis(3_000, 20_000)
+        } else {
+            rng.millis(100, 3_000)
+        };
         tokio::time::sleep(at).await;
-        let victim = if render { &mut platform.media_render } else { &mut platform.ai_job_worker };
+        let victim = if render {
+            &mut platform.media_render
+        } else {
+            &mut platform.ai_job_worker
+        };
         eprintln!("trial {trial}: kill -9 {} after {at:?}", victim.name);
         victim.kill9();
         tokio::time::sleep(rng.millis(0, 1_000)).await;

@@ -184,6 +184,7 @@ fn matrix_call(method: &str, path: &str, ids: &Value) -> Option<(String, Option<
     let scene = ids["scene"].as_str().unwrap();
     let asset = ids["asset"].as_str().unwrap();
     let preset = ids["preset"].as_str().unwrap();
+    let job = ids["job"].as_str().unwrap();
     let call = match (method, path) {
         ("get", "/v1/projects/{id}") => (format!("/v1/projects/{project}"), None),
         ("patch", "/v1/projects/{id}") => (
@@ -210,6 +211,11 @@ fn matrix_call(method: &str, path: &str, ids: &Value) -> Option<(String, Option<
         ("get", "/v1/assets/{id}") => (format!("/v1/assets/{asset}"), None),
         ("delete", "/v1/assets/{id}") => (format!("/v1/assets/{asset}"), None),
         ("delete", "/v1/presets/{name}") => (format!("/v1/presets/{preset}"), None),
+        ("post", "/v1/projects/{id}/jobs") => (format!("/v1/projects/{project}/jobs"), None),
+        ("get", "/v1/jobs/{id}") => (format!("/v1/jobs/{job}"), None),
+        ("post", "/v1/jobs/{id}/cancel") => (format!("/v1/jobs/{job}/cancel"), None),
+        ("get", "/v1/jobs/{id}/events") => (format!("/v1/jobs/{job}/events"), None),
+        ("get", "/v1/jobs/{id}/outputs/{kind}") => (format!("/v1/jobs/{job}/outputs/video"), None),
         _ => return None,
     };
     Some(call)
@@ -255,7 +261,16 @@ async fn another_users_objects_answer_not_found_on_every_route_with_an_id() {
         )
         .await;
     assert_eq!(status, 201, "{preset}");
-    let ids = json!({"project": project_id, "scene": scene["id"], "asset": asset["id"], "preset": "a-style"});
+    let (status, _, job) = p
+        .call(
+            "POST",
+            &format!("/v1/projects/{project_id}/jobs"),
+            Some(&a),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let ids = json!({"project": project_id, "scene": scene["id"], "asset": asset["id"], "preset": "a-style", "job": job["id"]});
 
     // The route table is the OpenAPI document, generated from the router's own handler list.
     let (_, _, doc) = p.call("GET", "/openapi.json", None, None).await;
@@ -274,7 +289,7 @@ async fn another_users_objects_answer_not_found_on_every_route_with_an_id() {
             checked.insert(format!("{method} {path}"));
         }
     }
-    assert_eq!(checked.len(), 13, "{checked:?}");
+    assert_eq!(checked.len(), 18, "{checked:?}");
 
     // Nothing of A's changed.
     let (status, _, still) = p

@@ -28,7 +28,10 @@ pub struct Application {
 
 /// Picks the encoder: NVENC only when asked for and its self-test passes, libx264 otherwise.
 /// Returns the choice and every encoder that works here.
-pub async fn choose_encoder(wanted: VideoEncoder, toolchain: &Toolchain) -> (VideoEncoder, Vec<String>) {
+pub async fn choose_encoder(
+    wanted: VideoEncoder,
+    toolchain: &Toolchain,
+) -> (VideoEncoder, Vec<String>) {
     let mut working = vec![VideoEncoder::Libx264.ffmpeg_name().to_owned()];
     if wanted == VideoEncoder::Libx264 {
         return (wanted, working);
@@ -60,9 +63,15 @@ impl Application {
             .declare(&QueueSpec::new(queue_name.clone()))
             .await
             .with_context(|| format!("declaring queue {queue_name}"))?;
-        let storage = settings.storage.open().context("opening media_render.storage")?;
+        let storage = settings
+            .storage
+            .open()
+            .context("opening media_render.storage")?;
         std::fs::create_dir_all(&settings.work_dir).with_context(|| {
-            format!("creating media_render.work_dir {}", settings.work_dir.display())
+            format!(
+                "creating media_render.work_dir {}",
+                settings.work_dir.display()
+            )
         })?;
         let channel = tonic::transport::Channel::from_shared(settings.ai_job_url.clone())
             .context("media_render.ai_job_url")?
@@ -97,11 +106,15 @@ impl Application {
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc.local_addr().expect("bound listener has an address")
+        self.grpc
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().expect("bound listener has an address")
+        self.http
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// Renders until `shutdown`; the current render gets the grace period.

@@ -321,7 +321,11 @@ impl Worker {
             .map(|_| manifest))
     }
 
-    async fn render(&self, task: &RenderTask, cancel: CancellationToken) -> Result<Manifest, Failed> {
+    async fn render(
+        &self,
+        task: &RenderTask,
+        cancel: CancellationToken,
+    ) -> Result<Manifest, Failed> {
         if let Some(manifest) = self.finished_upload(task).await? {
             tracing::info!(job = %task.job_id, "outputs already uploaded by an earlier attempt; reusing them");
             return Ok(manifest);
@@ -362,8 +366,9 @@ impl Worker {
             studio_media::parse_timeline(json).map_err(|e| Failed::Final(e.to_string()))?;
         let inputs: HashMap<&String, &String> = task.inputs.iter().collect();
         for (rel, key) in inputs {
-            let path = safe_join(input_dir, rel)
-                .ok_or_else(|| Failed::Final(format!("input path {rel:?} leaves the task folder")))?;
+            let path = safe_join(input_dir, rel).ok_or_else(|| {
+                Failed::Final(format!("input path {rel:?} leaves the task folder"))
+            })?;
             let key = ObjectKey::parse(key.clone())
                 .map_err(|e| Failed::Final(format!("inputs[{rel}]: {e}")))?;
             if let Some(parent) = path.parent() {
@@ -414,7 +419,11 @@ impl Worker {
         let manifest_json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| Failed::Final(format!("manifest: {e}")))?;
         self.storage
-            .put(&self.key(task, MANIFEST)?, manifest_json.into(), "application/json")
+            .put(
+                &self.key(task, MANIFEST)?,
+                manifest_json.into(),
+                "application/json",
+            )
             .await
             .map_err(retryable("uploading the manifest"))?;
         for (_, name, content_type) in OUTPUTS {

@@ -208,7 +208,11 @@ pub async fn job_events(
     };
     let authed = Authed::verify(&state, token).await?;
     // No deadline: the stream lasts as long as the job.
-    let mut request = grpc(pb::WatchJobRequest { id }, Some(&authed.token), state.timeout);
+    let mut request = grpc(
+        pb::WatchJobRequest { id },
+        Some(&authed.token),
+        state.timeout,
+    );
     *request.metadata_mut() = {
         let mut m = std::mem::take(request.metadata_mut());
         m.remove("grpc-timeout");

@@ -58,6 +58,8 @@ pub struct Platform {
     gateway_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
     pub http: reqwest::Client,
+    pub job_db_name: String,
+    _objects: tempfile::TempDir,
 }
 
 pub fn user_settings(db_url: &str, options: &Options) -> studio_user::settings::Settings {
@@ -119,11 +121,40 @@ impl Platform {
         let project_grpc = format!("http://{}", project.grpc_addr());
         tasks.push(tokio::spawn(project.run_until_stopped(shutdown.clone())));
 
+        // The job API only (no workers): jobs stay queued, which is all these tests need.
+        let (job_db_name, job_db) = fresh_database("aijob").await;
+        let objects = tempfile::tempdir().unwrap();
+        let ai_job =
+            studio_ai_job::startup::Application::build(studio_ai_job::settings::Settings {
+                grpc_addr: "127.0.0.1:0".to_owned(),
+                http_addr: "127.0.0.1:0".to_owned(),
+                database: DatabaseSettings::new(&job_db),
+                auth: verifier(&user_http),
+                project_url: project_grpc.clone(),
+                queue: studio_queue::QueueSettings::Memory,
+                queue_prefix: String::new(),
+                storage: studio_storage::StorageSettings::Local {
+                    root: objects.path().to_path_buf(),
+                },
+                roles: vec![studio_ai_job::settings::Role::Api],
+                worker: Default::default(),
+                providers: Default::default(),
+                relay_interval_ms: 100,
+                output_url_ttl_s: 60,
+                max_deliveries: 5,
+                telemetry: Default::default(),
+            })
+            .await
+            .expect("ai-job service starts");
+        let job_grpc = format!("http://{}", ai_job.grpc_addr().expect("api role"));
+        tasks.push(tokio::spawn(ai_job.run_until_stopped(shutdown.clone())));
+
         let gateway =
             studio_gateway::startup::Application::build(studio_gateway::settings::Settings {
                 http_addr: "127.0.0.1:0".to_owned(),
                 user_url: user_grpc.clone(),
                 project_url: project_grpc.clone(),
+                ai_job_url: job_grpc,
                 auth: verifier(&user_http),
                 body_limit_bytes: 2 * 1024 * 1024,
                 upstream_timeout_ms: 10_000,
@@ -145,6 +176,8 @@ impl Platform {
             user_db,
             user_db_name,
             project_db_name,
+            job_db_name,
+            _objects: objects,
             shutdown,
             gateway_shutdown,
             gateway_task: Some(gateway_task),
@@ -167,6 +200,7 @@ impl Platform {
         }
         drop_database(&self.user_db_name).await;
         drop_database(&self.project_db_name).await;
+        drop_database(&self.job_db_name).await;
     }
 
     /// Stops the gateway gracefully and waits until it has.
