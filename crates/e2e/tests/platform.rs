@@ -1,5 +1,5 @@
 //! The platform end to end, every service its own process: a user registers, creates a project
-//! from Aesop's "The Lion And The Mouse", starts a job, follows it over WebSocket to success and
+//! from Aesop's "The Lion And The Mouse" (examples/texts, from ../shared/data), starts a job, follows it over WebSocket to success and
 //! downloads the video through its presigned URL (once over RabbitMQ + S3, once over SQS + S3);
 //! bad requests get clear errors and leave nothing behind; and seeded crash trials kill -9 the
 //! step worker or the render worker mid-job: every job still succeeds, no provider call is
