@@ -12,6 +12,7 @@
 //!
 //! Migrations live in `migrations/` and are embedded: [`MIGRATOR`].
 
+pub mod deadletter;
 pub mod grpc;
 pub mod relay;
 pub mod settings;

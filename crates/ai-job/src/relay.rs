@@ -71,16 +71,19 @@ pub async fn relay_once(
     }
 }
 
-/// Announces again every running step whose lease expired (its worker died or stalled), so a
-/// live worker claims it; at most one pending announcement per (step, next attempt). A step out
-/// of attempts fails, and so does its job, with a message saying its worker kept dying. Returns
-/// how many steps were announced or failed.
+/// Announces again every running step whose lease expired more than [`TAKEOVER_GRACE_S`] ago
+/// (its worker stalled, or died and its message was not redelivered), so a live worker claims
+/// it; at most one pending announcement per (step, next attempt). A step out of attempts fails,
+/// and so does its job, with a message saying its worker kept dying. Returns how many steps were
+/// announced or failed.
 pub async fn announce_expired_leases(store: &JobStore) -> Result<u64, RelayError> {
     let expired = sqlx::query!(
         r#"SELECT s.id, s.job_id, j.project_id, s.kind, s.input, s.attempts, s.max_attempts,
                   s.fencing_token
            FROM steps s JOIN jobs j ON j.id = s.job_id
-           WHERE s.state = 'running' AND s.lease_expires_at < now()"#
+           WHERE s.state = 'running'
+             AND s.lease_expires_at < now() - make_interval(secs => $1)"#,
+        TAKEOVER_GRACE_S
     )
     .fetch_all(&store.pool)
     .await?;
@@ -127,6 +130,12 @@ pub async fn announce_expired_leases(store: &JobStore) -> Result<u64, RelayError
     }
     Ok(handled)
 }
+
+/// Seconds after a lease runs out before the sweeper announces the step again. When a worker
+/// dies its broker redelivers the message at once, and the worker that receives it takes the
+/// step over as the lease runs out (so a message that kills its workers reaches its delivery
+/// limit); the sweeper is for workers that stall without losing their connection.
+pub const TAKEOVER_GRACE_S: f64 = 2.0;
 
 /// Relays and sweeps every `interval` until `shutdown`; errors are logged and retried.
 pub async fn run(

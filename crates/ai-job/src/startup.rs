@@ -154,6 +154,12 @@ impl Application {
                 relay.await;
                 Ok(())
             });
+            tasks.spawn(crate::deadletter::run(
+                self.shared.store.clone(),
+                self.queue.clone(),
+                self.settings.max_deliveries,
+                shutdown.clone(),
+            ));
         }
         if self.settings.has(Role::Worker) {
             let worker = Worker {

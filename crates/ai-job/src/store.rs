@@ -678,6 +678,58 @@ impl JobStore {
         }
     }
 
+    /// When the lease on `step` runs out, while the step is running.
+    pub async fn lease_expiry(&self, step: Uuid) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(sqlx::query_scalar!(
+            "SELECT lease_expires_at FROM steps WHERE id = $1 AND state = 'running'",
+            step
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+
+    /// Fails `step` and its job because the step's message was dead-lettered: every worker that
+    /// took it stopped or failed before settling it. Returns false when the step or the job had
+    /// already ended (nothing changes).
+    pub async fn fail_dead_lettered(&self, step: Uuid, reason: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query!(
+            r#"SELECT s.job_id, s.kind, s.state AS step_state, j.state AS job_state
+               FROM steps s JOIN jobs j ON j.id = s.job_id
+               WHERE s.id = $1 FOR UPDATE OF s, j"#,
+            step
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        if State::parse(&row.step_state).is_final() || State::parse(&row.job_state).is_final() {
+            return Ok(false);
+        }
+        let message = format!("{} failed: {reason}", row.kind);
+        sqlx::query!(
+            r#"UPDATE steps SET state = 'failed', error = $2, finished_at = now(),
+                   lease_owner = NULL, lease_expires_at = NULL
+               WHERE id = $1"#,
+            step,
+            reason
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "UPDATE jobs SET state = 'failed', error = $2, updated_at = now() WHERE id = $1",
+            row.job_id,
+            message
+        )
+        .execute(&mut *tx)
+        .await?;
+        record_event(&mut tx, row.job_id, &message).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// The lease `token` holds on `step`, for settling work reported from elsewhere (a
     /// media-render worker). `Fenced` when the token is not the step's current running one.
     pub async fn lease_of(&self, step: Uuid, token: i64) -> Result<Lease, StoreError> {

@@ -88,6 +88,36 @@ impl Worker {
         Ok(())
     }
 
+    /// Claims `step`. A redelivered message (`delivery_attempt` > 1) whose step is still under
+    /// a lease means the worker that had it stopped without settling it: wait for that lease to
+    /// run out and take the step over, so a message that kills every worker that takes it is
+    /// delivered again and again until the broker dead-letters it.
+    async fn claim(
+        &self,
+        step: Uuid,
+        delivery_attempt: u32,
+    ) -> Result<Option<crate::store::Lease>, StoreError> {
+        let store = &self.context.store;
+        let lease_len = self.settings.lease();
+        if let Some(lease) = store.claim(step, &self.id, lease_len).await? {
+            return Ok(Some(lease));
+        }
+        if delivery_attempt <= 1 {
+            return Ok(None);
+        }
+        let Some(expires) = store.lease_expiry(step).await? else {
+            return Ok(None);
+        };
+        let wait = (expires - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default()
+            .min(lease_len)
+            + Duration::from_millis(100);
+        tracing::info!(%step, ?wait, "redelivered while leased; waiting for the lease to run out");
+        tokio::time::sleep(wait).await;
+        store.claim(step, &self.id, lease_len).await
+    }
+
     async fn handle(&self, delivery: Delivery, stop: CancellationToken) {
         let ids = match &delivery.envelope.body {
             Some(Body::StepReady(ready)) => ready.step_id.parse::<Uuid>().ok(),
@@ -100,7 +130,7 @@ impl Worker {
         };
         let store = &self.context.store;
         let lease_len = self.settings.lease();
-        let lease = match store.claim(step, &self.id, lease_len).await {
+        let lease = match self.claim(step, delivery.attempt).await {
             Ok(Some(lease)) => lease,
             Ok(None) => {
                 tracing::debug!(%step, "step not claimable (duplicate, held, or finished)");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use prost::Message as _;
 use serde_json::json;
-use studio_ai_job::relay::{announce_expired_leases, relay_once};
+use studio_ai_job::relay::{announce_expired_leases, relay_once, TAKEOVER_GRACE_S};
 use studio_ai_job::store::{Failure, JobStore, NewStep, State, StoreError};
 use studio_ai_job::{MIGRATOR, RENDER_QUEUE, STEPS_QUEUE};
 use studio_core::testing::{drop_database, fresh_database};
@@ -161,8 +161,9 @@ async fn a_zombie_worker_cannot_overwrite_the_step_another_worker_finished() {
         s.claim(step, "other", LEASE).await.unwrap().is_none(),
         "a live lease is exclusive"
     );
-    // The zombie stalls past its lease; the sweeper re-announces, another worker takes over.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The zombie stalls past its lease (and the sweeper's grace); the sweeper re-announces,
+    // another worker takes over.
+    tokio::time::sleep(Duration::from_secs_f64(TAKEOVER_GRACE_S + 0.4)).await;
     assert_eq!(announce_expired_leases(s).await.unwrap(), 1);
     assert_eq!(
         announce_expired_leases(s).await.unwrap(),

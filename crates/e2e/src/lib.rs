@@ -208,6 +208,17 @@ impl Service {
         self.wait_ready().await;
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// The Prometheus text of the service's `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let url = self.ready_url.replace("/readyz", "/metrics");
+        reqwest::get(&url).await.unwrap().text().await.unwrap()
+    }
+
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -234,7 +245,7 @@ impl Broker {
     pub fn local_rabbitmq() -> Broker {
         Broker::RabbitMq {
             url: std::env::var("STUDIO_TEST_AMQP")
-                .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
+                .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f?heartbeat=5".to_owned()),
         }
     }
 
@@ -278,6 +289,10 @@ pub struct Options {
     /// Render lease, seconds.
     pub render_lease_s: u32,
     pub worker_concurrency: u16,
+    /// ai-job worker processes.
+    pub workers: usize,
+    /// Deliveries before a message is dead-lettered.
+    pub max_deliveries: u32,
 }
 
 impl Options {
@@ -287,6 +302,8 @@ impl Options {
             step_lease_s: 30,
             render_lease_s: 60,
             worker_concurrency: 4,
+            workers: 1,
+            max_deliveries: 5,
         }
     }
 }
@@ -304,7 +321,8 @@ pub struct Platform {
     pub user: Service,
     pub project: Service,
     pub ai_job_api: Service,
-    pub ai_job_worker: Service,
+    /// The ai-job worker processes (`Options::workers`).
+    pub ai_job_workers: Vec<Service>,
     pub media_render: Service,
     pub gateway_service: Service,
 }
@@ -331,7 +349,7 @@ impl Platform {
         let port = |_: &str| free_port();
         let (user_grpc, user_http) = (port("user"), port("user"));
         let (project_grpc, project_http) = (port("p"), port("p"));
-        let (job_grpc, job_http, worker_http) = (port("j"), port("j"), port("w"));
+        let (job_grpc, job_http) = (port("j"), port("j"));
         let (render_grpc, render_http) = (port("r"), port("r"));
         let gateway_http = port("g");
         let jwks = format!("http://127.0.0.1:{user_http}/.well-known/jwks.json");
@@ -387,7 +405,7 @@ http_addr = "127.0.0.1:{job_http}"
 project_url = "http://127.0.0.1:{project_grpc}"
 queue_prefix = "{queue_prefix}"
 relay_interval_ms = 100
-max_deliveries = 5
+max_deliveries = {max_deliveries}
 [ai_job.database]
 url = "{job_db}"
 [ai_job.auth]
@@ -410,6 +428,7 @@ http_addr = "127.0.0.1:{render_http}"
 ai_job_url = "http://127.0.0.1:{job_grpc}"
 queue_prefix = "{queue_prefix}"
 lease_s = {render_lease}
+max_deliveries = {max_deliveries}
 grace_s = 5
 work_dir = "{work}/media-render"
 [media_render.queue]
@@ -423,6 +442,7 @@ work_dir = "{work}/media-render"
             concurrency = options.worker_concurrency,
             step_lease = options.step_lease_s,
             render_lease = options.render_lease_s,
+            max_deliveries = options.max_deliveries,
             work = dir.path().display(),
         );
         let config_dir = dir.path().join("config");
@@ -452,18 +472,20 @@ work_dir = "{work}/media-render"
             ready(job_http),
             &[("STUDIO__AI_JOB__ROLES", "api".to_owned())],
         );
-        let mut ai_job_worker = service(
-            "ai-job-worker",
-            "ai-job",
-            ready(worker_http),
-            &[
-                ("STUDIO__AI_JOB__ROLES", "worker".to_owned()),
-                (
-                    "STUDIO__AI_JOB__HTTP_ADDR",
-                    format!("127.0.0.1:{worker_http}"),
-                ),
-            ],
-        );
+        let mut ai_job_workers: Vec<Service> = (0..options.workers.max(1))
+            .map(|i| {
+                let http = free_port();
+                service(
+                    &format!("ai-job-worker-{i}"),
+                    "ai-job",
+                    ready(http),
+                    &[
+                        ("STUDIO__AI_JOB__ROLES", "worker".to_owned()),
+                        ("STUDIO__AI_JOB__HTTP_ADDR", format!("127.0.0.1:{http}")),
+                    ],
+                )
+            })
+            .collect();
         let mut media_render = service("media-render", "media-render", ready(render_http), &[]);
         let mut gateway_service = service("gateway", "gateway", ready(gateway_http), &[]);
         user.spawn();
@@ -471,16 +493,16 @@ work_dir = "{work}/media-render"
         project.spawn();
         ai_job_api.spawn();
         ai_job_api.wait_ready().await;
-        ai_job_worker.spawn();
+        for w in &mut ai_job_workers {
+            w.spawn();
+        }
         media_render.spawn();
         gateway_service.spawn();
-        for s in [
-            &mut project,
-            &mut ai_job_worker,
-            &mut media_render,
-            &mut gateway_service,
-        ] {
+        for s in [&mut project, &mut media_render, &mut gateway_service] {
             s.wait_ready().await;
+        }
+        for w in &mut ai_job_workers {
+            w.wait_ready().await;
         }
         Platform {
             dir,
@@ -494,7 +516,7 @@ work_dir = "{work}/media-render"
             user,
             project,
             ai_job_api,
-            ai_job_worker,
+            ai_job_workers,
             media_render,
             gateway_service,
         }
@@ -510,12 +532,14 @@ work_dir = "{work}/media-render"
         for s in [
             &mut self.gateway_service,
             &mut self.media_render,
-            &mut self.ai_job_worker,
             &mut self.ai_job_api,
             &mut self.project,
             &mut self.user,
         ] {
             s.kill9();
+        }
+        for w in &mut self.ai_job_workers {
+            w.kill9();
         }
         let queue = self.options.broker.connect().await;
         for name in [studio_queue::names::STEPS, studio_queue::names::RENDER] {

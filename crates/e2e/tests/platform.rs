@@ -583,7 +583,7 @@ async fn killing_workers_mid_job_loses_and_repeats_nothing() {
         let victim = if render {
             &mut platform.media_render
         } else {
-            &mut platform.ai_job_worker
+            &mut platform.ai_job_workers[0]
         };
         eprintln!("trial {trial}: kill -9 {} after {at:?}", victim.name);
         victim.kill9();
@@ -593,5 +593,169 @@ async fn killing_workers_mid_job_loses_and_repeats_nothing() {
         assert_eq!(done["state"], "succeeded", "trial {trial}: {done}");
         assert_exactly_once(&platform, &done).await;
     }
+    platform.stop().await;
+}
+
+/// Waits until `job`'s step of `kind` is running under a fencing token above `after`; returns
+/// the pid of the worker holding its lease (worker ids end in the pid) and the token.
+async fn running_step(
+    pool: &sqlx::PgPool,
+    job: &str,
+    kind: &str,
+    after: i64,
+    timeout: Duration,
+) -> (u32, i64) {
+    let job: uuid::Uuid = job.parse().unwrap();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let owner: Option<(Option<String>, i64)> = sqlx::query_as(
+            "SELECT lease_owner, fencing_token FROM steps WHERE job_id = $1 AND kind = $2
+               AND state = 'running' AND lease_expires_at > now() AND fencing_token > $3",
+        )
+        .bind(job)
+        .bind(kind)
+        .bind(after)
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+        if let Some((Some(owner), token)) = owner {
+            return (owner.rsplit('-').next().unwrap().parse().unwrap(), token);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} step ran within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The value of a counter in Prometheus text (summed over its label sets).
+fn counter(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_stopped_worker_cannot_overwrite_the_step_its_successor_finished() {
+    let mut options = Options::new(Broker::local_rabbitmq());
+    options.step_lease_s = 2;
+    options.workers = 2;
+    let platform = Platform::start(options).await;
+    let api = Api::new(&platform);
+    let token = api.register("zombie@example.com").await;
+    let project = api.fable_project(&token, "1:1").await;
+    let (_, job) = api.start(&token, &project, "zombie").await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    let pool = sqlx::PgPool::connect(&platform.ai_job_db_url)
+        .await
+        .unwrap();
+    // Freeze the worker in the middle of the music step (FluidSynth, about a second).
+    let (pid, _) = running_step(&pool, &id, "music", 0, Duration::from_secs(120)).await;
+    let zombie = platform
+        .ai_job_workers
+        .iter()
+        .position(|w| w.pid() == Some(pid))
+        .expect("a worker of ours holds the step");
+    platform.ai_job_workers[zombie].signal("STOP");
+    let done = api.wait(&token, &id, Duration::from_secs(300)).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let music = || async {
+        sqlx::query_as::<_, (Option<Value>, i32, i64)>(
+            "SELECT output, attempts, fencing_token FROM steps WHERE job_id = $1 AND kind = 'music'",
+        )
+        .bind(id.parse::<uuid::Uuid>().unwrap())
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let finished = music().await;
+    assert!(
+        finished.1 >= 2,
+        "another worker took the step over: {finished:?}"
+    );
+    // Wake the zombie: its late write (heartbeat or result) carries the old token.
+    platform.ai_job_workers[zombie].signal("CONT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = platform.ai_job_workers[zombie].metrics().await;
+        if counter(&metrics, "ai_job_fenced_writes_total") >= 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no fenced write counted:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(music().await, finished, "the zombie changed nothing");
+    assert_exactly_once(&platform, &done).await;
+    pool.close().await;
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_that_kills_every_worker_is_dead_lettered_and_fails_its_job() {
+    let mut options = Options::new(Broker::local_rabbitmq());
+    options.step_lease_s = 2;
+    options.workers = 2;
+    options.max_deliveries = 2;
+    let mut platform = Platform::start(options).await;
+    let api = Api::new(&platform);
+    let token = api.register("poison@example.com").await;
+    let project = api.fable_project(&token, "1:1").await;
+    let (_, job) = api.start(&token, &project, "poison").await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    let pool = sqlx::PgPool::connect(&platform.ai_job_db_url)
+        .await
+        .unwrap();
+    // Whichever worker takes the music step dies with it, every time.
+    let mut kills = 0;
+    let mut fence = 0;
+    let failed = loop {
+        let (pid, token_now) = tokio::select! {
+            next = running_step(&pool, &id, "music", fence, Duration::from_secs(120)) => next,
+            done = api.wait(&token, &id, Duration::from_secs(120)) => break done,
+        };
+        fence = token_now;
+        assert!(kills < 10, "the job still runs after {kills} kills");
+        let worker = platform
+            .ai_job_workers
+            .iter_mut()
+            .find(|w| w.pid() == Some(pid))
+            .expect("a worker of ours holds the step");
+        eprintln!(
+            "kill -9 {} running the music step (token {fence})",
+            worker.name
+        );
+        worker.kill9();
+        kills += 1;
+        worker.restart().await;
+    };
+    assert_eq!(failed["state"], "failed", "{failed}");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("dead-lettered"), "{error}");
+    assert!(error.starts_with("music failed"), "{error}");
+    // max_deliveries = 2: delivered twice, both holders died, then dead-lettered.
+    assert_eq!(kills, 2, "kills before the message was dead-lettered");
+    let metrics = platform.ai_job_api.metrics().await;
+    assert!(
+        counter(&metrics, "ai_job_dead_lettered_total") >= 1.0,
+        "{metrics}"
+    );
+    // The queue is not blocked: the next job runs to the end.
+    let (_, next) = api.start(&token, &project, "healthy").await;
+    let done = api
+        .wait(
+            &token,
+            next["id"].as_str().unwrap(),
+            Duration::from_secs(300),
+        )
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_queues_empty(&platform).await;
+    pool.close().await;
     platform.stop().await;
 }

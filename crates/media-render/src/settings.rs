@@ -32,6 +32,10 @@ pub struct Settings {
     /// passes, libx264 otherwise.
     #[serde(default)]
     pub encoder: VideoEncoder,
+    /// Deliveries of a render task before it is dead-lettered; must equal
+    /// `ai_job.max_deliveries` (both declare the queue). Default 5.
+    #[serde(default = "default_max_deliveries")]
+    pub max_deliveries: u32,
     /// Lease on a claimed render, seconds; renewed every third of it. Default 60.
     #[serde(default = "default_lease")]
     pub lease_s: u32,
@@ -59,6 +63,10 @@ fn default_http_addr() -> String {
 
 fn default_ai_job_url() -> String {
     "http://127.0.0.1:50053".to_owned()
+}
+
+fn default_max_deliveries() -> u32 {
+    5
 }
 
 fn default_lease() -> u32 {

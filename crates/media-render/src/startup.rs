@@ -60,7 +60,7 @@ impl Application {
             .context("connecting to media_render.queue")?;
         let queue_name = format!("{}{}", settings.queue_prefix, studio_queue::names::RENDER);
         queue
-            .declare(&QueueSpec::new(queue_name.clone()))
+            .declare(&QueueSpec::new(queue_name.clone()).max_deliveries(settings.max_deliveries))
             .await
             .with_context(|| format!("declaring queue {queue_name}"))?;
         let storage = settings
