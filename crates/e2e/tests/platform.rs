@@ -22,7 +22,7 @@ const FABLE: &str = "The Lion And The Mouse";
 
 fn aesop() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/texts/aesop-fables-townsend.txt");
+        .join("../../examples/texts/aesop-fables-townsend.txt");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -758,4 +758,81 @@ async fn a_message_that_kills_every_worker_is_dead_lettered_and_fails_its_job() 
     assert_queues_empty(&platform).await;
     pool.close().await;
     platform.stop().await;
+}
+
+#[tokio::test]
+async fn restarting_rabbitmq_during_many_small_jobs_loses_and_repeats_nothing() {
+    let jobs: usize = std::env::var("STUDIO_E2E_RESTART_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let node = studio_e2e::RabbitNode::new();
+    node.start().await;
+    let mut options = Options::new(Broker::RabbitMq {
+        url: format!("{}?heartbeat=5", node.url()),
+    });
+    options.step_lease_s = 10;
+    options.render_lease_s = 30;
+    let platform = Platform::start(options).await;
+    let api = Api::new(&platform);
+    let token = api.register("restart@example.com").await;
+    let (status, project) = api
+        .call(
+            "POST",
+            "/v1/projects",
+            Some(&token),
+            Some(json!({
+                "title": "The Ant And The Grain",
+                "source_text": "The Ant And The Grain\n\nAn ant carried a grain of wheat to its nest. It rested when the work was done.\n",
+                "aspect": "1:1",
+                "settings": {"music": false},
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{project}");
+    let project = project["id"].as_str().unwrap();
+    let mut ids = Vec::new();
+    for i in 0..jobs {
+        let (status, job) = api.start(&token, project, &format!("small-{i}")).await;
+        assert_eq!(status, 201, "{job}");
+        ids.push(job["id"].as_str().unwrap().to_owned());
+    }
+    // Restart the broker once a third of the jobs are done.
+    let succeeded = |ids: Vec<String>| {
+        let api = &api;
+        let token = &token;
+        async move {
+            let mut n = 0;
+            for id in ids {
+                let (_, job) = api
+                    .call("GET", &format!("/v1/jobs/{id}"), Some(token), None)
+                    .await;
+                n += usize::from(job["state"] == "succeeded");
+            }
+            n
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60 + 20 * jobs as u64);
+    while succeeded(ids.clone()).await < jobs / 3 {
+        assert!(Instant::now() < deadline, "jobs stalled before the restart");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!(
+        "restarting RabbitMQ with {} of {jobs} jobs done",
+        succeeded(ids.clone()).await
+    );
+    node.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    node.start().await;
+    for id in &ids {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let done = api
+            .wait(&token, id, left.max(Duration::from_secs(30)))
+            .await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+        assert_exactly_once(&platform, &done).await;
+    }
+    assert_queues_empty(&platform).await;
+    platform.stop().await;
+    drop(node);
 }

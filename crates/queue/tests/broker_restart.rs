@@ -5,9 +5,6 @@
 //! folder removed at the end, also when the test fails.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,105 +12,6 @@ use studio_proto::queue::v1::envelope::Body;
 use studio_proto::queue::v1::StepReady;
 use studio_queue::rabbitmq::RabbitQueue;
 use studio_queue::{envelope, QueueSpec, WorkQueue};
-
-/// A private RabbitMQ node.
-struct Node {
-    dir: tempfile::TempDir,
-    name: String,
-    port: u16,
-    dist_port: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn script(name: &str) -> PathBuf {
-    // Debian's wrappers switch to the rabbitmq user; the scripts behind them run as us.
-    let direct = PathBuf::from("/usr/lib/rabbitmq/bin").join(name);
-    if direct.exists() {
-        direct
-    } else {
-        PathBuf::from(name)
-    }
-}
-
-impl Node {
-    fn new() -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("enabled_plugins"), "[].").unwrap();
-        let port = free_port();
-        std::fs::write(
-            dir.path().join("rabbitmq.conf"),
-            format!("listeners.tcp.default = {port}\nloopback_users = none\n"),
-        )
-        .unwrap();
-        Node {
-            name: format!("studio-test-{}@localhost", std::process::id()),
-            port,
-            dist_port: free_port(),
-            dir,
-        }
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let d = self.dir.path();
-        let mut c = Command::new(script(program));
-        c.env("RABBITMQ_NODENAME", &self.name)
-            .env("RABBITMQ_NODE_PORT", self.port.to_string())
-            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
-            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", d.join("log"))
-            .env("RABBITMQ_PID_FILE", d.join("pid"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
-            .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq"))
-            .env("RABBITMQ_PLUGINS_EXPAND_DIR", d.join("plugins"));
-        c
-    }
-
-    fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
-    }
-
-    async fn start(&self) {
-        let status = self
-            .command("rabbitmq-server")
-            .arg("-detached")
-            .status()
-            .unwrap();
-        assert!(status.success(), "rabbitmq-server -detached failed");
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Ok(q) = RabbitQueue::connect(&self.url(), "probe").await {
-                q.close().await;
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "private RabbitMQ node did not start; see {:?}",
-                self.dir.path().join("log")
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-
-    fn stop(&self) {
-        let _ = self
-            .command("rabbitmqctl")
-            .args(["-n", &self.name, "stop"])
-            .output();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 #[tokio::test]
 async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
@@ -124,7 +22,7 @@ async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
         )
         .with_test_writer()
         .try_init();
-    let node = Node::new();
+    let node = studio_e2e::RabbitNode::new();
     node.start().await;
     let total = 200;
     let queue = "restart-test".to_owned();
