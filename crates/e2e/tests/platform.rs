@@ -5,8 +5,13 @@
 //! step worker or the render worker mid-job: every job still succeeds, no provider call is
 //! recorded twice, and the video is uploaded once.
 //!
-//! `STUDIO_E2E_TRIALS` sets the number of crash trials (default 3; the long mode runs 20) and
-//! `STUDIO_E2E_SEED` their seed.
+//! Also: a worker frozen with SIGSTOP past its lease cannot overwrite the step its successor
+//! finished (its write is fenced and counted); a message that kills every worker that takes it
+//! is dead-lettered and fails its job with the reason while other jobs run; and restarting
+//! RabbitMQ (a private node) during 200 small jobs loses and repeats nothing.
+//!
+//! `STUDIO_E2E_TRIALS` sets the number of crash trials (default 3; the long mode runs 20),
+//! `STUDIO_E2E_SEED` their seed, `STUDIO_E2E_RESTART_JOBS` the jobs of the restart test (200).
 
 use std::path::Path;
 use std::process::Command;
@@ -765,7 +770,7 @@ async fn restarting_rabbitmq_during_many_small_jobs_loses_and_repeats_nothing() 
     let jobs: usize = std::env::var("STUDIO_E2E_RESTART_JOBS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(200);
     let node = studio_e2e::RabbitNode::new();
     node.start().await;
     let mut options = Options::new(Broker::RabbitMq {
