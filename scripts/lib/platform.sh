@@ -54,7 +54,7 @@ platform_start() {
   STUDIO__AI_JOB__AUTH__JWKS_URL="$jwks" \
   STUDIO__AI_JOB__PROJECT_URL="http://127.0.0.1:$((base + 52))" \
   STUDIO__AI_JOB__QUEUE_PREFIX="$name." \
-  STUDIO__AI_JOB__STORAGE__ROOT="$objects" \
+  STUDIO__AI_JOB__STORAGE__BACKEND=local STUDIO__AI_JOB__STORAGE__ROOT="$objects" \
   STUDIO__AI_JOB__WORKER__WORK_DIR="$PWD/$PLATFORM_LOGS/ai-job-work" \
     "$PLATFORM_BIN/ai-job" >"$PLATFORM_LOGS/ai-job.log" 2>&1 &
   PLATFORM_PIDS+=($!)
@@ -63,7 +63,7 @@ platform_start() {
   STUDIO__MEDIA_RENDER__HTTP_ADDR="127.0.0.1:$((base + 4))" \
   STUDIO__MEDIA_RENDER__AI_JOB_URL="http://127.0.0.1:$((base + 53))" \
   STUDIO__MEDIA_RENDER__QUEUE_PREFIX="$name." \
-  STUDIO__MEDIA_RENDER__STORAGE__ROOT="$objects" \
+  STUDIO__MEDIA_RENDER__STORAGE__BACKEND=local STUDIO__MEDIA_RENDER__STORAGE__ROOT="$objects" \
   STUDIO__MEDIA_RENDER__WORK_DIR="$PWD/$PLATFORM_LOGS/media-render-work" \
     "$PLATFORM_BIN/media-render" >"$PLATFORM_LOGS/media-render.log" 2>&1 &
   PLATFORM_PIDS+=($!)
