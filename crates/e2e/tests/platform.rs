@@ -351,6 +351,19 @@ async fn end_to_end(platform: &Platform) {
     assert_eq!(after.len(), 1);
     assert_eq!(after[0]["state"], "succeeded");
 
+    // Server-Sent Events give the same: the current state, then the end of the stream.
+    let sse = api
+        .http
+        .get(format!("{}/v1/jobs/{id}/events", api.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.headers()["content-type"], "text/event-stream");
+    let text = sse.text().await.unwrap();
+    assert!(text.contains("event: progress"), "{text}");
+    assert!(text.contains(r#""state":"succeeded""#), "{text}");
+
     let done = api.wait(&token, &id, Duration::from_secs(10)).await;
     let kinds: Vec<&str> = done["outputs"]
         .as_array()
@@ -840,4 +853,50 @@ async fn restarting_rabbitmq_during_many_small_jobs_loses_and_repeats_nothing() 
     assert_queues_empty(&platform).await;
     platform.stop().await;
     drop(node);
+}
+
+#[tokio::test]
+async fn media_render_hands_the_render_back_on_sigterm_past_its_grace() {
+    let platform_options = Options::new(Broker::local_rabbitmq());
+    let mut platform = Platform::start(platform_options).await;
+    let api = Api::new(&platform);
+    let token = api.register("sigterm@example.com").await;
+    let project = api.fable_project(&token, "16:9").await;
+    let (_, job) = api.start(&token, &project, "sigterm").await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    let pool = sqlx::PgPool::connect(&platform.ai_job_db_url)
+        .await
+        .unwrap();
+    let _ = running_step(&pool, &id, "render", 0, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // grace_s = 5: the render (longer than that) is stopped and handed back.
+    let t = Instant::now();
+    platform.media_render.signal("TERM");
+    assert!(
+        platform
+            .media_render
+            .wait_exit(Duration::from_secs(30))
+            .await,
+        "media-render exits after its grace period"
+    );
+    let stopped_in = t.elapsed();
+    assert!(
+        stopped_in < Duration::from_secs(20),
+        "stopped in {stopped_in:?}"
+    );
+    let (state, error, attempts): (String, String, i32) = sqlx::query_as(
+        "SELECT state, error, attempts FROM steps WHERE job_id = $1 AND kind = 'render'",
+    )
+    .bind(id.parse::<uuid::Uuid>().unwrap())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((state.as_str(), attempts), ("queued", 1), "{error}");
+    assert!(error.contains("shut down"), "{error}");
+    platform.media_render.restart().await;
+    let done = api.wait(&token, &id, Duration::from_secs(300)).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_exactly_once(&platform, &done).await;
+    pool.close().await;
+    platform.stop().await;
 }
