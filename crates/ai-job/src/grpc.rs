@@ -28,7 +28,7 @@ use crate::steps::PlanInput;
 use crate::store::{
     Failure, Job, JobEvent, JobStore, NewStep, RenderInput, State, Step, StoreError, RENDER_KIND,
 };
-use crate::watch::Watch;
+use crate::watch::{EventHub, Watch};
 
 /// Seconds of silence after each narrated sentence, as in `studio render`.
 const SENTENCE_PAUSE_S: f64 = 0.35;
@@ -184,6 +184,8 @@ fn output_file(kind: &str) -> Option<&'static str> {
 #[derive(Debug, Clone)]
 pub struct GrpcJobs {
     pub shared: Shared,
+    /// Progress announcements for `WatchJob`.
+    pub events: Arc<EventHub>,
 }
 
 impl GrpcJobs {
@@ -462,7 +464,7 @@ impl pb::job_service_server::JobService for GrpcJobs {
             .fetch_one(&store.pool)
             .await
             .map_err(|e| internal("reading the job's event sequence", e))?;
-        let watch = Watch::start(store.clone(), id, (latest - 1).max(0))
+        let watch = Watch::start(store.clone(), &self.events, id, (latest - 1).max(0))
             .await
             .map_err(store_error)?;
         let stream = futures_util::stream::unfold(Some(watch), |state| async move {

@@ -124,11 +124,15 @@ impl Application {
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(listener) = self.grpc {
             let addr = listener.local_addr()?;
+            let events = crate::watch::EventHub::start(&self.shared.store)
+                .await
+                .context("listening for job events")?;
             let server = tonic::transport::Server::builder()
                 .layer(studio_telemetry::grpc::TraceLayer)
                 .add_service(
                     studio_proto::job::v1::job_service_server::JobServiceServer::new(GrpcJobs {
                         shared: self.shared.clone(),
+                        events,
                     }),
                 )
                 .add_service(

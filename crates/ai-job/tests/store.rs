@@ -341,7 +341,8 @@ async fn progress_events_stream_live_in_order_until_the_job_ends() {
         .create_job(owner, Uuid::now_v7(), "watched", &plan())
         .await
         .unwrap();
-    let mut watch = studio_ai_job::watch::Watch::start(s.clone(), job.id, 0)
+    let hub = studio_ai_job::watch::EventHub::start(&s).await.unwrap();
+    let mut watch = studio_ai_job::watch::Watch::start(s.clone(), &hub, job.id, 0)
         .await
         .unwrap();
     let first = watch.next().await.unwrap().unwrap();
@@ -385,7 +386,7 @@ async fn progress_events_stream_live_in_order_until_the_job_ends() {
     assert_eq!(events[2].percent, 25.0);
 
     // A late watcher gets the history and ends at once.
-    let mut late = studio_ai_job::watch::Watch::start(s.clone(), job.id, 7)
+    let mut late = studio_ai_job::watch::Watch::start(s.clone(), &hub, job.id, 7)
         .await
         .unwrap();
     assert_eq!(late.next().await.unwrap().unwrap().sequence, 8);
