@@ -137,6 +137,7 @@ impl Service {
         let child = Command::new(&self.binary)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "info")
+            .env("RUST_BACKTRACE", "0")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -369,6 +370,7 @@ grpc_addr = "127.0.0.1:{user_grpc}"
 http_addr = "127.0.0.1:{user_http}"
 [user.database]
 url = "{user_db}"
+max_connections = 6
 [user.auth]
 issuer = "studio"
 audience = "studio-api"
@@ -382,6 +384,7 @@ grpc_addr = "127.0.0.1:{project_grpc}"
 http_addr = "127.0.0.1:{project_http}"
 [project.database]
 url = "{project_db}"
+max_connections = 6
 [project.auth]
 {auth}
 [gateway]
@@ -408,6 +411,7 @@ relay_interval_ms = 100
 max_deliveries = {max_deliveries}
 [ai_job.database]
 url = "{job_db}"
+max_connections = 6
 [ai_job.auth]
 {auth}
 [ai_job.queue]
