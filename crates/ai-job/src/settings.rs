@@ -193,9 +193,6 @@ impl Validate for Settings {
                 "must be at least 1",
             ));
         }
-        self.providers
-            .build(None)
-            .map_err(|e| SettingsError::invalid("ai_job.providers", e.to_string()))?;
         Ok(())
     }
 }

@@ -14,7 +14,6 @@
 //! A worker killed at any point leaves the step to its lease: ai-job announces it again when the
 //! lease expires, and the next worker reuses whatever finished uploading.
 
-use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -364,8 +363,7 @@ impl Worker {
             .map_err(|_| Failed::Final("the timeline is not UTF-8 JSON".into()))?;
         let timeline =
             studio_media::parse_timeline(json).map_err(|e| Failed::Final(e.to_string()))?;
-        let inputs: HashMap<&String, &String> = task.inputs.iter().collect();
-        for (rel, key) in inputs {
+        for (rel, key) in &task.inputs {
             let path = safe_join(input_dir, rel).ok_or_else(|| {
                 Failed::Final(format!("input path {rel:?} leaves the task folder"))
             })?;

@@ -205,51 +205,12 @@ async fn rabbitmq_returns_a_dead_consumers_message_to_another() {
     b.close().await;
 }
 
-/// moto's SQS server (from PyPI), on a free port, stopped on drop.
-struct Moto(std::process::Child, u16);
-
-impl Moto {
-    async fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let moto = Moto(
-            std::process::Command::new("moto_server")
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("moto_server (pip install 'moto[server]'; scripts/test.sh does)"),
-            port,
-        );
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return moto;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("moto_server did not start on port {port}");
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn sqs_queue_semantics() {
-    let moto = Moto::start().await;
+    let moto = studio_e2e::Moto::start().await;
     let q = SqsQueue::new(SqsSettings {
         region: "us-east-1".into(),
-        endpoint: Some(format!("http://127.0.0.1:{}", moto.1)),
+        endpoint: Some(moto.endpoint()),
         access_key_id: "testing".into(),
         secret_access_key: "testing".to_owned().into(),
         visibility_timeout_s: 30,
@@ -261,10 +222,10 @@ async fn sqs_queue_semantics() {
 
 #[tokio::test]
 async fn sqs_heartbeats_keep_a_long_step_from_a_second_worker() {
-    let moto = Moto::start().await;
+    let moto = studio_e2e::Moto::start().await;
     let q = SqsQueue::new(SqsSettings {
         region: "us-east-1".into(),
-        endpoint: Some(format!("http://127.0.0.1:{}", moto.1)),
+        endpoint: Some(moto.endpoint()),
         access_key_id: "testing".into(),
         secret_access_key: "testing".to_owned().into(),
         visibility_timeout_s: 2,
