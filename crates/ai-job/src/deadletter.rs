@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use studio_core::Shutdown;
-use studio_proto::queue::v1::envelope::Body;
 use studio_queue::{dead_letter_name, Delivery, WorkQueue};
-use uuid::Uuid;
 
+use crate::messages;
 use crate::store::JobStore;
 
 /// Consumes the dead-letter queues of the steps and render queues until `shutdown`.
@@ -44,11 +43,7 @@ pub async fn run(
 }
 
 async fn handle(store: &JobStore, delivery: Delivery, from: &str, max_deliveries: u32) {
-    let step = match &delivery.envelope.body {
-        Some(Body::StepReady(r)) => r.step_id.parse::<Uuid>().ok(),
-        Some(Body::RenderTask(t)) => t.step_id.parse::<Uuid>().ok(),
-        _ => None,
-    };
+    let step = messages::announced_step(delivery.envelope.body.as_ref());
     metrics::counter!("ai_job_dead_lettered_total", "queue" => from.to_owned()).increment(1);
     let Some(step) = step else {
         tracing::error!(message_id = %delivery.envelope.message_id, queue = %from, "unreadable dead-lettered message dropped");

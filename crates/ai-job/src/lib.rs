@@ -1,5 +1,16 @@
-//! The ai-job service: jobs as durable state machines, their workers, and the gRPC API.
+//! The ai-job service: jobs as durable state machines, their workers, and the gRPC API. It is
+//! the distributed executor of the step graph that `studio-pipeline` declares.
 //!
+//! Layout, in the order a request meets it:
+//! - [`startup`]: builds the service from [`settings`] and runs its roles (`api`, `worker`);
+//! - [`grpc`]: the gRPC adapters, prost ↔ domain only;
+//! - [`service`]: the rules: a project becomes a video request, jobs are started, listed,
+//!   cancelled and watched, outputs presigned, render leases claimed and settled;
+//! - [`worker`]: the step worker loop (claim, heartbeat, run, settle, ack) around [`steps`],
+//!   which runs one step of the graph;
+//! - [`watch`]: live progress, one `LISTEN` per process fanned out to every watcher;
+//! - [`deadletter`]: fails the step and job of a dead-lettered message;
+//! - [`messages`]: the only builder of queue messages and render tasks;
 //! - [`store`]: jobs and steps in Postgres as state machines
 //!   (`queued → running → succeeded | failed | cancelled`). A worker claims a step with a
 //!   **lease** (an expiry) and a **fencing token** (raised by every claim); completing or failing
@@ -14,7 +25,9 @@
 
 pub mod deadletter;
 pub mod grpc;
+pub mod messages;
 pub mod relay;
+pub mod service;
 pub mod settings;
 pub mod startup;
 pub mod steps;
@@ -28,5 +41,5 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// The queue that carries `StepReady` messages to ai-job's workers.
 pub const STEPS_QUEUE: &str = studio_queue::names::STEPS;
 
-/// The queue that carries `RenderTask` messages to media-render workers.
+/// The queue that announces render steps to media-render workers.
 pub const RENDER_QUEUE: &str = studio_queue::names::RENDER;

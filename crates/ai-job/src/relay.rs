@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use studio_core::Shutdown;
 use studio_queue::{Envelope, WorkQueue};
 
-use crate::store::{announcement, JobStore, Lease, StoreError};
+use crate::store::{reannounce, Expired, JobStore, StoreError};
 
 /// Why a relay pass stopped.
 #[derive(Debug, thiserror::Error)]
@@ -77,28 +77,21 @@ pub async fn relay_once(
 /// and so does its job, with a message saying its worker kept dying. Returns how many steps were
 /// announced or failed.
 pub async fn announce_expired_leases(store: &JobStore) -> Result<u64, RelayError> {
-    let expired = sqlx::query!(
-        r#"SELECT s.id, s.job_id, j.project_id, s.kind, s.input, s.attempts, s.max_attempts,
-                  s.fencing_token
-           FROM steps s JOIN jobs j ON j.id = s.job_id
-           WHERE s.state = 'running'
-             AND s.lease_expires_at < now() - make_interval(secs => $1)"#,
-        TAKEOVER_GRACE_S
-    )
-    .fetch_all(&store.pool)
-    .await?;
+    let expired = match store.expired_leases(TAKEOVER_GRACE_S).await {
+        Ok(expired) => expired,
+        Err(StoreError::Database(e)) => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading expired leases");
+            return Ok(0);
+        }
+    };
     let mut handled = 0;
-    for step in expired {
-        if step.attempts >= step.max_attempts {
-            let lease = Lease {
-                step_id: step.id,
-                job_id: step.job_id,
-                project_id: step.project_id,
-                kind: step.kind,
-                input: step.input,
-                attempt: step.attempts,
-                fencing_token: step.fencing_token,
-            };
+    for Expired {
+        lease,
+        max_attempts,
+    } in expired
+    {
+        if lease.attempt >= max_attempts {
             match store.fail_lost(&lease).await {
                 Ok(_) => handled += 1,
                 Err(StoreError::Fenced { .. }) => {}
@@ -107,26 +100,10 @@ pub async fn announce_expired_leases(store: &JobStore) -> Result<u64, RelayError
             }
             continue;
         }
-        let (queue, key, payload) = announcement(
-            &store.queues,
-            step.job_id,
-            step.project_id,
-            step.id,
-            &step.kind,
-            &step.input,
-            step.attempts + 1,
-        );
-        let done = sqlx::query!(
-            r#"INSERT INTO outbox (queue, idempotency_key, payload)
-               SELECT $1, $2, $3
-               WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE idempotency_key = $2)"#,
-            queue,
-            key,
-            payload
-        )
-        .execute(&store.pool)
-        .await?;
-        handled += done.rows_affected();
+        let what = (lease.job_id, lease.step_id, lease.kind.as_str());
+        if reannounce(store, what, lease.attempt + 1).await? {
+            handled += 1;
+        }
     }
     Ok(handled)
 }

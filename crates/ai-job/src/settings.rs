@@ -28,14 +28,14 @@ pub struct Settings {
     #[serde(default = "default_project_url")]
     pub project_url: String,
     /// The broker. Default RabbitMQ at `amqp://guest:guest@127.0.0.1:5672/%2f?heartbeat=10`.
-    #[serde(default = "default_queue")]
+    #[serde(default)]
     pub queue: QueueSettings,
     /// Prepended to every queue name (`studio.steps`, `studio.render`); lets several
     /// deployments or test runs share one broker. Default empty.
     #[serde(default)]
     pub queue_prefix: String,
     /// The object store. Default the local folder `$TMPDIR/studio-objects`.
-    #[serde(default = "default_storage")]
+    #[serde(default)]
     pub storage: StorageSettings,
     /// What this process does: `api` serves gRPC and relays the outbox; `worker` runs steps.
     /// Default both.
@@ -107,20 +107,6 @@ impl WorkerSettings {
     pub fn backoff(&self, attempt: i32) -> Duration {
         let doublings = (attempt - 1).clamp(0, 10) as u32;
         Duration::from_millis(self.retry_backoff_ms.saturating_mul(1 << doublings))
-    }
-}
-
-fn default_queue() -> QueueSettings {
-    QueueSettings::Rabbitmq {
-        url: "amqp://guest:guest@127.0.0.1:5672/%2f?heartbeat=10"
-            .to_owned()
-            .into(),
-    }
-}
-
-fn default_storage() -> StorageSettings {
-    StorageSettings::Local {
-        root: std::env::temp_dir().join("studio-objects"),
     }
 }
 

@@ -13,11 +13,26 @@ use studio_providers::cache::ResultCache;
 use studio_queue::{QueueSpec, WorkQueue};
 use tokio::net::TcpListener;
 
-use crate::grpc::{GrpcJobs, GrpcRenderLeases, Shared};
+use studio_pipeline::Graph;
+use studio_providers::Providers;
+use studio_storage::ObjectStore;
+
+use crate::grpc::{GrpcJobs, GrpcProjects, GrpcRenderLeases};
+use crate::service::{Jobs, RenderLeases};
 use crate::settings::{Role, Settings};
 use crate::steps::StepContext;
 use crate::store::{JobStore, Queues};
 use crate::worker::Worker;
+
+/// What every role of the process shares.
+#[derive(Clone)]
+struct Shared {
+    store: JobStore,
+    storage: Arc<dyn ObjectStore>,
+    providers: Arc<Providers>,
+    graph: Arc<Graph>,
+    projects: GrpcProjects,
+}
 
 /// The built service with its listeners bound.
 pub struct Application {
@@ -79,12 +94,12 @@ impl Application {
             store: JobStore { pool, queues },
             storage,
             providers,
-            projects: studio_proto::project::v1::project_service_client::ProjectServiceClient::new(
-                projects,
+            graph: Arc::new(Graph::standard()),
+            projects: GrpcProjects(
+                studio_proto::project::v1::project_service_client::ProjectServiceClient::new(
+                    projects,
+                ),
             ),
-            verifier: Arc::new(JwksVerifier::new(settings.auth.clone())),
-            output_url_ttl: Duration::from_secs(settings.output_url_ttl_s),
-            max_attempts: settings.worker.max_attempts,
         };
         let grpc = if settings.has(Role::Api) {
             Some(
@@ -127,19 +142,31 @@ impl Application {
             let events = crate::watch::EventHub::start(&self.shared.store)
                 .await
                 .context("listening for job events")?;
+            let jobs = Jobs {
+                store: self.shared.store.clone(),
+                storage: self.shared.storage.clone(),
+                providers: self.shared.providers.clone(),
+                projects: Arc::new(self.shared.projects.clone()),
+                graph: self.shared.graph.clone(),
+                events,
+                output_url_ttl: Duration::from_secs(self.settings.output_url_ttl_s),
+                max_attempts: self.settings.worker.max_attempts,
+            };
+            let verifier = Arc::new(JwksVerifier::new(self.settings.auth.clone()));
+            let leases = RenderLeases {
+                store: self.shared.store.clone(),
+            };
             let server = tonic::transport::Server::builder()
                 .layer(studio_telemetry::grpc::TraceLayer)
                 .add_service(
                     studio_proto::job::v1::job_service_server::JobServiceServer::new(GrpcJobs {
-                        shared: self.shared.clone(),
-                        events,
+                        jobs,
+                        verifier,
                     }),
                 )
                 .add_service(
                     studio_proto::job::v1::render_lease_service_server::RenderLeaseServiceServer::new(
-                        GrpcRenderLeases {
-                            shared: self.shared.clone(),
-                        },
+                        GrpcRenderLeases { leases },
                     ),
                 )
                 .serve_with_incoming_shutdown(
@@ -172,6 +199,7 @@ impl Application {
                     store: self.shared.store.clone(),
                     storage: self.shared.storage.clone(),
                     providers: self.shared.providers.clone(),
+                    graph: self.shared.graph.clone(),
                     work_dir: self.settings.worker.work_dir.clone(),
                     max_attempts: self.settings.worker.max_attempts,
                 },

@@ -1,33 +1,26 @@
-//! What each step kind does. A job starts with one `plan` step; the plan adds the rest:
+//! The distributed executor of the step graph (`studio_pipeline::graph`): one claimed step at a
+//! time, its inputs from Postgres, its files in object storage.
 //!
-//! | stage | kind | per | does |
-//! | --- | --- | --- | --- |
-//! | 0 | `plan` | job | plans scenes from the text |
-//! | 1 | `narration` | scene, and the moral (no scene) | speech + sentence timings |
-//! | 1 | `picture` | scene | a picture at canvas size |
-//! | 2 | `music` | job (when the project wants music) | a music bed as long as the video |
-//! | 3 | `timeline` | job | writes the timeline and adds the render step |
-//! | 4 | `render` | job | run by a media-render worker |
-//!
-//! Every artifact is stored under `projects/{p}/jobs/{j}/steps/{s}/`; a step's output (JSON in
-//! Postgres) names its artifacts by object key. Requests are built by
-//! [`studio_pipeline::requests`], the same as in the embedded `studio render`.
+//! A job starts with one `plan` step; the plan adds the steps the graph's spawn rule gives
+//! ([`Graph::after_plan`]), each at its stage, and the timeline step adds the render, which
+//! media-render workers run. A step is given the outputs of every succeeded step of lower
+//! stages. Every artifact is stored under `projects/{p}/jobs/{j}/steps/{s}/`; a step's output
+//! (JSON in Postgres, [`StepOutput::to_json`]) names its artifacts by object key. Every provider
+//! call is recorded once per `{step}:{capability}:{request hash}`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use studio_pipeline::compose::{self, Assets, SceneAssets};
-use studio_pipeline::{requests, VideoRequest};
-use studio_providers::{
-    ChainError, ErrorKind, Generated, Image, ImageSource, Music, PlanSource, Providers, ScenePlan,
-    Speech,
+use studio_media::outputs::content_type;
+use studio_pipeline::graph::{
+    self, Finished, Graph, StepError as GraphError, StepInput, StepKey, StepKind, StepOutput,
 };
+use studio_pipeline::VideoRequest;
+use studio_providers::{Provenance, Providers, ScenePlan};
 use studio_storage::{keys, ObjectStore};
 
-use crate::store::{JobStore, Lease, NewStep, RenderInput, Step, RENDER_KIND};
+use crate::store::{Failure, JobStore, Lease, NewStep, RenderInput, State};
 
 /// What a step needs to run.
 #[derive(Clone)]
@@ -35,6 +28,8 @@ pub struct StepContext {
     pub store: JobStore,
     pub storage: Arc<dyn ObjectStore>,
     pub providers: Arc<Providers>,
+    /// The step graph this worker runs.
+    pub graph: Arc<Graph>,
     /// Scratch space for this process.
     pub work_dir: PathBuf,
     /// Attempts given to the steps a step adds.
@@ -45,6 +40,7 @@ impl std::fmt::Debug for StepContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StepContext")
             .field("work_dir", &self.work_dir)
+            .field("graph", &self.graph)
             .finish_non_exhaustive()
     }
 }
@@ -58,123 +54,89 @@ pub struct Done {
     pub spawn: Vec<NewStep>,
 }
 
-/// A failed attempt.
-#[derive(Debug, thiserror::Error)]
-pub enum StepError {
-    /// Worth another attempt (a provider timed out, storage was unreachable).
-    #[error("{0}")]
-    Retryable(String),
-    /// No attempt will do better; the message tells the user what to change.
-    #[error("{0}")]
-    Final(String),
-}
-
 /// The plan step's input: the whole request, resolved when the job started.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanInput {
     pub request: VideoRequest,
 }
 
-/// What the later steps are given.
+/// What the steps after the plan are given.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SceneInput {
     request: VideoRequest,
     plan: ScenePlan,
-    /// Scene index; `None` for the moral's narration.
+    /// Scene index; `None` for per-job steps and the moral's narration.
     scene: Option<usize>,
 }
 
-/// A narration step's output.
+/// The timeline step's output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct NarrationOutput {
-    /// `speech.audio` is the object key of the WAV.
-    speech: Speech,
+struct TimelineOutput {
+    /// Object key of the timeline JSON.
+    timeline_key: String,
+    /// Planned scenes.
+    scenes: usize,
 }
 
-/// A picture step's output.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct PictureOutput {
-    /// `image.path` is the object key of the picture.
-    image: Image,
-}
-
-/// The music step's output.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct MusicOutput {
-    /// `music.path` is the object key of the audio.
-    music: Music,
-}
-
-fn chain_error(what: &str, e: ChainError) -> StepError {
-    match &e {
-        ChainError::Invalid { .. } => StepError::Final(format!("{what}: {e}")),
-        ChainError::Exhausted { failures, .. }
-            if failures.iter().any(|f| f.kind == ErrorKind::Transient) =>
-        {
-            StepError::Retryable(format!("{what}: {e}"))
-        }
-        ChainError::Exhausted { .. } => StepError::Final(format!("{what}: {e}")),
-        ChainError::Cache(_) => StepError::Retryable(format!("{what}: {e}")),
+/// How a step of the graph ends an attempt.
+fn failure(e: GraphError) -> Failure {
+    if e.retryable() {
+        Failure::Retryable(e.to_string())
+    } else {
+        Failure::Final(e.to_string())
     }
 }
 
-fn storage_error(e: studio_storage::StorageError) -> StepError {
-    StepError::Retryable(format!("storage: {e}"))
-}
-
-fn input<T: for<'de> Deserialize<'de>>(lease: &Lease) -> Result<T, StepError> {
-    serde_json::from_value(lease.input.clone()).map_err(|e| {
-        StepError::Final(format!(
-            "{} step has an unreadable input ({e}); start the job again",
-            lease.kind
-        ))
-    })
-}
-
-fn output<T: for<'de> Deserialize<'de>>(step: &Step) -> Result<T, StepError> {
-    let value = step.output.clone().unwrap_or_default();
-    serde_json::from_value(value).map_err(|e| {
-        StepError::Final(format!(
-            "{} step {} has an unreadable output ({e}); start the job again",
-            step.kind, step.id
-        ))
-    })
+fn storage_error(e: studio_storage::StorageError) -> Failure {
+    Failure::Retryable(format!("storage: {e}"))
 }
 
 fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or_default()
 }
 
+fn input<T: for<'de> Deserialize<'de>>(lease: &Lease) -> Result<T, Failure> {
+    serde_json::from_value(lease.input.clone()).map_err(|e| {
+        Failure::Final(format!(
+            "{} step has an unreadable input ({e}); start the job again",
+            lease.kind
+        ))
+    })
+}
+
 impl StepContext {
     /// Runs one claimed step.
-    pub async fn run(&self, lease: &Lease) -> Result<Done, StepError> {
-        match lease.kind.as_str() {
-            "plan" => self.plan(lease).await,
-            "narration" => self.narration(lease).await,
-            "picture" => self.picture(lease).await,
-            "music" => self.music(lease).await,
-            "timeline" => self.timeline(lease).await,
-            other => Err(StepError::Final(format!(
-                "this worker does not run {other:?} steps"
-            ))),
+    ///
+    /// Errors: a final [`Failure`] for a kind this worker's graph lacks or one that runs
+    /// elsewhere (the render), or an unreadable input; otherwise as the step fails.
+    pub async fn run(&self, lease: &Lease) -> Result<Done, Failure> {
+        let kind = self.graph.kind(&lease.kind).ok_or_else(|| {
+            Failure::Final(format!("this worker does not run {:?} steps", lease.kind))
+        })?;
+        match kind {
+            StepKind::Plan => self.plan(lease).await,
+            StepKind::Timeline => self.timeline(lease).await,
+            StepKind::Render => Err(Failure::Final(
+                "render steps run on media-render workers".into(),
+            )),
+            kind => self.step(kind, lease).await,
         }
     }
 
     /// Records a provider call of this step once (keyed by step, capability and request) with
     /// its cost; returns the cost to charge.
-    async fn record<T>(&self, lease: &Lease, g: &Generated<T>) -> Result<i64, StepError> {
-        let p = &g.provenance;
+    async fn record(&self, lease: &Lease, p: &Provenance) -> Result<i64, Failure> {
         let key = format!("{}:{}:{}", lease.step_id, p.capability, p.request_hash);
         let cost = p.cost_micro_usd as i64;
         self.store
             .record_provider_call(lease, &key, &p.provider, &p.model, cost, p.cache_hit)
             .await
-            .map_err(|e| StepError::Retryable(format!("recording the provider call: {e}")))?;
+            .map_err(|e| Failure::Retryable(format!("recording the provider call: {e}")))?;
         Ok(cost)
     }
 
     /// Uploads a produced file as this step's artifact `name`; returns its key.
-    async fn upload(&self, lease: &Lease, path: &Path, name: &str) -> Result<String, StepError> {
+    async fn upload(&self, lease: &Lease, path: &Path, name: &str) -> Result<String, Failure> {
         let key = keys::step_artifact(
             &lease.project_id.to_string(),
             &lease.job_id.to_string(),
@@ -189,272 +151,146 @@ impl StepContext {
         Ok(key.as_str().to_owned())
     }
 
-    async fn plan(&self, lease: &Lease) -> Result<Done, StepError> {
-        let PlanInput { request } = input(lease)?;
-        let budget = requests::narration_budget(&request)
-            .map_err(|e| StepError::Final(format!("settings.duration_s: {e}")))?;
-        let plan = match self
-            .providers
-            .script
-            .run(&requests::plan_request(&request, budget))
+    /// Outputs of the job's succeeded steps of stages below `stage`, read back from their rows.
+    async fn finished(&self, lease: &Lease, stage: u32) -> Result<Vec<Finished>, Failure> {
+        let steps = self
+            .store
+            .steps(lease.job_id)
             .await
-        {
-            Ok(plan) => plan,
-            Err(ChainError::Exhausted { .. })
-                if matches!(request.source, PlanSource::Topic { .. }) =>
-            {
-                return Err(StepError::Final(
-                    studio_pipeline::PipelineError::NoLanguageModel.to_string(),
-                ))
+            .map_err(|e| Failure::Retryable(format!("reading the job's steps: {e}")))?;
+        let mut done = Vec::new();
+        for step in steps.into_iter().filter(|s| s.state == State::Succeeded) {
+            let Some(kind) = self.graph.kind(&step.kind) else {
+                continue;
+            };
+            if self.graph.stage(kind) >= stage || matches!(kind, StepKind::Plan) {
+                continue;
             }
-            Err(e) => return Err(chain_error("planning", e)),
+            let output =
+                StepOutput::from_json(kind, step.output.unwrap_or_default()).map_err(|e| {
+                    Failure::Final(format!(
+                        "{} step {} has an unreadable output ({e}); start the job again",
+                        step.kind, step.id
+                    ))
+                })?;
+            let scene = step.scene.map(|s| s as usize);
+            done.push(Finished {
+                key: StepKey { kind, scene },
+                output,
+            });
+        }
+        Ok(done)
+    }
+
+    async fn plan(&self, lease: &Lease) -> Result<Done, Failure> {
+        let PlanInput { request } = input(lease)?;
+        let ran = self
+            .graph
+            .plan(&request, &self.providers)
+            .await
+            .map_err(failure)?;
+        let cost = match &ran.provenance {
+            Some(p) => self.record(lease, p).await?,
+            None => 0,
         };
-        let cost = self.record(lease, &plan).await?;
-        let plan = plan.output;
-        let step = |kind: &str, scene: Option<usize>, stage: i32| NewStep {
-            kind: kind.to_owned(),
-            scene: scene.map(|s| s as i32),
-            stage,
-            max_attempts: self.max_attempts,
-            input: to_json(&SceneInput {
-                request: request.clone(),
-                plan: plan.clone(),
-                scene,
-            }),
-        };
-        let mut spawn = Vec::new();
-        for i in 0..plan.scenes.len() {
-            spawn.push(step("narration", Some(i), 1));
-            spawn.push(step("picture", Some(i), 1));
-        }
-        if plan.moral.is_some() {
-            spawn.push(step("narration", None, 1));
-        }
-        if matches!(request.music, studio_pipeline::MusicChoice::Generate) {
-            spawn.push(step("music", None, 2));
-        }
-        spawn.push(step("timeline", None, 3));
+        let output = ran.output.to_json();
+        let plan = ran.output.into_plan().expect("the plan step makes a plan");
+        let spawn = self
+            .graph
+            .after_plan(&request, &plan)
+            .into_iter()
+            .map(|key| NewStep {
+                kind: key.kind.name().to_owned(),
+                scene: key.scene.map(|s| s as i32),
+                stage: self.graph.stage(key.kind) as i32,
+                max_attempts: self.max_attempts,
+                input: to_json(&SceneInput {
+                    request: request.clone(),
+                    plan: plan.clone(),
+                    scene: key.scene,
+                }),
+            })
+            .collect();
         Ok(Done {
-            output: json!({ "plan": plan }),
+            output,
             cost_micro_usd: cost,
             spawn,
         })
     }
 
-    async fn narration(&self, lease: &Lease) -> Result<Done, StepError> {
+    /// A provider step or an extension: runs it with the outputs before it, records its provider
+    /// call, and uploads its files.
+    async fn step(&self, kind: StepKind, lease: &Lease) -> Result<Done, Failure> {
         let input: SceneInput = input(lease)?;
-        let sentences = match input.scene {
-            Some(i) => input
-                .plan
-                .scenes
-                .get(i)
-                .ok_or_else(|| StepError::Final(format!("the plan has no scene {}", i + 1)))?
-                .sentences
-                .clone(),
-            None => input.plan.moral.iter().cloned().collect(),
+        let done = self.finished(lease, self.graph.stage(kind)).await?;
+        let key = StepKey {
+            kind,
+            scene: input.scene,
         };
-        let what = match input.scene {
-            Some(i) => format!("narration of scene {}", i + 1),
-            None => "narration of the moral".to_owned(),
+        let step_input = StepInput {
+            request: &input.request,
+            plan: &input.plan,
+            scene: input.scene,
+            done: &done,
         };
-        let g = self
-            .providers
-            .speech
-            .run(&requests::speech_request(&input.request, sentences))
+        let ran = self
+            .graph
+            .run(key, step_input, &self.providers)
             .await
-            .map_err(|e| chain_error(&what, e))?;
-        let cost = self.record(lease, &g).await?;
-        let mut speech = g.output;
-        speech.audio = self
-            .upload(lease, &speech.audio, "narration.wav")
-            .await?
-            .into();
-        Ok(Done {
-            output: to_json(&NarrationOutput { speech }),
-            cost_micro_usd: cost,
-            spawn: Vec::new(),
-        })
-    }
-
-    async fn picture(&self, lease: &Lease) -> Result<Done, StepError> {
-        let input: SceneInput = input(lease)?;
-        let i = input
-            .scene
-            .filter(|&i| i < input.plan.scenes.len())
-            .ok_or_else(|| StepError::Final("a picture step needs a scene of the plan".into()))?;
-        let g = self
-            .providers
-            .image
-            .run(&requests::image_request(&input.request, &input.plan, i))
-            .await
-            .map_err(|e| chain_error(&format!("picture for scene {}", i + 1), e))?;
-        let cost = self.record(lease, &g).await?;
-        let mut image = g.output;
-        let ext = image
-            .path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("png")
-            .to_ascii_lowercase();
-        image.path = self
-            .upload(lease, &image.path, &format!("picture.{ext}"))
-            .await?
-            .into();
-        Ok(Done {
-            output: to_json(&PictureOutput { image }),
-            cost_micro_usd: cost,
-            spawn: Vec::new(),
-        })
-    }
-
-    async fn music(&self, lease: &Lease) -> Result<Done, StepError> {
-        let input: SceneInput = input(lease)?;
-        let steps = self.steps(lease).await?;
-        let mut narration_s = 0.0;
-        for s in steps.iter().filter(|s| s.kind == "narration") {
-            narration_s += output::<NarrationOutput>(s)?.speech.duration_s;
+            .map_err(failure)?;
+        let cost = match &ran.provenance {
+            Some(p) => self.record(lease, p).await?,
+            None => 0,
+        };
+        let mut output = ran.output;
+        for (path, name) in output.files_mut() {
+            *path = self.upload(lease, path, &name).await?.into();
         }
-        let g = self
-            .providers
-            .music
-            .run(&requests::music_request(
-                &input.request,
-                &input.plan,
-                narration_s,
-            ))
-            .await
-            .map_err(|e| chain_error("music", e))?;
-        let cost = self.record(lease, &g).await?;
-        let mut music = g.output;
-        music.path = self.upload(lease, &music.path, "music.wav").await?.into();
         Ok(Done {
-            output: to_json(&MusicOutput { music }),
+            output: output.to_json(),
             cost_micro_usd: cost,
             spawn: Vec::new(),
         })
     }
 
-    async fn steps(&self, lease: &Lease) -> Result<Vec<Step>, StepError> {
-        self.store
-            .steps(lease.job_id)
-            .await
-            .map_err(|e| StepError::Retryable(format!("reading the job's steps: {e}")))
-    }
-
-    /// Composes the timeline from every narration, picture and the music, stores it, and adds
-    /// the render step with the inputs it must fetch.
-    async fn timeline(&self, lease: &Lease) -> Result<Done, StepError> {
+    /// Composes the timeline from the outputs before it, stores it, and adds the render step
+    /// with the inputs it must fetch.
+    async fn timeline(&self, lease: &Lease) -> Result<Done, Failure> {
         let input: SceneInput = input(lease)?;
-        let (request, plan) = (&input.request, &input.plan);
-        let steps = self.steps(lease).await?;
-        let mut inputs = BTreeMap::new();
-        let mut scenes = Vec::new();
-        let mut images = Vec::new();
-        for i in 0..plan.scenes.len() {
-            let find = |kind: &str| {
-                steps
-                    .iter()
-                    .find(|s| s.kind == kind && s.scene == Some(i as i32))
-                    .ok_or_else(|| {
-                        StepError::Final(format!("the {kind} of scene {} is missing", i + 1))
-                    })
-            };
-            let speech = output::<NarrationOutput>(find("narration")?)?.speech;
-            let image = output::<PictureOutput>(find("picture")?)?.image;
-            let speech_path = format!("narration/{i}.wav");
-            let ext = image
-                .path
-                .extension()
-                .and_then(|e| e.to_str())
-                .unwrap_or("png");
-            let picture_path = format!("pictures/{i}.{ext}");
-            inputs.insert(speech_path.clone(), speech.audio.display().to_string());
-            inputs.insert(picture_path.clone(), image.path.display().to_string());
-            scenes.push(SceneAssets {
-                speech,
-                speech_path,
-                picture_path,
-                generated: matches!(image.source, ImageSource::Generated),
-            });
-            images.push(image);
-        }
-        let moral = match steps
-            .iter()
-            .find(|s| s.kind == "narration" && s.scene.is_none())
-        {
-            Some(s) => {
-                let speech = output::<NarrationOutput>(s)?.speech;
-                let path = "narration/moral.wav".to_owned();
-                inputs.insert(path.clone(), speech.audio.display().to_string());
-                Some((speech, path))
-            }
-            None => None,
-        };
-        let music = match steps.iter().find(|s| s.kind == "music") {
-            Some(s) => Some(output::<MusicOutput>(s)?.music),
-            None => None,
-        };
-        let music_path = music.as_ref().map(|m| {
-            inputs.insert("music.wav".to_owned(), m.path.display().to_string());
-            "music.wav".to_owned()
-        });
-        let music_credit = music.as_ref().and_then(|m| m.credit.clone());
-        let assets = Assets {
-            scenes,
-            moral,
-            music_path,
-            credits: requests::credit_lines(&images, music_credit.as_deref()),
-            music_credit,
-        };
-        let timeline = compose::timeline(
-            plan,
-            &assets,
-            &request.style,
-            compose::Format {
-                aspect: request.aspect,
-                fps: request.fps,
-            },
-        );
+        let done = self
+            .finished(lease, self.graph.stage(StepKind::Timeline))
+            .await?;
+        let assembly = graph::assemble(&input.request, &input.plan, &done).map_err(failure)?;
         let (project, job) = (lease.project_id.to_string(), lease.job_id.to_string());
         let key = keys::job_timeline(&project, &job).map_err(storage_error)?;
-        let bytes = serde_json::to_vec_pretty(&timeline)
-            .map_err(|e| StepError::Final(format!("timeline: {e}")))?;
+        let bytes = serde_json::to_vec_pretty(&assembly.timeline)
+            .map_err(|e| Failure::Final(format!("timeline: {e}")))?;
         self.storage
             .put(&key, bytes.into(), "application/json")
             .await
             .map_err(storage_error)?;
-        let output_prefix = format!("projects/{project}/jobs/{job}/outputs/");
         let render = RenderInput {
             timeline_key: key.as_str().to_owned(),
-            inputs,
-            output_prefix,
+            inputs: assembly
+                .inputs
+                .into_iter()
+                .map(|(path, object)| (path, object.display().to_string()))
+                .collect(),
+            output_prefix: keys::job_outputs_prefix(&project, &job).map_err(storage_error)?,
         };
         Ok(Done {
-            output: json!({ "timeline_key": key.as_str(), "scenes": plan.scenes.len() }),
+            output: to_json(&TimelineOutput {
+                timeline_key: key.as_str().to_owned(),
+                scenes: input.plan.scenes.len(),
+            }),
             cost_micro_usd: 0,
             spawn: vec![NewStep {
-                kind: RENDER_KIND.to_owned(),
+                kind: StepKind::Render.name().to_owned(),
                 scene: None,
-                stage: 4,
+                stage: self.graph.stage(StepKind::Render) as i32,
                 max_attempts: self.max_attempts,
                 input: to_json(&render),
             }],
         })
-    }
-}
-
-/// The content type stored with an artifact, by file extension.
-pub fn content_type(name: &str) -> &'static str {
-    match name.rsplit('.').next().unwrap_or("") {
-        "wav" => "audio/wav",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "webp" => "image/webp",
-        "bmp" => "image/bmp",
-        "mp4" => "video/mp4",
-        "json" => "application/json",
-        "srt" => "application/x-subrip",
-        "vtt" => "text/vtt",
-        _ => "application/octet-stream",
     }
 }

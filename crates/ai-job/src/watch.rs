@@ -13,6 +13,8 @@ use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+use studio_core::id::JobId;
+
 use crate::store::{JobEvent, JobStore, StoreError, EVENTS_CHANNEL};
 
 /// Fans `NOTIFY studio_job_events` out to the process's watchers. The payload is a job id;
@@ -68,7 +70,7 @@ impl Drop for EventHub {
 pub struct Watch {
     announcements: broadcast::Receiver<Uuid>,
     store: JobStore,
-    job: Uuid,
+    job: JobId,
     last: i64,
     pending: VecDeque<JobEvent>,
     ended: bool,
@@ -80,7 +82,7 @@ impl Watch {
     pub async fn start(
         store: JobStore,
         hub: &EventHub,
-        job: Uuid,
+        job: JobId,
         after: i64,
     ) -> Result<Watch, StoreError> {
         let announcements = hub.tx.subscribe();
@@ -107,7 +109,7 @@ impl Watch {
                 return Ok(Some(event));
             }
             let look = match self.announcements.recv().await {
-                Ok(job) => job == self.job || job.is_nil(),
+                Ok(job) => job == self.job.0 || job.is_nil(),
                 // Fell behind: some announcement may have been ours.
                 Err(broadcast::error::RecvError::Lagged(_)) => true,
                 Err(broadcast::error::RecvError::Closed) => {

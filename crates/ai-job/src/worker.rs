@@ -15,17 +15,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
+use studio_core::id::StepId;
 use studio_core::Shutdown;
-use studio_proto::queue::v1::envelope::Body;
+use studio_queue::lease::{settle, Beat, Heartbeat};
 use studio_queue::{Delivery, WorkQueue};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
-use uuid::Uuid;
 
+use crate::messages;
 use crate::settings::WorkerSettings;
-use crate::steps::{StepContext, StepError};
-use crate::store::{Failure, StoreError};
+use crate::steps::StepContext;
+use crate::store::{Failure, Lease, StoreError};
 
 /// A step worker.
 #[derive(Clone)]
@@ -94,9 +95,9 @@ impl Worker {
     /// delivered again and again until the broker dead-letters it.
     async fn claim(
         &self,
-        step: Uuid,
+        step: StepId,
         delivery_attempt: u32,
-    ) -> Result<Option<crate::store::Lease>, StoreError> {
+    ) -> Result<Option<Lease>, StoreError> {
         let store = &self.context.store;
         let lease_len = self.settings.lease();
         if let Some(lease) = store.claim(step, &self.id, lease_len).await? {
@@ -119,11 +120,7 @@ impl Worker {
     }
 
     async fn handle(&self, delivery: Delivery, stop: CancellationToken) {
-        let ids = match &delivery.envelope.body {
-            Some(Body::StepReady(ready)) => ready.step_id.parse::<Uuid>().ok(),
-            _ => None,
-        };
-        let Some(step) = ids else {
+        let Some(step) = messages::announced_step(delivery.envelope.body.as_ref()) else {
             tracing::error!(message_id = %delivery.envelope.message_id, "not a StepReady message; dead-lettering it");
             settle(delivery.reject().await);
             return;
@@ -147,20 +144,15 @@ impl Worker {
         let span = tracing::info_span!("step", kind = %lease.kind, %step, job = %lease.job_id, attempt = lease.attempt);
 
         // Heartbeats keep the lease (and the message) alive; losing the lease stops the step.
-        let lost = CancellationToken::new();
         let heartbeat = {
-            let (store, lease, lost) = (store.clone(), lease.clone(), lost.clone());
-            let every = lease_len / 3;
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(every).await;
+            let (store, lease) = (store.clone(), lease.clone());
+            Heartbeat::spawn(lease_len / 3, move || {
+                let (store, lease) = (store.clone(), lease.clone());
+                async move {
                     match store.heartbeat(&lease, lease_len).await {
-                        Ok(()) => {}
-                        Err(StoreError::Fenced { .. }) => {
-                            lost.cancel();
-                            return;
-                        }
-                        Err(err) => tracing::warn!(error = %err, "heartbeat failed"),
+                        Ok(()) => Beat::Held,
+                        Err(StoreError::Fenced { .. }) => Beat::Lost,
+                        Err(err) => Beat::Failed(err.to_string()),
                     }
                 }
             })
@@ -168,15 +160,15 @@ impl Worker {
         let started = std::time::Instant::now();
         let result = tokio::select! {
             r = std::panic::AssertUnwindSafe(self.context.run(&lease).instrument(span)).catch_unwind() => Some(r),
-            _ = lost.cancelled() => None,
+            _ = heartbeat.lost().cancelled() => None,
             _ = stop.cancelled() => {
                 // Shutting down past the grace period: leave the step to its lease.
-                heartbeat.abort();
+                drop(heartbeat);
                 drop(delivery);
                 return;
             }
         };
-        heartbeat.abort();
+        drop(heartbeat);
         metrics::histogram!("ai_job_step_duration_seconds", "kind" => lease.kind.clone())
             .record(started.elapsed().as_secs_f64());
         let settled = match result {
@@ -188,15 +180,8 @@ impl Worker {
                 .complete(&lease, done.output, done.cost_micro_usd, &done.spawn)
                 .await
                 .map(|_| ()),
-            Some(Ok(Err(StepError::Retryable(error)))) => {
-                let backoff = self.settings.backoff(lease.attempt);
-                store
-                    .fail(&lease, Failure::Retryable { error, backoff })
-                    .await
-                    .map(|_| ())
-            }
-            Some(Ok(Err(StepError::Final(error)))) => store
-                .fail(&lease, Failure::Final { error })
+            Some(Ok(Err(failure))) => store
+                .fail(&lease, failure, self.settings.backoff(lease.attempt))
                 .await
                 .map(|_| ()),
             Some(Err(panic)) => {
@@ -209,7 +194,7 @@ impl Worker {
                 let error = format!("the worker crashed on this step: {message}");
                 let backoff = self.settings.backoff(lease.attempt);
                 store
-                    .fail(&lease, Failure::Retryable { error, backoff })
+                    .fail(&lease, Failure::Retryable(error), backoff)
                     .await
                     .map(|_| ())
             }
@@ -221,11 +206,5 @@ impl Worker {
                 settle(delivery.retry().await);
             }
         }
-    }
-}
-
-fn settle(result: Result<(), studio_queue::QueueError>) {
-    if let Err(err) = result {
-        tracing::warn!(error = %err, "settling a delivery failed; it will be redelivered");
     }
 }

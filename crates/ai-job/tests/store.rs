@@ -10,11 +10,11 @@ use serde_json::json;
 use studio_ai_job::relay::{announce_expired_leases, relay_once, TAKEOVER_GRACE_S};
 use studio_ai_job::store::{Failure, JobStore, NewStep, State, StoreError};
 use studio_ai_job::{MIGRATOR, RENDER_QUEUE, STEPS_QUEUE};
+use studio_core::id::{ProjectId, StepId, UserId};
 use studio_core::testing::{drop_database, fresh_database};
 use studio_proto::queue::v1::envelope::Body;
 use studio_queue::memory::MemoryQueue;
 use studio_queue::{QueueSpec, WorkQueue};
-use uuid::Uuid;
 
 struct Db {
     name: String,
@@ -55,9 +55,9 @@ fn plan() -> Vec<NewStep> {
     ]
 }
 
-/// Step ids announced in the outbox, in order. Render steps go to the render queue as a
-/// `RenderTask`, every other step to the steps queue as a `StepReady`.
-async fn announced(store: &JobStore) -> Vec<Uuid> {
+/// Step ids announced in the outbox, in order, each as a `StepReady`. Render steps go to the
+/// render queue, every other step to the steps queue.
+async fn announced(store: &JobStore) -> Vec<StepId> {
     let rows =
         sqlx::query_as::<_, (String, Vec<u8>)>("SELECT queue, payload FROM outbox ORDER BY id")
             .fetch_all(&store.pool)
@@ -69,8 +69,9 @@ async fn announced(store: &JobStore) -> Vec<Uuid> {
                 queue.as_str(),
                 studio_queue::Envelope::decode(p.as_slice()).unwrap().body,
             ) {
-                (STEPS_QUEUE, Some(Body::StepReady(s))) => s.step_id.parse().unwrap(),
-                (RENDER_QUEUE, Some(Body::RenderTask(t))) => t.step_id.parse().unwrap(),
+                (STEPS_QUEUE | RENDER_QUEUE, Some(Body::StepReady(s))) => {
+                    StepId(s.step_id.parse().unwrap())
+                }
                 other => panic!("{other:?}"),
             }
         })
@@ -83,7 +84,7 @@ const LEASE: Duration = Duration::from_secs(30);
 async fn a_job_runs_stage_by_stage_and_creation_is_idempotent() {
     let db = db().await;
     let s = &db.store;
-    let (owner, project) = (Uuid::now_v7(), Uuid::now_v7());
+    let (owner, project) = (UserId::new(), ProjectId::new());
     let (job, created) = s
         .create_job(owner, project, "start-1", &plan())
         .await
@@ -110,7 +111,7 @@ async fn a_job_runs_stage_by_stage_and_creation_is_idempotent() {
     s.complete(&lease, json!({"scenes": 1}), 1_000, &[])
         .await
         .unwrap();
-    let stage1: Vec<Uuid> = steps[1..3].iter().map(|s| s.id).collect();
+    let stage1: Vec<StepId> = steps[1..3].iter().map(|s| s.id).collect();
     assert_eq!(
         announced(s).await[1..],
         stage1[..],
@@ -148,7 +149,7 @@ async fn a_zombie_worker_cannot_overwrite_the_step_another_worker_finished() {
     let db = db().await;
     let s = &db.store;
     let (job, _) = s
-        .create_job(Uuid::now_v7(), Uuid::now_v7(), "k", &plan())
+        .create_job(UserId::new(), ProjectId::new(), "k", &plan())
         .await
         .unwrap();
     let step = s.steps(job.id).await.unwrap()[0].id;
@@ -182,13 +183,8 @@ async fn a_zombie_worker_cannot_overwrite_the_step_another_worker_finished() {
         "{write:?}"
     );
     assert!(matches!(
-        s.fail(
-            &zombie,
-            Failure::Final {
-                error: "zombie".into()
-            }
-        )
-        .await,
+        s.fail(&zombie, Failure::Final("zombie".into()), LEASE)
+            .await,
         Err(StoreError::Fenced { .. })
     ));
     assert!(matches!(
@@ -207,7 +203,7 @@ async fn retries_back_off_and_a_final_failure_fails_the_job_keeping_finished_wor
     let db = db().await;
     let s = &db.store;
     let (job, _) = s
-        .create_job(Uuid::now_v7(), Uuid::now_v7(), "k", &plan())
+        .create_job(UserId::new(), ProjectId::new(), "k", &plan())
         .await
         .unwrap();
     let steps = s.steps(job.id).await.unwrap();
@@ -223,10 +219,8 @@ async fn retries_back_off_and_a_final_failure_fails_the_job_keeping_finished_wor
     let state = s
         .fail(
             &l,
-            Failure::Retryable {
-                error: "timeout".into(),
-                backoff: Duration::from_millis(300),
-            },
+            Failure::Retryable("timeout".into()),
+            Duration::from_millis(300),
         )
         .await
         .unwrap();
@@ -245,9 +239,8 @@ async fn retries_back_off_and_a_final_failure_fails_the_job_keeping_finished_wor
     let state = s
         .fail(
             &l,
-            Failure::Final {
-                error: "voice xx-yy is not installed; pick another voice".into(),
-            },
+            Failure::Final("voice xx-yy is not installed; pick another voice".into()),
+            Duration::from_millis(300),
         )
         .await
         .unwrap();
@@ -285,7 +278,7 @@ async fn the_relay_publishes_each_outbox_row_once_across_concurrent_relays() {
     queue.declare(&QueueSpec::new(STEPS_QUEUE)).await.unwrap();
     // 30 jobs: 30 first-stage announcements.
     for i in 0..30 {
-        s.create_job(Uuid::now_v7(), Uuid::now_v7(), &format!("k{i}"), &plan())
+        s.create_job(UserId::new(), ProjectId::new(), &format!("k{i}"), &plan())
             .await
             .unwrap();
     }
@@ -312,7 +305,7 @@ async fn the_relay_publishes_each_outbox_row_once_across_concurrent_relays() {
     );
     // Publishing to a queue that does not exist keeps the row for later.
     let (job, _) = s
-        .create_job(Uuid::now_v7(), Uuid::now_v7(), "late", &plan())
+        .create_job(UserId::new(), ProjectId::new(), "late", &plan())
         .await
         .unwrap();
     let empty = MemoryQueue::new();
@@ -336,9 +329,9 @@ async fn the_relay_publishes_each_outbox_row_once_across_concurrent_relays() {
 async fn progress_events_stream_live_in_order_until_the_job_ends() {
     let db = db().await;
     let s = db.store.clone();
-    let owner = Uuid::now_v7();
+    let owner = UserId::new();
     let (job, _) = s
-        .create_job(owner, Uuid::now_v7(), "watched", &plan())
+        .create_job(owner, ProjectId::new(), "watched", &plan())
         .await
         .unwrap();
     let hub = studio_ai_job::watch::EventHub::start(&s).await.unwrap();
@@ -402,19 +395,19 @@ async fn progress_events_stream_live_in_order_until_the_job_ends() {
 async fn cancelling_stops_claims_and_rejects_the_running_worker_and_only_the_owner_may() {
     let db = db().await;
     let s = &db.store;
-    let owner = Uuid::now_v7();
-    let project = Uuid::now_v7();
+    let owner = UserId::new();
+    let project = ProjectId::new();
     let (job, _) = s.create_job(owner, project, "c", &plan()).await.unwrap();
     let (other, _) = s.create_job(owner, project, "d", &plan()).await.unwrap();
     let steps = s.steps(job.id).await.unwrap();
     let running = s.claim(steps[0].id, "w", LEASE).await.unwrap().unwrap();
 
     assert!(matches!(
-        s.cancel(Uuid::now_v7(), job.id).await,
+        s.cancel(UserId::new(), job.id).await,
         Err(StoreError::NotFound("job"))
     ));
     assert!(matches!(
-        s.job_for_owner(Uuid::now_v7(), job.id).await,
+        s.job_for_owner(UserId::new(), job.id).await,
         Err(StoreError::NotFound(_))
     ));
     let cancelled = s.cancel(owner, job.id).await.unwrap();
@@ -439,7 +432,7 @@ async fn cancelling_stops_claims_and_rejects_the_running_worker_and_only_the_own
     let page = s.list_jobs(owner, None, Some(other.id), 10).await.unwrap();
     assert_eq!(page.len(), 1);
     assert!(s
-        .list_jobs(Uuid::now_v7(), None, None, 10)
+        .list_jobs(UserId::new(), None, None, 10)
         .await
         .unwrap()
         .is_empty());

@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use studio_media::timeline::AspectPreset;
-use studio_pipeline::run::{default_voice, RunOptions};
-use studio_pipeline::{MusicChoice, Style, VideoRequest};
+use studio_pipeline::{RunOptions, VideoRequest};
 use studio_providers::cache::ResultCache;
 use studio_providers::{PlanSource, ProvidersSettings};
 
@@ -39,18 +38,11 @@ pub async fn run(args: PipelineBenchArgs) -> anyhow::Result<()> {
     };
     let _ = std::fs::remove_dir_all(&scratch);
     let request = VideoRequest {
-        source: PlanSource::Text {
+        aspect: AspectPreset::Portrait,
+        ..VideoRequest::new(PlanSource::Text {
             text,
             section: Some(args.section.clone()),
-        },
-        aspect: AspectPreset::Portrait,
-        fps: 30,
-        duration_s: None,
-        style: Style::load("storybook")?,
-        voice: default_voice(),
-        sentence_pause_s: 0.35,
-        music: MusicChoice::Generate,
-        seed: 0,
+        })
     };
     let options = RunOptions::new(scratch.join("out"));
     let cache = Arc::new(ResultCache::new(options.cache_dir()));

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use studio_media::timeline::AspectPreset;
+use studio_pipeline::request::{DEFAULT_FPS, DEFAULT_SENTENCE_PAUSE_S};
 use studio_pipeline::run::{Event, RunOptions};
-use studio_pipeline::{MusicChoice, Style, VideoRequest};
+use studio_pipeline::{MusicChoice, PipelineError, Style, VideoRequest};
 use studio_providers::cache::ResultCache;
 use studio_providers::settings::ProviderSpec;
 use studio_providers::{PlanSource, ProvidersSettings, Voice};
@@ -23,7 +24,8 @@ pub struct MakeArgs {
     /// Section of the text to use, by title (case-insensitive): a fable's title, `CHAPTER I.`.
     #[arg(long, requires = "text")]
     pub section: Option<String>,
-    /// A topic for a language model to write about (needs a configured script writer).
+    /// A topic for a language model to write about (needs a script writer that takes topics;
+    /// the local planner only plans given text).
     #[arg(long)]
     pub topic: Option<String>,
     /// Print the sections found in --text and exit.
@@ -39,13 +41,13 @@ pub struct MakeArgs {
     #[arg(long, default_value = "storybook")]
     pub style: String,
     /// espeak-ng voice (see `espeak-ng --voices`).
-    #[arg(long, default_value = "en-us")]
+    #[arg(long, default_value_t = Voice::default().name)]
     pub voice: String,
     /// Speaking rate, words per minute.
-    #[arg(long, default_value_t = 165)]
+    #[arg(long, default_value_t = Voice::default().rate_wpm)]
     pub rate: u32,
     /// Voice pitch, 0–99.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = Voice::default().pitch)]
     pub pitch: u32,
     /// Folder of your own pictures, matched to scenes by file name and tags.
     #[arg(long)]
@@ -165,7 +167,7 @@ pub fn prepare(args: &MakeArgs) -> anyhow::Result<(VideoRequest, ProvidersSettin
     let request = VideoRequest {
         source,
         aspect,
-        fps: 30,
+        fps: DEFAULT_FPS,
         duration_s: args.duration,
         style,
         voice: Voice {
@@ -173,7 +175,7 @@ pub fn prepare(args: &MakeArgs) -> anyhow::Result<(VideoRequest, ProvidersSettin
             rate_wpm: args.rate,
             pitch: args.pitch,
         },
-        sentence_pause_s: 0.35,
+        sentence_pause_s: DEFAULT_SENTENCE_PAUSE_S,
         music,
         seed: args.seed,
     };
@@ -184,6 +186,27 @@ pub fn prepare(args: &MakeArgs) -> anyhow::Result<(VideoRequest, ProvidersSettin
     options.scene_concurrency = args.scene_jobs.max(1);
     options.render_jobs = args.jobs.max(1);
     Ok((request, settings, options))
+}
+
+/// Says a pipeline error in the command line's words: the request's fields become the flags
+/// that set them.
+fn in_flags(e: PipelineError) -> anyhow::Error {
+    match e {
+        PipelineError::Input { field, message } => {
+            let flag = match field {
+                "duration_s" => "--duration",
+                "music" => "--music",
+                other => other,
+            };
+            anyhow::anyhow!("{flag}: {message}")
+        }
+        PipelineError::NoLanguageModel => anyhow::anyhow!(
+            "--topic needs a language model to write the script, and this build has none: the \
+             local text planner only plans from given text, and no script writer in \
+             providers.script takes topics yet. Pass --text FILE with the words to narrate"
+        ),
+        other => other.into(),
+    }
 }
 
 /// Runs `studio render`.
@@ -229,7 +252,7 @@ pub async fn run(args: MakeArgs) -> anyhow::Result<()> {
     });
     let result = studio_pipeline::run(&request, &providers, &options).await;
     reporter.finish();
-    let report = result?;
+    let report = result.map_err(in_flags)?;
     println!(
         "{}: \"{}\", {:.2} s, {} steps ({} from cache), {} provider calls, cost {} micro-USD, {:.1} s",
         options.output_dir.join("final.mp4").display(),

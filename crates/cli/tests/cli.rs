@@ -42,12 +42,11 @@ fn schema_is_a_json_schema_of_the_timeline() {
 
 #[test]
 fn the_example_timeline_renders_with_all_outputs_and_plain_progress() {
+    // As the README writes it: paths relative to the timeline's own folder, no --input-dir.
     let out_dir = tempfile::tempdir().unwrap();
     let out = studio()
         .args(["timeline", "render"])
         .arg(repo().join("examples/demo.timeline.json"))
-        .arg("--input-dir")
-        .arg(repo().join("examples/media"))
         .arg("-o")
         .arg(out_dir.path())
         .output()

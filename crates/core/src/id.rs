@@ -69,6 +69,10 @@ typed_id!(
     /// A job that turns a project into a video.
     JobId
 );
+typed_id!(
+    /// A step of a job (a plan, a narration, a render, …).
+    StepId
+);
 
 #[cfg(test)]
 mod tests {

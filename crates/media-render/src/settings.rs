@@ -24,13 +24,13 @@ pub struct Settings {
     #[serde(default = "default_ai_job_url")]
     pub ai_job_url: String,
     /// The broker. Default RabbitMQ at `amqp://guest:guest@127.0.0.1:5672/%2f?heartbeat=10`.
-    #[serde(default = "default_queue")]
+    #[serde(default)]
     pub queue: QueueSettings,
     /// Prepended to the render queue's name (as `ai_job.queue_prefix`).
     #[serde(default)]
     pub queue_prefix: String,
     /// The object store. Default the local folder `$TMPDIR/studio-objects`.
-    #[serde(default = "default_storage")]
+    #[serde(default)]
     pub storage: StorageSettings,
     /// `libx264` (default) or `h264_nvenc`; NVENC is used only when the start-up self-test
     /// passes, libx264 otherwise.
@@ -55,20 +55,6 @@ pub struct Settings {
     pub work_dir: PathBuf,
     #[serde(skip)]
     pub telemetry: TelemetrySettings,
-}
-
-fn default_queue() -> QueueSettings {
-    QueueSettings::Rabbitmq {
-        url: "amqp://guest:guest@127.0.0.1:5672/%2f?heartbeat=10"
-            .to_owned()
-            .into(),
-    }
-}
-
-fn default_storage() -> StorageSettings {
-    StorageSettings::Local {
-        root: std::env::temp_dir().join("studio-objects"),
-    }
 }
 
 fn default_grpc_addr() -> String {

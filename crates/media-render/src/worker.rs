@@ -1,4 +1,4 @@
-//! The render worker. For each `RenderTask` message:
+//! The render worker. For each render step announced on the render queue (a `StepReady`):
 //!
 //! 1. claim the render step from ai-job (`ClaimRender`): the lease and its fencing token now live
 //!    in ai-job's Postgres, so the message is acked at once; a render that outlives the broker's
@@ -21,24 +21,18 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use studio_core::Shutdown;
+use studio_media::outputs::OutputKind;
 use studio_media::{RenderOptions, VideoEncoder};
 use studio_proto::job::v1 as job_pb;
 use studio_proto::job::v1::render_lease_service_client::RenderLeaseServiceClient;
 use studio_proto::queue::v1::envelope::Body;
 use studio_proto::render::v1::{RenderResult, RenderTask, RenderedFile};
+use studio_queue::lease::{settle, Beat, Failure, Heartbeat};
 use studio_queue::{Delivery, WorkQueue};
 use studio_storage::{ObjectKey, ObjectStore};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-
-/// The files a render uploads: (API kind, file name, content type), `final.mp4` last.
-const OUTPUTS: [(&str, &str, &str); 4] = [
-    ("captions_srt", "captions.srt", "application/x-subrip"),
-    ("captions_vtt", "captions.vtt", "text/vtt"),
-    ("thumbnail", "thumbnail.jpg", "image/jpeg"),
-    ("video", "final.mp4", "video/mp4"),
-];
 
 /// Written before the outputs: what a finished upload must look like.
 const MANIFEST: &str = "render.json";
@@ -92,16 +86,8 @@ impl std::fmt::Debug for Worker {
 }
 
 /// Why a render attempt failed.
-#[derive(Debug)]
-enum Failed {
-    /// Another attempt may succeed (storage unreachable, shutting down, lease lost).
-    Retryable(String),
-    /// The timeline cannot be rendered.
-    Final(String),
-}
-
-fn retryable(what: &str) -> impl FnOnce(studio_storage::StorageError) -> Failed + '_ {
-    move |e| Failed::Retryable(format!("{what}: {e}"))
+fn retryable(what: &str) -> impl FnOnce(studio_storage::StorageError) -> Failure + '_ {
+    move |e| Failure::Retryable(format!("{what}: {e}"))
 }
 
 impl Worker {
@@ -142,15 +128,20 @@ impl Worker {
     }
 
     async fn handle(&self, delivery: Delivery, stop: CancellationToken) {
-        let Some(Body::RenderTask(message)) = delivery.envelope.body.clone() else {
-            tracing::error!(message_id = %delivery.envelope.message_id, "not a RenderTask; dead-lettering it");
-            settle(delivery.reject().await);
-            return;
+        let step_id = match &delivery.envelope.body {
+            Some(Body::StepReady(ready)) => ready.step_id.clone(),
+            // Announced by an earlier version of ai-job.
+            Some(Body::RenderTask(task)) => task.step_id.clone(),
+            _ => {
+                tracing::error!(message_id = %delivery.envelope.message_id, "not a render step announcement; dead-lettering it");
+                settle(delivery.reject().await);
+                return;
+            }
         };
         let mut leases = self.leases.clone();
         let claim = leases
             .claim_render(job_pb::ClaimRenderRequest {
-                step_id: message.step_id.clone(),
+                step_id: step_id.clone(),
                 worker: self.id.clone(),
                 lease_s: self.lease.as_secs() as u32,
             })
@@ -170,7 +161,7 @@ impl Worker {
             }
         };
         let (true, Some(task)) = (claim.claimed, claim.task) else {
-            tracing::debug!(step = %message.step_id, "render not claimable (duplicate, held, or finished)");
+            tracing::debug!(step = %step_id, "render not claimable (duplicate, held, or finished)");
             settle(delivery.ack().await);
             return;
         };
@@ -180,45 +171,41 @@ impl Worker {
         self.status.lock().await.current_job = Some(task.job_id.clone());
         tracing::info!(job = %task.job_id, step = %task.step_id, attempt = claim.attempt, "render claimed");
 
-        let lost = CancellationToken::new();
         let heartbeat = {
-            let (mut leases, task, lost, lease) =
-                (self.leases.clone(), task.clone(), lost.clone(), self.lease);
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(lease / 3).await;
-                    let beat = leases
-                        .heartbeat_render(job_pb::HeartbeatRenderRequest {
-                            step_id: task.step_id.clone(),
-                            fencing_token: task.fencing_token,
-                            lease_s: lease.as_secs() as u32,
-                        })
-                        .await;
-                    match beat {
-                        Ok(_) => {}
-                        Err(s) if s.code() == tonic::Code::FailedPrecondition => {
-                            lost.cancel();
-                            return;
-                        }
-                        Err(s) => tracing::warn!(error = %s, "render heartbeat failed"),
+            let (leases, task, lease) = (self.leases.clone(), task.clone(), self.lease);
+            Heartbeat::spawn(lease / 3, move || {
+                let (mut leases, beat) = (
+                    leases.clone(),
+                    job_pb::HeartbeatRenderRequest {
+                        step_id: task.step_id.clone(),
+                        fencing_token: task.fencing_token,
+                        lease_s: lease.as_secs() as u32,
+                    },
+                );
+                async move {
+                    match leases.heartbeat_render(beat).await {
+                        Ok(_) => Beat::Held,
+                        Err(s) if s.code() == tonic::Code::FailedPrecondition => Beat::Lost,
+                        Err(s) => Beat::Failed(s.to_string()),
                     }
                 }
             })
         };
+        let lost = heartbeat.lost().clone();
         let cancel = CancellationToken::new();
         let started = Instant::now();
         let outcome = tokio::select! {
             r = self.render(&task, cancel.clone()) => r,
             _ = lost.cancelled() => {
                 cancel.cancel();
-                Err(Failed::Retryable("the lease was lost (job cancelled or taken over)".into()))
+                Err(Failure::Retryable("the lease was lost (job cancelled or taken over)".into()))
             }
             _ = stop.cancelled() => {
                 cancel.cancel();
-                Err(Failed::Retryable("the render worker shut down; another worker will render it".into()))
+                Err(Failure::Retryable("the render worker shut down; another worker will render it".into()))
             }
         };
-        heartbeat.abort();
+        drop(heartbeat);
         let mut result = RenderResult {
             job_id: task.job_id.clone(),
             fencing_token: task.fencing_token,
@@ -245,12 +232,12 @@ impl Worker {
                     .collect();
                 metrics::counter!("media_render_tasks_total", "result" => "ok").increment(1);
             }
-            Err(Failed::Retryable(error)) => {
+            Err(Failure::Retryable(error)) => {
                 result.error = error;
                 result.retryable = true;
                 metrics::counter!("media_render_tasks_total", "result" => "retry").increment(1);
             }
-            Err(Failed::Final(error)) => {
+            Err(Failure::Final(error)) => {
                 result.error = error;
                 metrics::counter!("media_render_tasks_total", "result" => "failed").increment(1);
             }
@@ -290,13 +277,13 @@ impl Worker {
         }
     }
 
-    fn key(&self, task: &RenderTask, file: &str) -> Result<ObjectKey, Failed> {
+    fn key(&self, task: &RenderTask, file: &str) -> Result<ObjectKey, Failure> {
         ObjectKey::parse(format!("{}{file}", task.output_prefix))
-            .map_err(|e| Failed::Final(format!("output_prefix: {e}")))
+            .map_err(|e| Failure::Final(format!("output_prefix: {e}")))
     }
 
     /// The manifest of an earlier attempt whose `final.mp4` finished uploading.
-    async fn finished_upload(&self, task: &RenderTask) -> Result<Option<Manifest>, Failed> {
+    async fn finished_upload(&self, task: &RenderTask) -> Result<Option<Manifest>, Failure> {
         let manifest_key = self.key(task, MANIFEST)?;
         let bytes = match self.storage.get(&manifest_key).await {
             Ok(b) => b,
@@ -306,17 +293,18 @@ impl Worker {
         let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) else {
             return Ok(None);
         };
-        let Some(video) = manifest.files.iter().find(|f| f.kind == "video") else {
+        let video = OutputKind::Video;
+        let Some(uploaded) = manifest.files.iter().find(|f| f.kind == video.api_name()) else {
             return Ok(None);
         };
-        let video_key = self.key(task, "final.mp4")?;
+        let video_key = self.key(task, video.file_name())?;
         let head = self
             .storage
             .head(&video_key)
             .await
             .map_err(retryable("checking final.mp4"))?;
         Ok(head
-            .filter(|h| h.size == video.size_bytes)
+            .filter(|h| h.size == uploaded.size_bytes)
             .map(|_| manifest))
     }
 
@@ -324,7 +312,7 @@ impl Worker {
         &self,
         task: &RenderTask,
         cancel: CancellationToken,
-    ) -> Result<Manifest, Failed> {
+    ) -> Result<Manifest, Failure> {
         if let Some(manifest) = self.finished_upload(task).await? {
             tracing::info!(job = %task.job_id, "outputs already uploaded by an earlier attempt; reusing them");
             return Ok(manifest);
@@ -351,28 +339,28 @@ impl Worker {
         out_dir: &Path,
         cancel: CancellationToken,
         started: Instant,
-    ) -> Result<Manifest, Failed> {
+    ) -> Result<Manifest, Failure> {
         let timeline_key = ObjectKey::parse(task.timeline_key.clone())
-            .map_err(|e| Failed::Final(format!("timeline_key: {e}")))?;
+            .map_err(|e| Failure::Final(format!("timeline_key: {e}")))?;
         let json = self
             .storage
             .get(&timeline_key)
             .await
             .map_err(retryable("fetching the timeline"))?;
         let json = std::str::from_utf8(&json)
-            .map_err(|_| Failed::Final("the timeline is not UTF-8 JSON".into()))?;
+            .map_err(|_| Failure::Final("the timeline is not UTF-8 JSON".into()))?;
         let timeline =
-            studio_media::parse_timeline(json).map_err(|e| Failed::Final(e.to_string()))?;
+            studio_media::parse_timeline(json).map_err(|e| Failure::Final(e.to_string()))?;
         for (rel, key) in &task.inputs {
             let path = safe_join(input_dir, rel).ok_or_else(|| {
-                Failed::Final(format!("input path {rel:?} leaves the task folder"))
+                Failure::Final(format!("input path {rel:?} leaves the task folder"))
             })?;
             let key = ObjectKey::parse(key.clone())
-                .map_err(|e| Failed::Final(format!("inputs[{rel}]: {e}")))?;
+                .map_err(|e| Failure::Final(format!("inputs[{rel}]: {e}")))?;
             if let Some(parent) = path.parent() {
                 tokio::fs::create_dir_all(parent)
                     .await
-                    .map_err(|e| Failed::Retryable(format!("{}: {e}", parent.display())))?;
+                    .map_err(|e| Failure::Retryable(format!("{}: {e}", parent.display())))?;
             }
             self.storage
                 .get_to_file(&key, &path)
@@ -388,21 +376,22 @@ impl Worker {
             .await
             .map_err(|e| match e {
                 studio_media::MediaError::Cancelled => {
-                    Failed::Retryable("the render was stopped".into())
+                    Failure::Retryable("the render was stopped".into())
                 }
-                e => Failed::Final(format!("render failed: {e}")),
+                e => Failure::Final(format!("render failed: {e}")),
             })?;
         let mut files = Vec::new();
-        for (kind, name, _) in OUTPUTS {
+        for kind in OutputKind::ALL {
+            let name = kind.file_name();
             let path = out_dir.join(name);
             if !path.is_file() {
                 continue;
             }
             let (size_bytes, sha256) = digest(&path)
                 .await
-                .map_err(|e| Failed::Retryable(format!("{}: {e}", path.display())))?;
+                .map_err(|e| Failure::Retryable(format!("{}: {e}", path.display())))?;
             files.push(ManifestFile {
-                kind: kind.to_owned(),
+                kind: kind.api_name().to_owned(),
                 storage_key: self.key(task, name)?.as_str().to_owned(),
                 size_bytes,
                 sha256,
@@ -415,7 +404,7 @@ impl Worker {
             encoder: self.encoder.ffmpeg_name().to_owned(),
         };
         let manifest_json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| Failed::Final(format!("manifest: {e}")))?;
+            .map_err(|e| Failure::Final(format!("manifest: {e}")))?;
         self.storage
             .put(
                 &self.key(task, MANIFEST)?,
@@ -424,11 +413,15 @@ impl Worker {
             )
             .await
             .map_err(retryable("uploading the manifest"))?;
-        for (_, name, content_type) in OUTPUTS {
-            let path = out_dir.join(name);
+        for kind in OutputKind::ALL {
+            let path = out_dir.join(kind.file_name());
             if path.is_file() {
                 self.storage
-                    .put_file(&self.key(task, name)?, &path, content_type)
+                    .put_file(
+                        &self.key(task, kind.file_name())?,
+                        &path,
+                        kind.content_type(),
+                    )
                     .await
                     .map_err(retryable("uploading an output"))?;
             }
@@ -456,12 +449,6 @@ async fn digest(path: &Path) -> std::io::Result<(u64, String)> {
     })
     .await
     .map_err(std::io::Error::other)?
-}
-
-fn settle(result: Result<(), studio_queue::QueueError>) {
-    if let Err(err) = result {
-        tracing::warn!(error = %err, "settling a delivery failed; it will be redelivered");
-    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //!   cancellation;
 //! - [`graph`], [`text`]: filter-graph pieces, fonts, ASS/SRT/WebVTT;
 //! - [`motion`]: sub-pixel Ken Burns frames, computed here and streamed to FFmpeg;
+//! - [`outputs`]: the files a render writes ([`outputs::OutputKind`]) and their content types;
 //! - [`render`]: segmented, cached rendering into `final.mp4`, captions, thumbnail and report.
 
 pub mod error;
@@ -16,6 +17,7 @@ pub mod ffmpeg;
 pub mod graph;
 pub mod layout;
 pub mod motion;
+pub mod outputs;
 pub mod probe;
 pub mod render;
 pub mod sniff;

@@ -71,15 +71,27 @@ impl AspectPreset {
         }
     }
 
+    /// Every preset.
+    pub const ALL: [AspectPreset; 4] = [
+        AspectPreset::Landscape,
+        AspectPreset::Portrait,
+        AspectPreset::Square,
+        AspectPreset::Feed,
+    ];
+
+    /// The ratio as written: `16:9`, `9:16`, `1:1` or `4:5` (also its JSON form).
+    pub fn label(self) -> &'static str {
+        match self {
+            AspectPreset::Landscape => "16:9",
+            AspectPreset::Portrait => "9:16",
+            AspectPreset::Square => "1:1",
+            AspectPreset::Feed => "4:5",
+        }
+    }
+
     /// Parses `16:9`, `9:16`, `1:1` or `4:5`.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "16:9" => Some(Self::Landscape),
-            "9:16" => Some(Self::Portrait),
-            "1:1" => Some(Self::Square),
-            "4:5" => Some(Self::Feed),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|a| a.label() == s)
     }
 }
 

@@ -1,37 +1,12 @@
-//! The provider requests of each step, built from a [`VideoRequest`] and the plan. The embedded
-//! run ([`crate::run`]) and the ai-job service's workers both build their requests here, so a
-//! step asks for the same thing (and hits the same cache entry) whichever runs it.
+//! The provider requests of each step, built from a [`VideoRequest`] and the plan. The graph's
+//! steps ([`crate::graph`]) build their requests here, so a step asks for the same thing (and
+//! hits the same cache entry) whichever executor runs it.
 
 use studio_providers::{
     Image, ImageRequest, MusicRequest, Pace, PlanRequest, ScenePlan, SpeechRequest,
 };
 
-use crate::run::{PipelineError, VideoRequest, ESPEAK_SECONDS_PER_LETTER_WPM};
-
-/// Seconds of narration the duration budget leaves after the title and end cards; `None`
-/// narrates every sentence.
-///
-/// Errors: [`PipelineError::Input`] naming `--duration` when it lies outside 10..=3600 s or
-/// leaves under 5 s of narration.
-pub fn narration_budget(request: &VideoRequest) -> Result<Option<f64>, PipelineError> {
-    let style = &request.style;
-    let fixed = style.scenes.intro_seconds + style.scenes.outro_seconds;
-    match request.duration_s {
-        None => Ok(None),
-        Some(d) if !d.is_finite() || !(10.0..=3600.0).contains(&d) => Err(PipelineError::Input {
-            field: "--duration",
-            message: format!("{d} s is outside 10..=3600 seconds"),
-        }),
-        Some(d) if d - fixed < 5.0 => Err(PipelineError::Input {
-            field: "--duration",
-            message: format!(
-                "{d} s leaves no time for narration after the {fixed} s of title and end cards; ask for at least {} s",
-                (fixed + 5.0).ceil()
-            ),
-        }),
-        Some(d) => Ok(Some(d - fixed)),
-    }
-}
+use crate::request::{VideoRequest, ESPEAK_SECONDS_PER_LETTER_WPM};
 
 /// The planning request: scene length from the style, pace from the voice's words per minute.
 pub fn plan_request(request: &VideoRequest, target_narration: Option<f64>) -> PlanRequest {

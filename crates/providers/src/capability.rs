@@ -83,6 +83,12 @@ pub trait ScriptWriter: Describe {
         request: &PlanRequest,
         out: &Path,
     ) -> Result<Produced<ScenePlan>, ProviderError>;
+
+    /// Whether this writer can write a script from a topic alone ([`PlanSource::Topic`]), not
+    /// only plan given text. Default false.
+    fn writes_from_topics(&self) -> bool {
+        false
+    }
 }
 
 /// Turns sentences into speech with per-sentence timings.

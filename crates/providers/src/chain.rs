@@ -65,7 +65,7 @@ pub struct Skipped {
 }
 
 /// Where a result came from and what it cost.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Provenance {
     /// Capability name.
     pub capability: &'static str,
@@ -158,6 +158,15 @@ impl<C: Capability> std::fmt::Debug for Chain<C> {
             )
             .field("retry", &self.retry)
             .finish()
+    }
+}
+
+impl Chain<crate::capability::Script> {
+    /// Whether some provider of this planning chain writes scripts from a topic alone
+    /// ([`crate::ScriptWriter::writes_from_topics`]); false for a chain of extractive planners,
+    /// which only plan given text.
+    pub fn accepts_topics(&self) -> bool {
+        self.links.iter().any(|l| l.provider.writes_from_topics())
     }
 }
 

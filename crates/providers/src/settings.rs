@@ -131,6 +131,12 @@ impl Providers {
             + self.clip.calls()
             + self.music.calls()
     }
+
+    /// Whether the planning chain can write a script from a topic (a language model is
+    /// configured), not only plan given text.
+    pub fn can_plan_topics(&self) -> bool {
+        self.script.accepts_topics()
+    }
 }
 
 impl ProvidersSettings {

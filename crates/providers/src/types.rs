@@ -86,6 +86,25 @@ pub struct ScenePlan {
     pub scenes: Vec<PlannedScene>,
 }
 
+impl ScenePlan {
+    /// The title with the subtitle, as a reader would name the video: `CHAPTER VII. A Mad
+    /// Tea-Party`, `Chapter 1: Loomings`, or the title alone when there is no subtitle.
+    pub fn full_title(&self) -> String {
+        match self
+            .subtitle
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(sub) if self.title.trim_end().ends_with(['.', ':', '!', '?']) => {
+                format!("{} {sub}", self.title.trim_end())
+            }
+            Some(sub) => format!("{}: {sub}", self.title.trim_end()),
+            None => self.title.clone(),
+        }
+    }
+}
+
 /// One planned scene.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedScene {
@@ -109,6 +128,19 @@ pub struct Voice {
     pub rate_wpm: u32,
     /// Pitch, 0–99 (espeak-ng default 50).
     pub pitch: u32,
+}
+
+impl Default for Voice {
+    /// The narrator used when none is chosen: espeak-ng `en-us` at 165 words per minute,
+    /// pitch 50 (the rate at which `ESPEAK_SECONDS_PER_LETTER_WPM` in `studio-pipeline` was
+    /// measured).
+    fn default() -> Self {
+        Voice {
+            name: "en-us".into(),
+            rate_wpm: 165,
+            pitch: 50,
+        }
+    }
 }
 
 /// A request to speak some sentences.

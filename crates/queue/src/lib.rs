@@ -14,7 +14,10 @@
 //! `mandatory`, manual acks, prefetch, broker-side delivery limit and dead-lettering, automatic
 //! reconnection that rebuilds channels and consumers), [`sqs`] (long polling, visibility
 //! heartbeats, redrive to a dead-letter queue) and [`memory`] (the embedded mode and tests).
+//! [`lease`] holds what lease-holding workers share on top: the heartbeat, how a failed attempt
+//! ends, and settling.
 
+pub mod lease;
 pub mod memory;
 pub mod rabbitmq;
 pub mod sqs;
@@ -232,6 +235,19 @@ pub enum QueueSettings {
     Memory,
 }
 
+impl Default for QueueSettings {
+    /// RabbitMQ on this machine as a fresh install has it:
+    /// `amqp://guest:guest@127.0.0.1:5672/%2f?heartbeat=10` (AMQP heartbeats every 10 s, so the
+    /// broker takes a frozen consumer's messages back within seconds).
+    fn default() -> Self {
+        QueueSettings::Rabbitmq {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f?heartbeat=10"
+                .to_owned()
+                .into(),
+        }
+    }
+}
+
 impl QueueSettings {
     /// Connects, naming the connection `name` where the broker shows one. `Unavailable` when
     /// the broker cannot be reached; `Invalid` for unusable settings.
@@ -253,6 +269,6 @@ impl QueueSettings {
 pub mod names {
     /// `StepReady` messages for ai-job's step workers.
     pub const STEPS: &str = "studio.steps";
-    /// `RenderTask` messages for media-render workers.
+    /// `StepReady` messages for media-render workers (render steps).
     pub const RENDER: &str = "studio.render";
 }

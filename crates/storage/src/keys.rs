@@ -58,6 +58,13 @@ fn segment(what: &str, value: &str) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// `projects/{project}/jobs/{job}/outputs/`: the prefix of every [`job_output`] of the job.
+pub fn job_outputs_prefix(project: &str, job: &str) -> Result<String, StorageError> {
+    segment("project", project)?;
+    segment("job", job)?;
+    Ok(format!("projects/{project}/jobs/{job}/outputs/"))
+}
+
 /// `projects/{project}/jobs/{job}/outputs/{file}`.
 pub fn job_output(project: &str, job: &str, file: &str) -> Result<ObjectKey, StorageError> {
     segment("project", project)?;
@@ -122,6 +129,13 @@ mod tests {
             "projects/p1/jobs/j1/outputs/final.mp4"
         );
         assert!(job_output("p1", "../j", "final.mp4").is_err());
+        let prefix = job_outputs_prefix("p1", "j1").unwrap();
+        assert!(job_output("p1", "j1", "final.mp4")
+            .unwrap()
+            .as_str()
+            .starts_with(&prefix));
+        assert!(prefix.ends_with('/'));
+        assert!(job_outputs_prefix("p1", "..").is_err());
         let hash = "AB".repeat(32);
         assert_eq!(
             cache_entry("speech", &hash).unwrap().as_str(),

@@ -125,6 +125,15 @@ pub enum StorageSettings {
     S3(s3::S3Settings),
 }
 
+impl Default for StorageSettings {
+    /// The local folder `$TMPDIR/studio-objects` (development; deployments name a bucket).
+    fn default() -> Self {
+        StorageSettings::Local {
+            root: std::env::temp_dir().join("studio-objects"),
+        }
+    }
+}
+
 impl StorageSettings {
     /// Opens the store. `Settings` for an unusable bucket or folder.
     pub fn open(&self) -> Result<std::sync::Arc<dyn ObjectStore>, StorageError> {

@@ -336,4 +336,22 @@ mod tests {
         assert!(PACE.estimate(&kept) <= 7.0);
         assert!(keep.len() < sentences.len());
     }
+
+    #[test]
+    fn a_chapter_is_titled_with_its_own_name() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/texts/alice-in-wonderland.txt"
+        ))
+        .unwrap();
+        let plan = plan_text(&request(&text, Some("CHAPTER VII."), Some(20.0))).unwrap();
+        assert_eq!(plan.title, "CHAPTER VII.");
+        assert_eq!(plan.full_title(), "CHAPTER VII. A Mad Tea-Party");
+        let mut plan = plan;
+        plan.title = "Chapter 1".into();
+        plan.subtitle = Some("Loomings".into());
+        assert_eq!(plan.full_title(), "Chapter 1: Loomings");
+        plan.subtitle = None;
+        assert_eq!(plan.full_title(), "Chapter 1");
+    }
 }

@@ -1,0 +1,185 @@
+//! Jobs: create (idempotent per owner and key, with the first steps and their announcement in
+//! one transaction), get, list, cancel, and a job's steps.
+
+use studio_core::id::{JobId, ProjectId, StepId, UserId};
+
+use super::events::record_event;
+use super::outbox::{announce_next_stage, insert_steps};
+use super::{state, Job, JobStore, NewStep, Step, StoreError};
+
+/// A `Job` from a row with the job columns.
+macro_rules! job_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        Job {
+            id: JobId(row.id),
+            owner_id: UserId(row.owner_id),
+            project_id: ProjectId(row.project_id),
+            state: state(&row.state)?,
+            stage: row.stage,
+            error: row.error,
+            cost_micro_usd: row.cost_micro_usd,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }};
+}
+
+impl JobStore {
+    /// Creates a job with its steps and announces the lowest stage's steps, in one transaction.
+    /// Idempotent per (owner, key): a repeat returns the first job and `false`.
+    pub async fn create_job(
+        &self,
+        owner: UserId,
+        project: ProjectId,
+        idempotency_key: &str,
+        steps: &[NewStep],
+    ) -> Result<(Job, bool), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id = JobId::new();
+        let inserted = sqlx::query_scalar!(
+            r#"INSERT INTO jobs (id, owner_id, project_id, idempotency_key)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (owner_id, idempotency_key) DO NOTHING
+               RETURNING id"#,
+            id.0,
+            owner.0,
+            project.0,
+            idempotency_key
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = inserted.map(JobId) else {
+            tx.rollback().await?;
+            let existing = sqlx::query_scalar!(
+                "SELECT id FROM jobs WHERE owner_id = $1 AND idempotency_key = $2",
+                owner.0,
+                idempotency_key
+            )
+            .fetch_one(&self.pool)
+            .await?;
+            return Ok((self.job(JobId(existing)).await?, false));
+        };
+        insert_steps(&mut tx, id, steps).await?;
+        announce_next_stage(&mut tx, &self.queues, id, None).await?;
+        record_event(&mut tx, id, "queued").await?;
+        tx.commit().await?;
+        Ok((self.job(id).await?, true))
+    }
+
+    /// The job `id`. `NotFound` when there is none.
+    pub async fn job(&self, id: JobId) -> Result<Job, StoreError> {
+        let row = sqlx::query!(
+            r#"SELECT id, owner_id, project_id, state, stage, error, cost_micro_usd, created_at,
+                      updated_at
+               FROM jobs WHERE id = $1"#,
+            id.0
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("job"))?;
+        Ok(job_from_row!(row))
+    }
+
+    /// The job if `owner` owns it; `NotFound` otherwise (someone else's job looks missing).
+    pub async fn job_for_owner(&self, owner: UserId, id: JobId) -> Result<Job, StoreError> {
+        let job = self.job(id).await?;
+        if job.owner_id == owner {
+            Ok(job)
+        } else {
+            Err(StoreError::NotFound("job"))
+        }
+    }
+
+    /// The owner's jobs, newest first, optionally of one project, after the cursor id.
+    pub async fn list_jobs(
+        &self,
+        owner: UserId,
+        project: Option<ProjectId>,
+        before: Option<JobId>,
+        limit: i64,
+    ) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query!(
+            r#"SELECT id, owner_id, project_id, state, stage, error, cost_micro_usd, created_at,
+                      updated_at
+               FROM jobs
+               WHERE owner_id = $1 AND ($2::uuid IS NULL OR project_id = $2)
+                 AND ($3::uuid IS NULL OR id < $3)
+               ORDER BY id DESC LIMIT $4"#,
+            owner.0,
+            project.map(|p| p.0),
+            before.map(|b| b.0),
+            limit
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(|row| Ok(job_from_row!(row))).collect()
+    }
+
+    /// Cancels the owner's job: queued and running steps are cancelled, so no new claim succeeds
+    /// and a running worker's next heartbeat or result is rejected. `NotFound` for someone else's
+    /// job; `AlreadyFinal` when it had ended.
+    pub async fn cancel(&self, owner: UserId, id: JobId) -> Result<Job, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query!(
+            "SELECT owner_id, state FROM jobs WHERE id = $1 FOR UPDATE",
+            id.0
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .filter(|r| r.owner_id == owner.0)
+        .ok_or(StoreError::NotFound("job"))?;
+        let current = state(&row.state)?;
+        if current.is_final() {
+            return Err(StoreError::AlreadyFinal(current));
+        }
+        sqlx::query!(
+            "UPDATE jobs SET state = 'cancelled', updated_at = now() WHERE id = $1",
+            id.0
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            r#"UPDATE steps SET state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL,
+                   finished_at = now()
+               WHERE job_id = $1 AND state IN ('queued', 'running')"#,
+            id.0
+        )
+        .execute(&mut *tx)
+        .await?;
+        record_event(&mut tx, id, "cancelled").await?;
+        tx.commit().await?;
+        self.job(id).await
+    }
+
+    /// Every step of `job`, by stage, then scene (per-job steps first), then id.
+    pub async fn steps(&self, job: JobId) -> Result<Vec<Step>, StoreError> {
+        let rows = sqlx::query!(
+            r#"SELECT id, job_id, kind, scene, stage, state, attempts, fencing_token, output, error,
+                      cost_micro_usd, started_at, finished_at
+               FROM steps WHERE job_id = $1 ORDER BY stage, scene NULLS FIRST, id"#,
+            job.0
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Step {
+                    id: StepId(r.id),
+                    job_id: JobId(r.job_id),
+                    kind: r.kind,
+                    scene: r.scene,
+                    stage: r.stage,
+                    state: state(&r.state)?,
+                    attempts: r.attempts,
+                    fencing_token: r.fencing_token,
+                    output: r.output,
+                    error: r.error,
+                    cost_micro_usd: r.cost_micro_usd,
+                    started_at: r.started_at,
+                    finished_at: r.finished_at,
+                })
+            })
+            .collect()
+    }
+}
