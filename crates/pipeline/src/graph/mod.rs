@@ -19,6 +19,8 @@
 
 mod assemble;
 mod steps;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testing;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,0 +1,143 @@
+//! ai-job as an executor of the step graph: a job on real Postgres, a step worker and the
+//! outbox relay in this process (memory queue, local object store, the local providers), with a
+//! graph that has one kind ai-job has never heard of (`word-count`, from
+//! `studio_pipeline::graph::testing`). It runs at its stage, reads the narration before it, and
+//! the job goes on to its render.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use studio_ai_job::settings::WorkerSettings;
+use studio_ai_job::steps::{PlanInput, StepContext};
+use studio_ai_job::store::{JobStore, NewStep, Queues, RenderInput, State};
+use studio_ai_job::worker::Worker;
+use studio_ai_job::MIGRATOR;
+use studio_core::id::{ProjectId, UserId};
+use studio_core::testing::{drop_database, fresh_database};
+use studio_core::Shutdown;
+use studio_media::timeline::AspectPreset;
+use studio_pipeline::graph::testing::WordCount;
+use studio_pipeline::graph::{Graph, StepKind};
+use studio_pipeline::{MusicChoice, VideoRequest};
+use studio_providers::cache::ResultCache;
+use studio_providers::{PlanSource, ProvidersSettings};
+use studio_queue::memory::MemoryQueue;
+use studio_queue::{QueueSpec, WorkQueue};
+use studio_storage::local::LocalStore;
+
+#[tokio::test]
+async fn a_kind_registered_only_in_the_graph_runs_distributed() {
+    let (name, url) = fresh_database("aijobgraph").await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    MIGRATOR.run(&pool).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let queues = Queues::prefixed("graph-test.");
+    let store = JobStore {
+        pool: pool.clone(),
+        queues: queues.clone(),
+    };
+    let queue: Arc<dyn WorkQueue> = Arc::new(MemoryQueue::new());
+    for q in [&queues.steps, &queues.render] {
+        queue.declare(&QueueSpec::new(q.clone())).await.unwrap();
+    }
+    let cache = Arc::new(ResultCache::new(dir.path().join("cache")));
+    let providers = Arc::new(ProvidersSettings::default().build(Some(cache)).unwrap());
+    let settings = WorkerSettings {
+        work_dir: dir.path().join("work"),
+        ..WorkerSettings::default()
+    };
+    let worker = Worker {
+        id: "graph-test".into(),
+        context: StepContext {
+            store: store.clone(),
+            storage: Arc::new(LocalStore::new(dir.path().join("objects")).unwrap()),
+            providers,
+            graph: Arc::new(Graph::standard().with(WordCount)),
+            work_dir: settings.work_dir.clone(),
+            max_attempts: 2,
+        },
+        queue: queue.clone(),
+        settings,
+    };
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let relay = tokio::spawn(studio_ai_job::relay::run(
+        store.clone(),
+        queue.clone(),
+        Duration::from_millis(50),
+        shutdown.clone(),
+    ));
+
+    let request = VideoRequest {
+        aspect: AspectPreset::Square,
+        music: MusicChoice::Silent,
+        ..VideoRequest::new(PlanSource::Text {
+            text: "The ant worked all summer. The grasshopper sang and danced.".into(),
+            section: None,
+        })
+    };
+    let plan = NewStep {
+        kind: StepKind::Plan.name().into(),
+        scene: None,
+        stage: 0,
+        max_attempts: 2,
+        input: serde_json::to_value(PlanInput { request }).unwrap(),
+    };
+    let (job, _) = store
+        .create_job(UserId::new(), ProjectId::new(), "graph", &[plan])
+        .await
+        .unwrap();
+
+    // No media-render worker here: the job ends its provider stages with the render queued.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let steps = loop {
+        let steps = store.steps(job.id).await.unwrap();
+        let render = steps.iter().find(|s| s.kind == StepKind::Render.name());
+        if render.is_some() {
+            break steps;
+        }
+        let j = store.job(job.id).await.unwrap();
+        assert!(!j.state.is_final(), "the job ended: {}", j.error);
+        assert!(tokio::time::Instant::now() < deadline, "{steps:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    shutdown.trigger();
+    running.await.unwrap().unwrap();
+    relay.await.unwrap();
+
+    let counted: Vec<_> = steps
+        .iter()
+        .filter(|s| s.kind == WordCount::NAME)
+        .collect();
+    let narrations = steps
+        .iter()
+        .filter(|s| s.kind == StepKind::Narration.name() && s.scene.is_some())
+        .count();
+    assert!(narrations > 0);
+    assert_eq!(counted.len(), narrations, "one per scene");
+    for step in counted {
+        assert_eq!(step.state, State::Succeeded, "{}", step.error);
+        assert_eq!(step.stage, 2);
+        let out = step.output.clone().unwrap();
+        assert_eq!(out["scene"], step.scene.unwrap());
+        assert!(out["words"].as_u64().unwrap() >= 4, "{out}");
+        assert!(out["narration_s"].as_f64().unwrap() > 0.5, "{out}");
+    }
+    let render = steps
+        .iter()
+        .find(|s| s.kind == StepKind::Render.name())
+        .unwrap();
+    assert_eq!(render.state, State::Queued);
+    let input: RenderInput = sqlx::query_scalar::<_, serde_json::Value>(
+        "SELECT input FROM steps WHERE id = $1",
+    )
+    .bind(render.id.0)
+    .fetch_one(&pool)
+    .await
+    .map(|v| serde_json::from_value(v).unwrap())
+    .unwrap();
+    assert!(input.inputs.contains_key("narration/0.wav"), "{input:?}");
+    assert!(input.output_prefix.ends_with("/outputs/"));
+    pool.close().await;
+    drop_database(&name).await;
+}
