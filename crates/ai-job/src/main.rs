@@ -4,12 +4,10 @@ use anyhow::Context as _;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut settings: studio_ai_job::settings::Settings =
-        studio_core::settings::load("ai_job").context("loading [ai_job] settings")?;
-    settings.telemetry = studio_core::settings::layered()?
-        .get("telemetry")
-        .unwrap_or_default();
-    let telemetry = studio_telemetry::init("ai-job", &settings.telemetry)?;
+    let (settings, telemetry): (studio_ai_job::settings::Settings, _) =
+        studio_core::settings::load_with("ai_job", "telemetry")
+            .context("loading [ai_job] settings")?;
+    let telemetry = studio_telemetry::init("ai-job", &telemetry)?;
     let app = studio_ai_job::startup::Application::build(settings).await?;
     app.run_until_stopped(studio_core::Shutdown::on_signals())
         .await?;

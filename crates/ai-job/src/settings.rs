@@ -9,7 +9,6 @@ use studio_core::settings::{parse_addr, DatabaseSettings, SettingsError, Validat
 use studio_providers::ProvidersSettings;
 use studio_queue::QueueSettings;
 use studio_storage::StorageSettings;
-use studio_telemetry::TelemetrySettings;
 
 /// Everything the ai-job service reads at start.
 #[derive(Debug, Clone, Deserialize)]
@@ -55,8 +54,6 @@ pub struct Settings {
     /// Deliveries of one message before it is dead-lettered (a poison message). Default 5.
     #[serde(default = "default_max_deliveries")]
     pub max_deliveries: u32,
-    #[serde(skip)]
-    pub telemetry: TelemetrySettings,
 }
 
 /// A part of the service a process runs.

@@ -208,10 +208,7 @@ impl Application {
             };
             tasks.spawn(worker.run(shutdown.clone()));
         }
-        let router = axum::Router::new()
-            .merge(studio_core::db::probes(pool.clone()))
-            .merge(studio_telemetry::http::metrics_router())
-            .layer(axum::middleware::from_fn(studio_telemetry::http::track));
+        let router = studio_telemetry::http::ops_router(studio_core::db::probes(pool.clone()));
         let http = axum::serve(self.http, router).with_graceful_shutdown(shutdown.wait_owned());
         tasks.spawn(async move { http.await.context("ai-job HTTP server") });
         let mut result = Ok(());

@@ -13,7 +13,6 @@ use studio_ai_job::store::{JobStore, NewStep, Queues, RenderInput, State};
 use studio_ai_job::worker::Worker;
 use studio_ai_job::MIGRATOR;
 use studio_core::id::{ProjectId, UserId};
-use studio_core::testing::{drop_database, fresh_database};
 use studio_core::Shutdown;
 use studio_media::timeline::AspectPreset;
 use studio_pipeline::graph::testing::WordCount;
@@ -24,6 +23,7 @@ use studio_providers::{PlanSource, ProvidersSettings};
 use studio_queue::memory::MemoryQueue;
 use studio_queue::{QueueSpec, WorkQueue};
 use studio_storage::local::LocalStore;
+use studio_testkit::db::{drop_database, fresh_database};
 
 #[tokio::test]
 async fn a_kind_registered_only_in_the_graph_runs_distributed() {
@@ -105,10 +105,7 @@ async fn a_kind_registered_only_in_the_graph_runs_distributed() {
     running.await.unwrap().unwrap();
     relay.await.unwrap();
 
-    let counted: Vec<_> = steps
-        .iter()
-        .filter(|s| s.kind == WordCount::NAME)
-        .collect();
+    let counted: Vec<_> = steps.iter().filter(|s| s.kind == WordCount::NAME).collect();
     let narrations = steps
         .iter()
         .filter(|s| s.kind == StepKind::Narration.name() && s.scene.is_some())
@@ -128,14 +125,13 @@ async fn a_kind_registered_only_in_the_graph_runs_distributed() {
         .find(|s| s.kind == StepKind::Render.name())
         .unwrap();
     assert_eq!(render.state, State::Queued);
-    let input: RenderInput = sqlx::query_scalar::<_, serde_json::Value>(
-        "SELECT input FROM steps WHERE id = $1",
-    )
-    .bind(render.id.0)
-    .fetch_one(&pool)
-    .await
-    .map(|v| serde_json::from_value(v).unwrap())
-    .unwrap();
+    let input: RenderInput =
+        sqlx::query_scalar::<_, serde_json::Value>("SELECT input FROM steps WHERE id = $1")
+            .bind(render.id.0)
+            .fetch_one(&pool)
+            .await
+            .map(|v| serde_json::from_value(v).unwrap())
+            .unwrap();
     assert!(input.inputs.contains_key("narration/0.wav"), "{input:?}");
     assert!(input.output_prefix.ends_with("/outputs/"));
     pool.close().await;

@@ -11,10 +11,10 @@ use studio_ai_job::relay::{announce_expired_leases, relay_once, TAKEOVER_GRACE_S
 use studio_ai_job::store::{Failure, JobStore, NewStep, State, StoreError};
 use studio_ai_job::{MIGRATOR, RENDER_QUEUE, STEPS_QUEUE};
 use studio_core::id::{ProjectId, StepId, UserId};
-use studio_core::testing::{drop_database, fresh_database};
 use studio_proto::queue::v1::envelope::Body;
 use studio_queue::memory::MemoryQueue;
 use studio_queue::{QueueSpec, WorkQueue};
+use studio_testkit::db::{drop_database, fresh_database};
 
 struct Db {
     name: String,

@@ -6,6 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use studio_testkit::media::{duration, loudness, probe};
+use studio_testkit::texts::{fable as fable_source, letters, srt_text};
+
 const OUTPUT_NAMES: &[&str] = &[
     "final.mp4",
     "captions.srt",
@@ -44,81 +47,6 @@ fn ffmpeg_stderr(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn probe(path: &Path) -> serde_json::Value {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_streams",
-            "-show_format",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn duration(path: &Path) -> f64 {
-    probe(path)["format"]["duration"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// Lowercase letters and digits only: "modulo whitespace and punctuation".
-fn letters(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-fn srt_text(path: &Path) -> String {
-    let srt = std::fs::read_to_string(path).unwrap();
-    srt.lines()
-        .filter(|l| !l.trim().is_empty() && !l.contains("-->") && l.parse::<u32>().is_err())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The fable's text as in the book: the lines after its title, up to the next run of blank
-/// lines that ends the block (read here without the pipeline's own parser).
-fn fable_source(title: &str) -> String {
-    let text = std::fs::read_to_string(aesop())
-        .unwrap()
-        .replace("\r\n", "\n");
-    let start = text.find(&format!("\n{title}\n")).unwrap() + title.len() + 2;
-    let rest = &text[start..];
-    let end = rest.find("\n\n\n").unwrap_or(rest.len());
-    rest[..end].to_string()
-}
-
-/// Integrated loudness (LUFS) and true peak (dBTP) by FFmpeg's ebur128 filter.
-fn loudness(path: &Path) -> (f64, f64) {
-    let log = ffmpeg_stderr(&[
-        "-i",
-        path.to_str().unwrap(),
-        "-af",
-        "ebur128=peak=true",
-        "-f",
-        "null",
-        "-",
-    ]);
-    let summary = &log[log.rfind("Summary:").unwrap()..];
-    let value = |key: &str| -> f64 {
-        let line = summary
-            .lines()
-            .find(|l| l.trim_start().starts_with(key))
-            .unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
-    (value("I:"), value("Peak:"))
 }
 
 /// Mean absolute difference of the middle band (30–65% of the height, clear of headings and

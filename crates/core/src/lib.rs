@@ -14,8 +14,6 @@ pub mod id;
 pub mod page;
 pub mod settings;
 pub mod shutdown;
-#[cfg(feature = "testsuite")]
-pub mod testing;
 
 pub use error::{Error, ErrorCode};
 pub use shutdown::Shutdown;

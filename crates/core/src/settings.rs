@@ -74,16 +74,38 @@ pub fn layered() -> Result<config::Config, SettingsError> {
 /// Loads section `key` (e.g. `"user"`) as `T` and validates it. A missing section gives `T`'s
 /// defaults, as if every key were absent.
 pub fn load<T: DeserializeOwned + Validate>(key: &str) -> Result<T, SettingsError> {
-    let config = layered()?;
-    let value: T = match config.get::<T>(key) {
-        Ok(value) => value,
-        Err(config::ConfigError::NotFound(_)) => {
-            config::Config::builder().build()?.try_deserialize()?
-        }
-        Err(err) => return Err(err.into()),
-    };
+    let value: T = section(&layered()?, key)?;
     value.validate()?;
     Ok(value)
+}
+
+/// Section `key` of `config`; a missing section gives `T`'s defaults.
+fn section<T: DeserializeOwned>(config: &config::Config, key: &str) -> Result<T, SettingsError> {
+    match config.get::<T>(key) {
+        Ok(value) => Ok(value),
+        Err(config::ConfigError::NotFound(_)) => {
+            Ok(config::Config::builder().build()?.try_deserialize()?)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Loads section `key` as `T` (validated, as [`load`] does) and the section `shared` that
+/// every service reads (`telemetry`) as `U` (its defaults when absent), from one read of the
+/// layered settings.
+pub fn load_with<T: DeserializeOwned + Validate, U: DeserializeOwned + Default>(
+    key: &str,
+    shared: &str,
+) -> Result<(T, U), SettingsError> {
+    let config = layered()?;
+    let value: T = section(&config, key)?;
+    value.validate()?;
+    let common = match config.get::<U>(shared) {
+        Ok(common) => common,
+        Err(config::ConfigError::NotFound(_)) => U::default(),
+        Err(err) => return Err(err.into()),
+    };
+    Ok((value, common))
 }
 
 /// Postgres connection settings.

@@ -2,97 +2,18 @@
 //! `api` process and a `worker` process), media-render and gateway, built by `cargo build` into
 //! the same target folder as the test, against the local Postgres (fresh databases), RabbitMQ
 //! (queues under a unique prefix) or moto's SQS, and an in-process S3 server (s3s-fs over a
-//! temporary folder) that counts completed uploads per key.
+//! temporary folder) that counts completed uploads per key. The fixtures it stands on (databases,
+//! S3, private RabbitMQ nodes, moto) are `studio-testkit`'s.
 #![allow(missing_debug_implementations)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
-
-pub const S3_ACCESS_KEY: &str = "studio-e2e";
-pub const S3_SECRET_KEY: &str = "studio-e2e-secret";
-
-/// An S3 endpoint over a folder, counting successful uploads (`PUT` of a whole object, or the
-/// completion of a multipart upload) per key.
-pub struct S3Server {
-    pub endpoint: String,
-    uploads: Arc<Mutex<HashMap<String, u32>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl S3Server {
-    pub async fn start(root: &Path) -> S3Server {
-        let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs root");
-        let mut builder = S3ServiceBuilder::new(fs);
-        builder.set_auth(SimpleAuth::from_single(S3_ACCESS_KEY, S3_SECRET_KEY));
-        let service = builder.build();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let uploads = Arc::new(Mutex::new(HashMap::new()));
-        let counts = uploads.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (service, counts) = (service.clone(), counts.clone());
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(
-                        move |req: hyper::Request<hyper::body::Incoming>| {
-                            let (service, counts) = (service.clone(), counts.clone());
-                            let method = req.method().clone();
-                            let path = req.uri().path().to_owned();
-                            let query = req.uri().query().unwrap_or("").to_owned();
-                            async move {
-                                let response = hyper::service::Service::call(&service, req).await?;
-                                let whole_put =
-                                    method == hyper::Method::PUT && !query.contains("partNumber");
-                                let completed =
-                                    method == hyper::Method::POST && query.contains("uploadId");
-                                if response.status().is_success() && (whole_put || completed) {
-                                    *counts.lock().unwrap().entry(path).or_insert(0) += 1;
-                                }
-                                Ok::<_, s3s::HttpError>(response)
-                            }
-                        },
-                    );
-                    let _ = ConnBuilder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(socket), svc)
-                        .await;
-                });
-            }
-        });
-        S3Server {
-            endpoint: format!("http://{addr}"),
-            uploads,
-            task,
-        }
-    }
-
-    /// Completed uploads of keys whose path ends with `suffix`, summed.
-    pub fn uploads_ending_with(&self, suffix: &str) -> HashMap<String, u32> {
-        self.uploads
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| k.ends_with(suffix))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+use studio_testkit::free_port;
+use studio_testkit::s3::{S3Server, ACCESS_KEY as S3_ACCESS_KEY, SECRET_KEY as S3_SECRET_KEY};
 
 /// The folder holding the service binaries (next to the test binary's `deps/`).
 pub fn bin_dir() -> PathBuf {
@@ -106,15 +27,6 @@ pub fn bin_dir() -> PathBuf {
         );
     }
     dir
-}
-
-/// A free loopback port (bound, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One service process; killed on drop.
@@ -343,112 +255,27 @@ impl Platform {
         let mut databases = Vec::new();
         let mut urls = HashMap::new();
         for service in ["user", "project", "ai_job"] {
-            let (name, url) = studio_core::testing::fresh_database(&format!("e2e_{service}")).await;
+            let (name, url) = studio_testkit::db::fresh_database(&format!("e2e_{service}")).await;
             databases.push(name);
             urls.insert(service, url);
         }
-        let port = |_: &str| free_port();
-        let (user_grpc, user_http) = (port("user"), port("user"));
-        let (project_grpc, project_http) = (port("p"), port("p"));
-        let (job_grpc, job_http) = (port("j"), port("j"));
-        let (render_grpc, render_http) = (port("r"), port("r"));
-        let gateway_http = port("g");
-        let jwks = format!("http://127.0.0.1:{user_http}/.well-known/jwks.json");
-        let storage = format!(
-            "backend = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{}\"\naccess_key_id = \"{S3_ACCESS_KEY}\"\nsecret_access_key = \"{S3_SECRET_KEY}\"\n",
-            s3.endpoint
+        let ports = Ports::new();
+        let config = config_toml(
+            &ports,
+            &urls,
+            (&s3.endpoint, &bucket),
+            &queue_prefix,
+            &options,
+            dir.path(),
         );
-        let queue = options.broker.toml();
-        let auth =
-            format!("jwks_url = \"{jwks}\"\nissuer = \"studio\"\naudience = \"studio-api\"\n");
-        let config = format!(
-            r#"[telemetry]
-log_filter = "info"
-
-[user]
-grpc_addr = "127.0.0.1:{user_grpc}"
-http_addr = "127.0.0.1:{user_http}"
-[user.database]
-url = "{user_db}"
-max_connections = 6
-[user.auth]
-issuer = "studio"
-audience = "studio-api"
-access_ttl_s = 900
-refresh_ttl_s = 86400
-reuse_grace_s = 5
-key_encryption_key = "c3R1ZGlvLWRldmVsb3BtZW50LWtleS0wMDAwMDAwMDA="
-
-[project]
-grpc_addr = "127.0.0.1:{project_grpc}"
-http_addr = "127.0.0.1:{project_http}"
-[project.database]
-url = "{project_db}"
-max_connections = 6
-[project.auth]
-{auth}
-[gateway]
-http_addr = "127.0.0.1:{gateway_http}"
-user_url = "http://127.0.0.1:{user_grpc}"
-project_url = "http://127.0.0.1:{project_grpc}"
-ai_job_url = "http://127.0.0.1:{job_grpc}"
-[gateway.auth]
-{auth}
-[gateway.rate_limit]
-per_ip_per_minute = 100000
-per_ip_burst = 10000
-per_user_per_minute = 100000
-per_user_burst = 10000
-auth_per_ip_per_minute = 10000
-auth_per_ip_burst = 1000
-
-[ai_job]
-grpc_addr = "127.0.0.1:{job_grpc}"
-http_addr = "127.0.0.1:{job_http}"
-project_url = "http://127.0.0.1:{project_grpc}"
-queue_prefix = "{queue_prefix}"
-relay_interval_ms = 100
-max_deliveries = {max_deliveries}
-[ai_job.database]
-url = "{job_db}"
-max_connections = 6
-[ai_job.auth]
-{auth}
-[ai_job.queue]
-{queue}
-[ai_job.storage]
-{storage}
-[ai_job.worker]
-concurrency = {concurrency}
-lease_s = {step_lease}
-max_attempts = 5
-retry_backoff_ms = 200
-grace_s = 5
-work_dir = "{work}/ai-job"
-
-[media_render]
-grpc_addr = "127.0.0.1:{render_grpc}"
-http_addr = "127.0.0.1:{render_http}"
-ai_job_url = "http://127.0.0.1:{job_grpc}"
-queue_prefix = "{queue_prefix}"
-lease_s = {render_lease}
-max_deliveries = {max_deliveries}
-grace_s = 5
-work_dir = "{work}/media-render"
-[media_render.queue]
-{queue}
-[media_render.storage]
-{storage}
-"#,
-            user_db = urls["user"],
-            project_db = urls["project"],
-            job_db = urls["ai_job"],
-            concurrency = options.worker_concurrency,
-            step_lease = options.step_lease_s,
-            render_lease = options.render_lease_s,
-            max_deliveries = options.max_deliveries,
-            work = dir.path().display(),
-        );
+        let Ports {
+            user_http,
+            project_http,
+            job_http,
+            render_http,
+            gateway_http,
+            ..
+        } = ports;
         let config_dir = dir.path().join("config");
         std::fs::create_dir_all(&config_dir).unwrap();
         std::fs::write(config_dir.join("default.toml"), config).unwrap();
@@ -550,9 +377,157 @@ work_dir = "{work}/media-render"
             let _ = queue.delete(&format!("{}{name}", self.queue_prefix)).await;
         }
         for db in &self.databases {
-            studio_core::testing::drop_database(db).await;
+            studio_testkit::db::drop_database(db).await;
         }
     }
+}
+
+/// The loopback ports of one platform run.
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    user_grpc: u16,
+    user_http: u16,
+    project_grpc: u16,
+    project_http: u16,
+    job_grpc: u16,
+    job_http: u16,
+    render_grpc: u16,
+    render_http: u16,
+    gateway_http: u16,
+}
+
+impl Ports {
+    fn new() -> Ports {
+        Ports {
+            user_grpc: free_port(),
+            user_http: free_port(),
+            project_grpc: free_port(),
+            project_http: free_port(),
+            job_grpc: free_port(),
+            job_http: free_port(),
+            render_grpc: free_port(),
+            render_http: free_port(),
+            gateway_http: free_port(),
+        }
+    }
+}
+
+/// The settings file (`config/default.toml`) every service of a run reads: its ports, its
+/// database in `urls`, the S3 bucket `(endpoint, bucket)`, the broker and its queue prefix, and
+/// the knobs of `options`, with scratch folders under `work`.
+fn config_toml(
+    ports: &Ports,
+    urls: &HashMap<&str, String>,
+    (endpoint, bucket): (&str, &str),
+    queue_prefix: &str,
+    options: &Options,
+    work: &Path,
+) -> String {
+    let Ports {
+        user_grpc,
+        user_http,
+        project_grpc,
+        project_http,
+        job_grpc,
+        job_http,
+        render_grpc,
+        render_http,
+        gateway_http,
+    } = *ports;
+    let jwks = format!("http://127.0.0.1:{user_http}/.well-known/jwks.json");
+    let storage = format!(
+        "backend = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\naccess_key_id = \"{S3_ACCESS_KEY}\"\nsecret_access_key = \"{S3_SECRET_KEY}\"\n"
+    );
+    let queue = options.broker.toml();
+    let auth = format!("jwks_url = \"{jwks}\"\nissuer = \"studio\"\naudience = \"studio-api\"\n");
+    format!(
+        r#"[telemetry]
+log_filter = "info"
+
+[user]
+grpc_addr = "127.0.0.1:{user_grpc}"
+http_addr = "127.0.0.1:{user_http}"
+[user.database]
+url = "{user_db}"
+max_connections = 6
+[user.auth]
+issuer = "studio"
+audience = "studio-api"
+access_ttl_s = 900
+refresh_ttl_s = 86400
+reuse_grace_s = 5
+key_encryption_key = "c3R1ZGlvLWRldmVsb3BtZW50LWtleS0wMDAwMDAwMDA="
+
+[project]
+grpc_addr = "127.0.0.1:{project_grpc}"
+http_addr = "127.0.0.1:{project_http}"
+[project.database]
+url = "{project_db}"
+max_connections = 6
+[project.auth]
+{auth}
+[gateway]
+http_addr = "127.0.0.1:{gateway_http}"
+user_url = "http://127.0.0.1:{user_grpc}"
+project_url = "http://127.0.0.1:{project_grpc}"
+ai_job_url = "http://127.0.0.1:{job_grpc}"
+[gateway.auth]
+{auth}
+[gateway.rate_limit]
+per_ip_per_minute = 100000
+per_ip_burst = 10000
+per_user_per_minute = 100000
+per_user_burst = 10000
+auth_per_ip_per_minute = 10000
+auth_per_ip_burst = 1000
+
+[ai_job]
+grpc_addr = "127.0.0.1:{job_grpc}"
+http_addr = "127.0.0.1:{job_http}"
+project_url = "http://127.0.0.1:{project_grpc}"
+queue_prefix = "{queue_prefix}"
+relay_interval_ms = 100
+max_deliveries = {max_deliveries}
+[ai_job.database]
+url = "{job_db}"
+max_connections = 6
+[ai_job.auth]
+{auth}
+[ai_job.queue]
+{queue}
+[ai_job.storage]
+{storage}
+[ai_job.worker]
+concurrency = {concurrency}
+lease_s = {step_lease}
+max_attempts = 5
+retry_backoff_ms = 200
+grace_s = 5
+work_dir = "{work}/ai-job"
+
+[media_render]
+grpc_addr = "127.0.0.1:{render_grpc}"
+http_addr = "127.0.0.1:{render_http}"
+ai_job_url = "http://127.0.0.1:{job_grpc}"
+queue_prefix = "{queue_prefix}"
+lease_s = {render_lease}
+max_deliveries = {max_deliveries}
+grace_s = 5
+work_dir = "{work}/media-render"
+[media_render.queue]
+{queue}
+[media_render.storage]
+{storage}
+"#,
+        user_db = urls["user"],
+        project_db = urls["project"],
+        job_db = urls["ai_job"],
+        concurrency = options.worker_concurrency,
+        step_lease = options.step_lease_s,
+        render_lease = options.render_lease_s,
+        max_deliveries = options.max_deliveries,
+        work = work.display(),
+    )
 }
 
 fn s3_settings(endpoint: &str, bucket: &str) -> studio_storage::s3::S3Settings {
@@ -565,154 +540,5 @@ fn s3_settings(endpoint: &str, bucket: &str) -> studio_storage::s3::S3Settings {
         force_path_style: None,
         multipart_threshold_bytes: 16 * 1024 * 1024,
         part_size_bytes: 8 * 1024 * 1024,
-    }
-}
-
-/// A private RabbitMQ node (its own name, ports and data folder; never the shared broker on
-/// 5672), for tests that stop or restart the broker. Stopped, and its folder removed, on drop.
-pub struct RabbitNode {
-    dir: tempfile::TempDir,
-    name: String,
-    pub port: u16,
-    dist_port: u16,
-}
-
-/// Debian's wrappers switch to the rabbitmq user; the scripts behind them run as us.
-fn rabbit_script(name: &str) -> PathBuf {
-    let direct = PathBuf::from("/usr/lib/rabbitmq/bin").join(name);
-    if direct.exists() {
-        direct
-    } else {
-        PathBuf::from(name)
-    }
-}
-
-impl RabbitNode {
-    pub fn new() -> RabbitNode {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("enabled_plugins"), "[].").unwrap();
-        let port = free_port();
-        std::fs::write(
-            dir.path().join("rabbitmq.conf"),
-            format!("listeners.tcp.default = {port}\nloopback_users = none\n"),
-        )
-        .unwrap();
-        RabbitNode {
-            name: format!(
-                "studio-test-{}-{}@localhost",
-                std::process::id(),
-                uuid::Uuid::new_v4().simple()
-            ),
-            port,
-            dist_port: free_port(),
-            dir,
-        }
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let d = self.dir.path();
-        let mut c = Command::new(rabbit_script(program));
-        c.env("RABBITMQ_NODENAME", &self.name)
-            .env("RABBITMQ_NODE_PORT", self.port.to_string())
-            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
-            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", d.join("log"))
-            .env("RABBITMQ_PID_FILE", d.join("pid"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
-            .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq"))
-            .env("RABBITMQ_PLUGINS_EXPAND_DIR", d.join("plugins"));
-        c
-    }
-
-    /// `amqp://guest:guest@127.0.0.1:{port}/%2f`.
-    pub fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
-    }
-
-    /// Starts the node and waits until it accepts AMQP connections.
-    pub async fn start(&self) {
-        let status = self
-            .command("rabbitmq-server")
-            .arg("-detached")
-            .status()
-            .unwrap();
-        assert!(status.success(), "rabbitmq-server -detached failed");
-        let deadline = std::time::Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Ok(q) = studio_queue::rabbitmq::RabbitQueue::connect(&self.url(), "probe").await
-            {
-                q.close().await;
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "private RabbitMQ node did not start; see {:?}",
-                self.dir.path().join("log")
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-
-    /// Stops the node (and waits until it has).
-    pub fn stop(&self) {
-        let _ = self
-            .command("rabbitmqctl")
-            .args(["-n", &self.name, "stop"])
-            .output();
-    }
-}
-
-impl Default for RabbitNode {
-    fn default() -> Self {
-        RabbitNode::new()
-    }
-}
-
-impl Drop for RabbitNode {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// moto's SQS server (from PyPI, `moto_server`), on a free port; stopped on drop.
-pub struct Moto {
-    child: Child,
-    pub port: u16,
-}
-
-impl Moto {
-    pub async fn start() -> Moto {
-        let port = free_port();
-        let moto = Moto {
-            child: Command::new("moto_server")
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("moto_server (pip install 'moto[server]'; scripts/test.sh does)"),
-            port,
-        };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return moto;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("moto_server did not start on port {port}");
-    }
-
-    /// `http://127.0.0.1:{port}`.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

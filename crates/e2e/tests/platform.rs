@@ -14,36 +14,20 @@
 //! `STUDIO_E2E_SEED` their seed, `STUDIO_E2E_RESTART_JOBS` the jobs of the restart test (200).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use serde_json::{json, Value};
 use studio_e2e::{Broker, Options, Platform};
+use studio_testkit::media::probe;
+use studio_testkit::texts::letters;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::Message;
 
 const FABLE: &str = "The Lion And The Mouse";
 
-fn aesop() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/texts/aesop-fables-townsend.txt");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The fable's lines after its title, up to the blank lines that end it.
 fn fable_source() -> String {
-    let text = aesop().replace("\r\n", "\n");
-    let start = text.find(&format!("\n{FABLE}\n")).unwrap() + FABLE.len() + 2;
-    let rest = &text[start..];
-    rest[..rest.find("\n\n\n").unwrap_or(rest.len())].to_owned()
-}
-
-fn letters(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
+    studio_testkit::texts::fable(FABLE)
 }
 
 struct Api {
@@ -105,7 +89,7 @@ impl Api {
                 Some(token),
                 Some(json!({
                     "title": FABLE,
-                    "source_text": aesop(),
+                    "source_text": studio_testkit::texts::aesop(),
                     "aspect": aspect,
                     "settings": {"section": FABLE, "music": true},
                 })),
@@ -206,23 +190,6 @@ impl Api {
         std::fs::write(&path, &bytes).unwrap();
         path
     }
-}
-
-fn probe(path: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_streams",
-            "-show_format",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The video as `studio render` promises it: H.264 at the aspect's size, AAC audio, the
@@ -510,7 +477,7 @@ async fn rabbitmq_and_s3_end_to_end() {
 
 #[tokio::test]
 async fn sqs_and_s3_end_to_end() {
-    let moto = studio_e2e::Moto::start().await;
+    let moto = studio_testkit::moto::Moto::start().await;
     let broker = Broker::Sqs {
         endpoint: moto.endpoint(),
     };
@@ -752,7 +719,7 @@ async fn restarting_rabbitmq_during_many_small_jobs_loses_and_repeats_nothing() 
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    let node = studio_e2e::RabbitNode::new();
+    let node = studio_testkit::rabbit::RabbitNode::new();
     node.start().await;
     let mut options = Options::new(Broker::RabbitMq {
         url: format!("{}?heartbeat=5", node.url()),

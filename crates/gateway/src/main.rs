@@ -4,12 +4,10 @@ use anyhow::Context as _;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut settings: studio_gateway::settings::Settings =
-        studio_core::settings::load("gateway").context("loading [gateway] settings")?;
-    settings.telemetry = studio_core::settings::layered()?
-        .get("telemetry")
-        .unwrap_or_default();
-    let telemetry = studio_telemetry::init("gateway", &settings.telemetry)?;
+    let (settings, telemetry): (studio_gateway::settings::Settings, _) =
+        studio_core::settings::load_with("gateway", "telemetry")
+            .context("loading [gateway] settings")?;
+    let telemetry = studio_telemetry::init("gateway", &telemetry)?;
     let app = studio_gateway::startup::Application::build(settings).await?;
     app.run_until_stopped(studio_core::Shutdown::on_signals())
         .await?;

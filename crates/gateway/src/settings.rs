@@ -3,7 +3,6 @@
 use serde::Deserialize;
 use studio_auth::VerifierSettings;
 use studio_core::settings::{parse_addr, SettingsError, Validate};
-use studio_telemetry::TelemetrySettings;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,8 +31,6 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     #[serde(default)]
     pub cors: CorsSettings,
-    #[serde(skip)]
-    pub telemetry: TelemetrySettings,
 }
 
 fn default_http_addr() -> String {

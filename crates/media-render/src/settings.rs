@@ -8,7 +8,6 @@ use studio_core::settings::{parse_addr, SettingsError, Validate};
 use studio_media::VideoEncoder;
 use studio_queue::QueueSettings;
 use studio_storage::StorageSettings;
-use studio_telemetry::TelemetrySettings;
 
 /// Everything a media-render worker reads at start.
 #[derive(Debug, Clone, Deserialize)]
@@ -53,8 +52,6 @@ pub struct Settings {
     /// Per-task folders and the segment cache. Default `$TMPDIR/studio-media-render`.
     #[serde(default = "default_work_dir")]
     pub work_dir: PathBuf,
-    #[serde(skip)]
-    pub telemetry: TelemetrySettings,
 }
 
 fn default_grpc_addr() -> String {

@@ -131,11 +131,11 @@ impl Application {
                 tonic::transport::server::TcpIncoming::from(self.grpc),
                 shutdown.wait_owned(),
             );
-        let router = axum::Router::new()
+        // No database: alive and ready while the process runs.
+        let probes = axum::Router::new()
             .route("/healthz", axum::routing::get(|| async { "ok" }))
-            .route("/readyz", axum::routing::get(|| async { "ok" }))
-            .merge(studio_telemetry::http::metrics_router())
-            .layer(axum::middleware::from_fn(studio_telemetry::http::track));
+            .route("/readyz", axum::routing::get(|| async { "ok" }));
+        let router = studio_telemetry::http::ops_router(probes);
         let http = axum::serve(self.http, router).with_graceful_shutdown(shutdown.wait_owned());
         let (worker, grpc, http) = tokio::join!(self.worker.run(shutdown.clone()), grpc, async {
             http.await

@@ -138,38 +138,12 @@ impl Worker {
                 return;
             }
         };
-        let mut leases = self.leases.clone();
-        let claim = leases
-            .claim_render(job_pb::ClaimRenderRequest {
-                step_id: step_id.clone(),
-                worker: self.id.clone(),
-                lease_s: self.lease.as_secs() as u32,
-            })
-            .await;
-        let claim = match claim {
-            Ok(c) => c.into_inner(),
-            Err(status) if status.code() == tonic::Code::InvalidArgument => {
-                tracing::error!(error = %status, "render task refused by ai-job; dead-lettering it");
-                settle(delivery.reject().await);
-                return;
-            }
-            Err(status) => {
-                tracing::warn!(error = %status, "ai-job unreachable for the claim; returning the task");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                settle(delivery.retry().await);
-                return;
-            }
-        };
-        let (true, Some(task)) = (claim.claimed, claim.task) else {
-            tracing::debug!(step = %step_id, "render not claimable (duplicate, held, or finished)");
-            settle(delivery.ack().await);
+        let Some((task, attempt)) = self.claim(&step_id, delivery).await else {
             return;
         };
-        // The lease holds the work from here on.
-        settle(delivery.ack().await);
         metrics::counter!("media_render_tasks_claimed_total").increment(1);
         self.status.lock().await.current_job = Some(task.job_id.clone());
-        tracing::info!(job = %task.job_id, step = %task.step_id, attempt = claim.attempt, "render claimed");
+        tracing::info!(job = %task.job_id, step = %task.step_id, attempt, "render claimed");
 
         let heartbeat = {
             let (leases, task, lease) = (self.leases.clone(), task.clone(), self.lease);
@@ -206,6 +180,58 @@ impl Worker {
             }
         };
         drop(heartbeat);
+        let result = self.result(&task, started, outcome);
+        if lost.is_cancelled() {
+            tracing::warn!(job = %task.job_id, "lease lost; result not reported");
+        } else {
+            self.report(result).await;
+        }
+        self.status.lock().await.current_job = None;
+    }
+
+    /// Claims render step `step_id` from ai-job and settles `delivery`: acked once claimed (the
+    /// lease holds the work from then on) or when the step is not claimable (a duplicate);
+    /// returned to the queue while ai-job is unreachable; dead-lettered when ai-job refuses it.
+    async fn claim(&self, step_id: &str, delivery: Delivery) -> Option<(RenderTask, u32)> {
+        let mut leases = self.leases.clone();
+        let claim = leases
+            .claim_render(job_pb::ClaimRenderRequest {
+                step_id: step_id.to_owned(),
+                worker: self.id.clone(),
+                lease_s: self.lease.as_secs() as u32,
+            })
+            .await;
+        let claim = match claim {
+            Ok(c) => c.into_inner(),
+            Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                tracing::error!(error = %status, "render task refused by ai-job; dead-lettering it");
+                settle(delivery.reject().await);
+                return None;
+            }
+            Err(status) => {
+                tracing::warn!(error = %status, "ai-job unreachable for the claim; returning the task");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                settle(delivery.retry().await);
+                return None;
+            }
+        };
+        settle(delivery.ack().await);
+        match (claim.claimed, claim.task) {
+            (true, Some(task)) => Some((task, claim.attempt)),
+            _ => {
+                tracing::debug!(step = %step_id, "render not claimable (duplicate, held, or finished)");
+                None
+            }
+        }
+    }
+
+    /// The result to report for `task`, started at `started`, from how the render ended.
+    fn result(
+        &self,
+        task: &RenderTask,
+        started: Instant,
+        outcome: Result<Manifest, Failure>,
+    ) -> RenderResult {
         let mut result = RenderResult {
             job_id: task.job_id.clone(),
             fencing_token: task.fencing_token,
@@ -242,12 +268,7 @@ impl Worker {
                 metrics::counter!("media_render_tasks_total", "result" => "failed").increment(1);
             }
         }
-        if lost.is_cancelled() {
-            tracing::warn!(job = %task.job_id, "lease lost; result not reported");
-        } else {
-            self.report(result).await;
-        }
-        self.status.lock().await.current_job = None;
+        result
     }
 
     /// Reports a result, retrying while ai-job is unreachable, for as long as the lease lasts.

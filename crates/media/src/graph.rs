@@ -6,9 +6,9 @@
 //!
 //! Ken Burns motion is not drawn here but in [`crate::motion`], which streams its frames in.
 
+use crate::color::parse_color;
 use crate::layout::SceneLayout;
 use crate::timeline::{Fit, GradientDirection};
-use crate::validate::parse_color;
 
 /// Canvas geometry shared by all chains.
 #[derive(Debug, Clone, Copy)]

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::color::parse_color;
 use crate::error::MediaError;
 use crate::ffmpeg::Sandbox;
 use crate::timeline::{Anchor, CaptionPosition, Cue, Position, SafeMargins, TextStyle};
-use crate::validate::parse_color;
 
 /// Font used when a style names none (Debian package `fonts-dejavu-core`).
 pub const DEFAULT_FONT: &str = "DejaVuSans-Bold.ttf";
@@ -108,7 +108,7 @@ impl FontBook {
             .to_ascii_lowercase();
         let target = dir.join(format!("{hash}.{ext}"));
         if !target.exists() {
-            crate::write_atomic(&target, &data)?;
+            crate::fs::write_atomic(&target, &data).map_err(|e| MediaError::io(&target, e))?;
         }
         let font = Font {
             hash,

@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::color::parse_color;
 use crate::layout::{frames_for, Layout};
 use crate::timeline::*;
 
@@ -84,17 +85,6 @@ impl Problems {
             );
         }
     }
-}
-
-/// Parses `#RRGGBB` or `#RRGGBBAA` into `(r, g, b, a)`.
-pub fn parse_color(s: &str) -> Option<(u8, u8, u8, u8)> {
-    let hex = s.strip_prefix('#')?;
-    if !(hex.len() == 6 || hex.len() == 8) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).ok();
-    let a = if hex.len() == 8 { byte(6)? } else { 255 };
-    Some((byte(0)?, byte(2)?, byte(4)?, a))
 }
 
 /// Returns every structural problem of `timeline`; empty when it can be rendered (given inputs
@@ -654,13 +644,5 @@ mod tests {
         assert!(problems
             .iter()
             .any(|p| p.path == "$.captions.cues[1].start"));
-    }
-
-    #[test]
-    fn colours_parse() {
-        assert_eq!(parse_color("#ff000080"), Some((255, 0, 0, 128)));
-        assert_eq!(parse_color("#00FF00"), Some((0, 255, 0, 255)));
-        assert_eq!(parse_color("00FF00"), None);
-        assert_eq!(parse_color("#00FF0"), None);
     }
 }

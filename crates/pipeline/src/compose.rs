@@ -8,7 +8,7 @@
 
 use studio_media::layout::frames_for;
 use studio_media::timeline::*;
-use studio_providers::{ScenePlan, Speech};
+use studio_providers::{PlannedScene, ScenePlan, Speech};
 
 use crate::style::Style;
 
@@ -114,170 +114,109 @@ pub fn sentence_cues(text: &str, start: f64, end: f64, max_words: usize) -> Vec<
         .collect()
 }
 
-/// Builds the timeline.
-pub fn timeline(plan: &ScenePlan, assets: &Assets, style: &Style, format: Format) -> Timeline {
-    let fps = format.fps;
-    let canvas = Canvas::preset(format.aspect, fps);
-    let (width, height) = canvas.size();
-    let short = width.min(height) as f64;
-    let portrait = height > width;
-    let t = &style.transition;
-    let overlapping = t.kind.xfade_name().is_some();
-    let ov = if overlapping {
-        seconds_in_frames(t.duration, fps)
-    } else {
-        0.0
-    };
-    let transition = Transition::new(t.kind, t.duration);
-    let background = Background::Gradient {
-        from: style.palette.background[0].clone(),
-        to: style.palette.background[1].clone(),
-        direction: GradientDirection::default(),
-    };
+/// What every part of the timeline is measured by.
+struct Measures<'a> {
+    style: &'a Style,
+    fps: u32,
+    canvas: Canvas,
+    width: u32,
+    height: u32,
+    /// The canvas's shorter side, pixels.
+    short: f64,
+    portrait: bool,
+    /// Length of the overlap of two scenes in a transition, seconds (0 for a cut).
+    ov: f64,
+    transition: Transition,
+    background: Background,
+    /// Words per caption cue.
+    max_words: usize,
+}
 
-    let mut scenes = Vec::new();
-    let mut voice = Vec::new();
-    let mut cues = Vec::new();
-    let max_words = if portrait { 8 } else { 12 };
-
-    // Intro card.
-    let intro = seconds_in_frames(style.scenes.intro_seconds, fps);
-    let mut title = plan.title.clone();
-    if let Some(sub) = &plan.subtitle {
-        title = format!("{title}\n{sub}");
+impl<'a> Measures<'a> {
+    fn new(style: &'a Style, format: Format) -> Measures<'a> {
+        let fps = format.fps;
+        let canvas = Canvas::preset(format.aspect, fps);
+        let (width, height) = canvas.size();
+        let t = &style.transition;
+        let ov = if t.kind.xfade_name().is_some() {
+            seconds_in_frames(t.duration, fps)
+        } else {
+            0.0
+        };
+        Measures {
+            style,
+            fps,
+            canvas,
+            width,
+            height,
+            short: width.min(height) as f64,
+            portrait: height > width,
+            ov,
+            transition: Transition::new(t.kind, t.duration),
+            background: Background::Gradient {
+                from: style.palette.background[0].clone(),
+                to: style.palette.background[1].clone(),
+                direction: GradientDirection::default(),
+            },
+            max_words: if height > width { 8 } else { 12 },
+        }
     }
-    scenes.push(Scene {
-        id: Some("intro".into()),
-        duration: intro + ov,
-        visual: Visual::Title {
-            text: title,
-            background: background.clone(),
-            style: text_style(&style.fonts.title, (short * 0.085) as u32, style),
-        },
-        motion: Motion::new(MotionEffect::None),
-        fit: Fit::Cover,
-        overlays: Vec::new(),
-        transition: transition.clone(),
-    });
-    let mut cursor = intro;
+}
 
-    // Picture scenes.
-    for (i, (planned, a)) in plan.scenes.iter().zip(&assets.scenes).enumerate() {
-        let narration = seconds_in_frames(a.speech.duration_s, fps);
-        let duration = narration + ov;
-        voice.push(AudioClip::at(a.speech_path.clone(), cursor));
-        for s in &a.speech.sentences {
-            cues.extend(sentence_cues(
+/// The timeline under construction: scenes, voice clips, caption cues, and where the next
+/// narration starts (seconds).
+#[derive(Default)]
+struct Draft {
+    scenes: Vec<Scene>,
+    voice: Vec<AudioClip>,
+    cues: Vec<Cue>,
+    cursor: f64,
+}
+
+impl Draft {
+    /// Places `speech` (its audio at `path`) at the cursor, with a caption cue per part of each
+    /// sentence.
+    fn narrate(&mut self, m: &Measures, speech: &Speech, path: &str) {
+        self.voice.push(AudioClip::at(path.to_owned(), self.cursor));
+        for s in &speech.sentences {
+            self.cues.extend(sentence_cues(
                 &s.text,
-                cursor + s.start,
-                cursor + s.end,
-                max_words,
+                self.cursor + s.start,
+                self.cursor + s.end,
+                m.max_words,
             ));
         }
-        let effect = style.scenes.motion[i % style.scenes.motion.len()];
-        let heading_size = (short * style.heading.size) as u32;
-        let overlays = if planned.heading.is_empty() {
-            Vec::new()
-        } else {
-            vec![Overlay::Text {
-                text: planned.heading.clone(),
-                style: TextStyle {
-                    box_color: Some("#00000066".into()),
-                    ..text_style(&style.fonts.heading, heading_size, style)
-                },
-                position: Position {
-                    anchor: Anchor::Top,
-                    margin_x: (width as f64 * 0.06) as u32,
-                    margin_y: (height as f64 * if portrait { 0.12 } else { 0.07 }) as u32,
-                },
-                start: 0.0,
-                end: Some(duration.min(ov + 4.0)),
-            }]
-        };
-        scenes.push(Scene {
-            id: Some(format!("scene-{}", i + 1)),
-            duration,
-            visual: Visual::Image {
-                path: a.picture_path.clone(),
-            },
-            motion: Motion {
-                effect,
-                zoom: style.scenes.zoom,
-                easing: Easing::EaseInOut,
-            },
-            fit: if a.generated {
-                Fit::Cover
-            } else {
-                style.scenes.fit
-            },
-            overlays,
-            transition: transition.clone(),
-        });
-        cursor += narration;
     }
+}
 
-    // End card: the moral (narrated) and the credit lines.
-    let mut end_text = Vec::new();
-    let mut end_len = seconds_in_frames(style.scenes.outro_seconds, fps);
-    match (&plan.moral, &assets.moral) {
-        (Some(moral), Some((speech, path))) => {
-            end_text.push(moral.clone());
-            voice.push(AudioClip::at(path.clone(), cursor));
-            for s in &speech.sentences {
-                cues.extend(sentence_cues(
-                    &s.text,
-                    cursor + s.start,
-                    cursor + s.end,
-                    max_words,
-                ));
-            }
-            end_len = end_len.max(seconds_in_frames(speech.duration_s + 1.5, fps));
-        }
-        _ => {
-            end_text.push(plan.title.clone());
-            end_text.extend(plan.subtitle.clone());
-        }
+/// Builds the timeline.
+pub fn timeline(plan: &ScenePlan, assets: &Assets, style: &Style, format: Format) -> Timeline {
+    let m = Measures::new(style, format);
+    let mut draft = Draft::default();
+    intro_card(&m, plan, &mut draft);
+    for (i, (planned, a)) in plan.scenes.iter().zip(&assets.scenes).enumerate() {
+        picture_scene(&m, i, planned, a, &mut draft);
     }
-    let mut end_size = (short * 0.07) as u32;
-    if !assets.credits.is_empty() {
-        end_text.push(String::new());
-        end_text.extend(assets.credits.iter().cloned());
-        end_size = (short * 0.045) as u32;
-    }
-    let fade_out = seconds_in_frames(0.8, fps);
-    scenes.push(Scene {
-        id: Some("end".into()),
-        duration: end_len,
-        visual: Visual::Title {
-            text: end_text.join("\n"),
-            background,
-            style: text_style(&style.fonts.title, end_size, style),
-        },
-        motion: Motion::new(MotionEffect::None),
-        fit: Fit::Cover,
-        overlays: Vec::new(),
-        transition: Transition::new(TransitionKind::Fade, fade_out),
-    });
-
+    end_card(&m, plan, assets, &mut draft);
     let music = assets.music_path.as_ref().map(|path| MusicBed {
         gain_db: style.music.gain_db,
         credit: assets.music_credit.clone(),
         ..MusicBed::new(path.clone())
     });
-    let caption_size = (short * style.captions.size) as u32;
+    let caption_size = (m.short * style.captions.size) as u32;
     Timeline {
         version: TIMELINE_VERSION,
-        canvas,
-        scenes,
+        canvas: m.canvas.clone(),
+        scenes: draft.scenes,
         overlays: Vec::new(),
         audio: AudioTracks {
-            voice,
+            voice: draft.voice,
             music,
             effects: Vec::new(),
             ducking: Ducking::default(),
         },
         captions: Captions {
-            cues,
+            cues: draft.cues,
             burn: true,
             style: CaptionStyle {
                 text: TextStyle {
@@ -297,6 +236,123 @@ pub fn timeline(plan: &ScenePlan, assets: &Assets, style: &Style, format: Format
             ..OutputSettings::default()
         },
     }
+}
+
+/// The intro card: the title and subtitle on the style's gradient.
+fn intro_card(m: &Measures, plan: &ScenePlan, draft: &mut Draft) {
+    let style = m.style;
+    let intro = seconds_in_frames(style.scenes.intro_seconds, m.fps);
+    let mut title = plan.title.clone();
+    if let Some(sub) = &plan.subtitle {
+        title = format!("{title}\n{sub}");
+    }
+    draft.scenes.push(Scene {
+        id: Some("intro".into()),
+        duration: intro + m.ov,
+        visual: Visual::Title {
+            text: title,
+            background: m.background.clone(),
+            style: text_style(&style.fonts.title, (m.short * 0.085) as u32, style),
+        },
+        motion: Motion::new(MotionEffect::None),
+        fit: Fit::Cover,
+        overlays: Vec::new(),
+        transition: m.transition.clone(),
+    });
+    draft.cursor = intro;
+}
+
+/// Planned scene `i`: its picture with the style's motion, its heading for the first seconds,
+/// and its narration.
+fn picture_scene(
+    m: &Measures,
+    i: usize,
+    planned: &PlannedScene,
+    a: &SceneAssets,
+    draft: &mut Draft,
+) {
+    let style = m.style;
+    let narration = seconds_in_frames(a.speech.duration_s, m.fps);
+    let duration = narration + m.ov;
+    draft.narrate(m, &a.speech, &a.speech_path);
+    let effect = style.scenes.motion[i % style.scenes.motion.len()];
+    let heading_size = (m.short * style.heading.size) as u32;
+    let overlays = if planned.heading.is_empty() {
+        Vec::new()
+    } else {
+        vec![Overlay::Text {
+            text: planned.heading.clone(),
+            style: TextStyle {
+                box_color: Some("#00000066".into()),
+                ..text_style(&style.fonts.heading, heading_size, style)
+            },
+            position: Position {
+                anchor: Anchor::Top,
+                margin_x: (m.width as f64 * 0.06) as u32,
+                margin_y: (m.height as f64 * if m.portrait { 0.12 } else { 0.07 }) as u32,
+            },
+            start: 0.0,
+            end: Some(duration.min(m.ov + 4.0)),
+        }]
+    };
+    draft.scenes.push(Scene {
+        id: Some(format!("scene-{}", i + 1)),
+        duration,
+        visual: Visual::Image {
+            path: a.picture_path.clone(),
+        },
+        motion: Motion {
+            effect,
+            zoom: style.scenes.zoom,
+            easing: Easing::EaseInOut,
+        },
+        fit: if a.generated {
+            Fit::Cover
+        } else {
+            style.scenes.fit
+        },
+        overlays,
+        transition: m.transition.clone(),
+    });
+    draft.cursor += narration;
+}
+
+/// The end card: the moral (narrated), or the title again, and the credit lines.
+fn end_card(m: &Measures, plan: &ScenePlan, assets: &Assets, draft: &mut Draft) {
+    let style = m.style;
+    let mut end_text = Vec::new();
+    let mut end_len = seconds_in_frames(style.scenes.outro_seconds, m.fps);
+    match (&plan.moral, &assets.moral) {
+        (Some(moral), Some((speech, path))) => {
+            end_text.push(moral.clone());
+            draft.narrate(m, speech, path);
+            end_len = end_len.max(seconds_in_frames(speech.duration_s + 1.5, m.fps));
+        }
+        _ => {
+            end_text.push(plan.title.clone());
+            end_text.extend(plan.subtitle.clone());
+        }
+    }
+    let mut end_size = (m.short * 0.07) as u32;
+    if !assets.credits.is_empty() {
+        end_text.push(String::new());
+        end_text.extend(assets.credits.iter().cloned());
+        end_size = (m.short * 0.045) as u32;
+    }
+    let fade_out = seconds_in_frames(0.8, m.fps);
+    draft.scenes.push(Scene {
+        id: Some("end".into()),
+        duration: end_len,
+        visual: Visual::Title {
+            text: end_text.join("\n"),
+            background: m.background.clone(),
+            style: text_style(&style.fonts.title, end_size, style),
+        },
+        motion: Motion::new(MotionEffect::None),
+        fit: Fit::Cover,
+        overlays: Vec::new(),
+        transition: Transition::new(TransitionKind::Fade, fade_out),
+    });
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@
 //! - [`graph`]: step kinds, stages, the spawn rule after the plan, the provider steps, the
 //!   assembly of the timeline, and how failures end a step;
 //! - [`requests`]: the provider request each step sends;
-//! - [`style`]: style presets (fonts, palette, captions, transition, music mood) from TOML data;
+//! - [`style`]: style presets (fonts, palette, captions, transition, music mood) from TOML data
+//!   (the `studio-style` crate, re-exported);
 //! - [`compose`]: plan + assets → [`studio_media::Timeline`];
 //! - [`run`]: the embedded executor and its options; [`report`]: what it writes to
 //!   `report.json`; [`error`]: [`PipelineError`].
@@ -25,11 +26,11 @@ pub mod report;
 pub mod request;
 pub mod requests;
 pub mod run;
-pub mod style;
 
 pub use error::PipelineError;
 pub use graph::{Graph, StepKind};
 pub use report::{PipelineReport, StepReport};
 pub use request::{MusicChoice, VideoRequest};
 pub use run::{run, RunOptions};
-pub use style::Style;
+pub use studio_style as style;
+pub use studio_style::Style;

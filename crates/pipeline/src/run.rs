@@ -94,11 +94,9 @@ impl RunOptions {
     }
 }
 
-/// Writes `bytes` to a temporary file beside `path` and renames it into place.
+/// Writes `bytes` to `path` atomically ([`studio_media::fs::write_atomic`]).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PipelineError> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    studio_media::fs::write_atomic(path, bytes).map_err(io(path))
 }
 
 /// Puts every input of the timeline at its relative path under `work`: a hard link to the

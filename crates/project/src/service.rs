@@ -5,7 +5,7 @@ use studio_auth::Caller;
 use studio_core::id::{AssetId, ProjectId, SceneId, UserId};
 use studio_core::page::{finish, Page};
 use studio_core::{Error, ErrorCode};
-use studio_pipeline::style::{Style, BUILT_IN};
+use studio_style::{Style, BUILT_IN};
 
 use crate::domain::*;
 use crate::repo::{AssetRow, ProjectRow, ProjectWrite, Repo, SceneRow};

@@ -3,7 +3,6 @@
 use serde::Deserialize;
 use studio_auth::VerifierSettings;
 use studio_core::settings::{parse_addr, DatabaseSettings, SettingsError, Validate};
-use studio_telemetry::TelemetrySettings;
 
 /// Everything the project service reads at start.
 #[derive(Debug, Clone, Deserialize)]
@@ -18,8 +17,6 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Where the user service publishes its keys and what tokens must claim.
     pub auth: VerifierSettings,
-    #[serde(skip)]
-    pub telemetry: TelemetrySettings,
 }
 
 fn default_grpc_addr() -> String {

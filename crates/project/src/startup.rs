@@ -78,10 +78,7 @@ impl Application {
                 tonic::transport::server::TcpIncoming::from(self.grpc),
                 shutdown.wait_owned(),
             );
-        let router = axum::Router::new()
-            .merge(studio_core::db::probes(self.pool.clone()))
-            .merge(studio_telemetry::http::metrics_router())
-            .layer(axum::middleware::from_fn(studio_telemetry::http::track));
+        let router = studio_telemetry::http::ops_router(studio_core::db::probes(self.pool.clone()));
         let http = axum::serve(self.http, router).with_graceful_shutdown(shutdown.wait_owned());
         tracing::info!(%grpc_addr, %http_addr, "project service listening");
         let (grpc, http) = tokio::join!(grpc, async { http.await });

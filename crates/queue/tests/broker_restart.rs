@@ -22,7 +22,7 @@ async fn a_broker_restart_loses_nothing_and_applies_nothing_twice() {
         )
         .with_test_writer()
         .try_init();
-    let node = studio_e2e::RabbitNode::new();
+    let node = studio_testkit::rabbit::RabbitNode::new();
     node.start().await;
     let total = 200;
     let queue = "restart-test".to_owned();

@@ -207,7 +207,7 @@ async fn rabbitmq_returns_a_dead_consumers_message_to_another() {
 
 #[tokio::test]
 async fn sqs_queue_semantics() {
-    let moto = studio_e2e::Moto::start().await;
+    let moto = studio_testkit::moto::Moto::start().await;
     let q = SqsQueue::new(SqsSettings {
         region: "us-east-1".into(),
         endpoint: Some(moto.endpoint()),
@@ -222,7 +222,7 @@ async fn sqs_queue_semantics() {
 
 #[tokio::test]
 async fn sqs_heartbeats_keep_a_long_step_from_a_second_worker() {
-    let moto = studio_e2e::Moto::start().await;
+    let moto = studio_testkit::moto::Moto::start().await;
     let q = SqsQueue::new(SqsSettings {
         region: "us-east-1".into(),
         endpoint: Some(moto.endpoint()),

@@ -6,40 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
 use studio_storage::local::LocalStore;
 use studio_storage::s3::{S3Settings, S3Store};
 use studio_storage::{keys, put_content_addressed, ObjectKey, ObjectStore, StorageError};
 
-const ACCESS_KEY: &str = "studio-test";
-const SECRET_KEY: &str = "studio-test-secret";
-
-/// Serves an S3 endpoint over `root` and returns its URL.
-async fn s3_server(root: &std::path::Path) -> String {
-    let fs = s3s_fs::FileSystem::new(root).unwrap();
-    let mut builder = S3ServiceBuilder::new(fs);
-    builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-    let service = builder.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                continue;
-            };
-            let service = service.clone();
-            tokio::spawn(async move {
-                let _ = ConnBuilder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(socket), service)
-                    .await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
+use studio_testkit::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
 
 async fn s3_store(endpoint: &str, bucket: &str) -> S3Store {
     let store = S3Store::new(S3Settings {
@@ -170,7 +141,8 @@ async fn local_store() {
 #[tokio::test]
 async fn s3_store_against_an_s3_server() {
     let root = tempfile::tempdir().unwrap();
-    let endpoint = s3_server(root.path()).await;
+    let server = S3Server::start(root.path()).await;
+    let endpoint = server.endpoint.clone();
     let store = s3_store(&endpoint, "studio-test").await;
     suite(Arc::new(store.clone())).await;
 
@@ -197,8 +169,8 @@ async fn s3_store_against_an_s3_server() {
 #[tokio::test]
 async fn presigned_urls_work_then_expire() {
     let root = tempfile::tempdir().unwrap();
-    let endpoint = s3_server(root.path()).await;
-    let store = s3_store(&endpoint, "studio-presign").await;
+    let server = S3Server::start(root.path()).await;
+    let store = s3_store(&server.endpoint, "studio-presign").await;
     let http = reqwest::Client::new();
 
     // Upload through a presigned PUT, download through a presigned GET, no credentials.

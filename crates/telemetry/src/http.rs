@@ -53,6 +53,15 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
+/// The operations router of a service: `routes` (at least its `/healthz` and `/readyz` probes,
+/// as `studio_core::db::probes` builds them for a service on Postgres) plus `GET /metrics`, with
+/// request metrics and spans on every route ([`track`]).
+pub fn ops_router(routes: Router) -> Router {
+    routes
+        .merge(metrics_router())
+        .layer(axum::middleware::from_fn(track))
+}
+
 /// A router serving `GET /metrics` from the process registry.
 pub fn metrics_router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/metrics", get(render))

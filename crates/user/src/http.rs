@@ -10,12 +10,11 @@ use crate::service::UserService;
 
 /// `GET /.well-known/jwks.json`, `/healthz`, `/readyz`, `/metrics`.
 pub fn router(service: UserService, pool: sqlx::PgPool) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/.well-known/jwks.json", get(jwks))
         .with_state(service)
-        .merge(studio_core::db::probes(pool))
-        .merge(studio_telemetry::http::metrics_router())
-        .layer(axum::middleware::from_fn(studio_telemetry::http::track))
+        .merge(studio_core::db::probes(pool));
+    studio_telemetry::http::ops_router(routes)
 }
 
 async fn jwks(State(service): State<UserService>) -> Response {

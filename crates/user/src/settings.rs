@@ -3,7 +3,6 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use studio_core::settings::{parse_addr, DatabaseSettings, SettingsError, Validate};
-use studio_telemetry::TelemetrySettings;
 
 /// Everything the user service reads at start.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,9 +23,6 @@ pub struct Settings {
     /// Google sign-in; disabled when absent.
     #[serde(default)]
     pub google: Option<GoogleSettings>,
-    /// The shared `[telemetry]` section (filled in by `main`).
-    #[serde(skip)]
-    pub telemetry: TelemetrySettings,
 }
 
 fn default_grpc_addr() -> String {

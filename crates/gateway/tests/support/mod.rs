@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use studio_core::settings::DatabaseSettings;
 use studio_core::Shutdown;
 
-pub use studio_core::testing::{drop_database, fresh_database};
+pub use studio_testkit::db::{drop_database, fresh_database};
 
 /// Knobs a test may turn.
 #[derive(Debug, Clone)]
@@ -75,7 +75,6 @@ pub fn user_settings(db_url: &str, options: &Options) -> studio_user::settings::
         },
         password: Default::default(),
         google: options.google.clone(),
-        telemetry: Default::default(),
     }
 }
 
@@ -114,7 +113,6 @@ impl Platform {
                 http_addr: "127.0.0.1:0".to_owned(),
                 database: DatabaseSettings::new(&project_db),
                 auth: verifier(&user_http),
-                telemetry: Default::default(),
             })
             .await
             .expect("project service starts");
@@ -142,7 +140,6 @@ impl Platform {
                 relay_interval_ms: 100,
                 output_url_ttl_s: 60,
                 max_deliveries: 5,
-                telemetry: Default::default(),
             })
             .await
             .expect("ai-job service starts");
@@ -160,7 +157,6 @@ impl Platform {
                 upstream_timeout_ms: 10_000,
                 rate_limit: options.rate_limit.clone(),
                 cors: options.cors.clone(),
-                telemetry: Default::default(),
             })
             .await
             .expect("gateway starts");
@@ -280,11 +276,7 @@ impl Platform {
 
 /// The fable the tests make projects from (public domain, Aesop/Townsend).
 pub fn fable() -> String {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/texts/aesop-fables-townsend.txt"
-    ))
-    .expect("examples/texts");
+    let text = studio_testkit::texts::aesop();
     let start = text.find("The Lion And The Mouse").expect("fable present");
     let end = text[start..]
         .find("The Charcoal-Burner")

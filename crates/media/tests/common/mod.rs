@@ -4,28 +4,10 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use studio_media::timeline::*;
 use studio_media::RenderOptions;
-
-/// Runs `program` (`ffmpeg`/`ffprobe`) with `before`, the file, then `after`; returns stdout,
-/// panicking with FFmpeg's error text when it fails.
-fn run_stdout(program: &str, before: &[&str], path: &Path, after: &[&str]) -> Vec<u8> {
-    let out = Command::new(program)
-        .args(before)
-        .arg(path)
-        .args(after)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+pub use studio_testkit::media::{ffprobe, frame_hashes, gray_frames, loudness, mad, pcm, stream};
 
 /// Folder of the example media (`STUDIO_DATA` overrides): `images/` and `audio/`.
 pub fn data_dir() -> PathBuf {
@@ -116,92 +98,6 @@ pub fn timeline(width: u32, height: u32, fps: u32, scenes: Vec<Scene>) -> Timeli
     }
 }
 
-/// ffprobe's JSON for streams and format.
-pub fn ffprobe(path: &Path) -> serde_json::Value {
-    let out = run_stdout(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_streams",
-            "-show_format",
-            "-of",
-            "json",
-        ],
-        path,
-        &[],
-    );
-    serde_json::from_slice(&out).unwrap()
-}
-
-pub fn stream<'a>(probe: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
-    probe["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["codec_type"] == kind)
-        .unwrap_or_else(|| panic!("no {kind} stream"))
-}
-
-/// MD5 of every decoded video frame (ffmpeg `framemd5`).
-pub fn frame_hashes(path: &Path) -> Vec<String> {
-    let out = run_stdout(
-        "ffmpeg",
-        &["-v", "error", "-i"],
-        path,
-        &["-map", "0:v:0", "-f", "framemd5", "-"],
-    );
-    String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_string()))
-        .collect()
-}
-
-/// Integrated loudness (LUFS) and true peak (dBTP) measured by ffmpeg's `ebur128`.
-pub fn loudness(path: &Path) -> (f64, f64) {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostats", "-i"])
-        .arg(path)
-        .args([
-            "-map",
-            "0:a:0",
-            "-af",
-            "ebur128=peak=true",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg runs");
-    let text = String::from_utf8_lossy(&out.stderr);
-    let summary = &text[text.rfind("Summary:").expect("ebur128 summary")..];
-    let value = |key: &str| -> f64 {
-        let line = summary
-            .lines()
-            .find(|l| l.trim_start().starts_with(key))
-            .unwrap_or_else(|| panic!("{key} in {summary}"));
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
-    (value("I:"), value("Peak:"))
-}
-
-/// Decodes the audio of `path` to interleaved stereo 48 kHz `f32` samples.
-pub fn pcm(path: &Path) -> Vec<f32> {
-    let out = run_stdout(
-        "ffmpeg",
-        &["-v", "error", "-i"],
-        path,
-        &[
-            "-map", "0:a:0", "-f", "f32le", "-ac", "2", "-ar", "48000", "-",
-        ],
-    );
-    out.chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
 /// Lists the files under `dir` (recursively), relative names.
 pub fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -220,26 +116,4 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     walk(dir, dir, &mut out);
     out.sort();
     out
-}
-
-/// Decodes every frame of `path` as 8-bit grey, `width`×`height`.
-pub fn gray_frames(path: &Path, width: usize, height: usize) -> Vec<Vec<u8>> {
-    let out = run_stdout(
-        "ffmpeg",
-        &["-v", "error", "-i"],
-        path,
-        &["-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
-    );
-    out.chunks_exact(width * height)
-        .map(<[u8]>::to_vec)
-        .collect()
-}
-
-/// Mean absolute difference of two grey frames, in 8-bit levels.
-pub fn mad(a: &[u8], b: &[u8]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - *y as f64).abs())
-        .sum::<f64>()
-        / a.len().max(1) as f64
 }

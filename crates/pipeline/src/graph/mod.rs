@@ -19,7 +19,6 @@
 
 mod assemble;
 mod steps;
-#[cfg(any(test, feature = "testsuite"))]
 pub mod testing;
 
 use std::path::PathBuf;

@@ -1,5 +1,7 @@
-//! A step kind that exists only for tests (feature `testsuite`): [`WordCount`], which proves that
-//! a kind registered only in the graph runs in both executors, after the steps it depends on.
+//! A step kind for tests of the executors: [`WordCount`], which proves that a kind registered
+//! only in the graph runs in both executors, after the steps it depends on. No graph has it
+//! unless a test adds it ([`super::Graph::with`]); it is compiled in (not behind a feature) so
+//! that test builds and binaries share one build of the crates above this one.
 
 use futures_util::future::BoxFuture;
 use serde_json::json;
@@ -93,10 +95,9 @@ mod tests {
         let cache = Arc::new(ResultCache::new(options.cache_dir()));
         let providers = ProvidersSettings::default().build(Some(cache)).unwrap();
         let report = crate::run(&request, &providers, &options).await.unwrap();
-        let plan: ScenePlan = serde_json::from_slice(
-            &std::fs::read(dir.path().join("out/plan.json")).unwrap(),
-        )
-        .unwrap();
+        let plan: ScenePlan =
+            serde_json::from_slice(&std::fs::read(dir.path().join("out/plan.json")).unwrap())
+                .unwrap();
         let counted: Vec<_> = report
             .steps
             .iter()

@@ -1,11 +1,11 @@
 //! Style presets: fonts, palette, caption look, transition, music mood and scene pacing, read
-//! from TOML data files (`crates/pipeline/styles/*.toml`, built into the binary, or any `.toml`
+//! from TOML data files (`crates/style/styles/*.toml`, built into the binary, or any `.toml`
 //! path given as the style name).
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use studio_media::timeline::{Fit, MotionEffect, TransitionKind};
+use studio_timeline::{Fit, MotionEffect, TransitionKind};
 
 /// The built-in presets, as `(name, TOML)`.
 pub const BUILT_IN: &[(&str, &str)] = &[

@@ -1,5 +1,5 @@
-//! Test helpers (feature `testsuite`): fresh databases on the local Postgres named by
-//! `STUDIO_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! Fresh databases on the local Postgres named by `STUDIO_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), one per test, dropped afterwards.
 
 /// The administrative connection URL for test databases.
 pub fn admin_url() -> String {

@@ -1,0 +1,148 @@
+//! Google sign-in through the gateway (authorization code + PKCE) against a local fake of
+//! Google's token and userinfo endpoints. The user and project services' own gRPC tests live in
+//! their crates (`crates/user/tests`, `crates/project/tests`).
+
+mod support;
+
+use base64::Engine as _;
+use support::{Options, Platform};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[tokio::test]
+async fn google_sign_in_with_pkce_against_a_fake_google() {
+    let google = MockServer::start().await;
+    // Google's token endpoint (developers.google.com/identity/protocols/oauth2/web-server#exchange-authorization-code).
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "ya29.fake-access-token",
+            "expires_in": 3599,
+            "token_type": "Bearer",
+            "scope": "openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/userinfo.profile",
+            "id_token": "header.payload.signature"
+        })))
+        .mount(&google)
+        .await;
+    // The OpenID Connect userinfo endpoint.
+    Mock::given(method("GET"))
+        .and(path("/v1/userinfo"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "sub": "110169484474386276334",
+            "name": "Ada Lovelace",
+            "given_name": "Ada",
+            "email": "ada.lovelace@gmail.com",
+            "email_verified": true,
+            "picture": "https://lh3.googleusercontent.com/a/x"
+        })))
+        .mount(&google)
+        .await;
+    let redirect = "http://localhost:3000/auth/google/callback";
+    let p = Platform::start_with(Options {
+        google: Some(studio_user::settings::GoogleSettings {
+            client_id: "studio-test.apps.googleusercontent.com".into(),
+            client_secret: secrecy::SecretString::from("GOCSPX-test".to_owned()),
+            redirect_uris: vec![redirect.into()],
+            auth_url: format!("{}/o/oauth2/v2/auth", google.uri()),
+            token_url: format!("{}/token", google.uri()),
+            userinfo_url: format!("{}/v1/userinfo", google.uri()),
+            state_ttl_s: 600,
+        }),
+        ..Options::default()
+    })
+    .await;
+
+    let (status, _, problem) = p
+        .call(
+            "GET",
+            "/v1/auth/google/start?redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (400, Some("redirect_uri"))
+    );
+
+    let (status, _, started) = p
+        .call(
+            "GET",
+            &format!("/v1/auth/google/start?redirect_uri={}", urlencode(redirect)),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{started}");
+    let url = reqwest::Url::parse(started["authorization_url"].as_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["redirect_uri"], redirect);
+    assert_eq!(q["state"], started["state"].as_str().unwrap());
+    assert!(q["scope"].contains("openid") && q["scope"].contains("email"));
+
+    let finish = |code: &str, state: &str| {
+        let body = serde_json::json!({"code": code, "state": state});
+        let p = &p;
+        async move {
+            p.call("POST", "/v1/auth/google/finish", None, Some(body))
+                .await
+        }
+    };
+    let (status, _, _) = finish("4/0Afake", "not-a-state").await;
+    assert_eq!(status, 401);
+    let state = q["state"].clone();
+    let (status, _, pair) = finish("4/0Afake-code", &state).await;
+    assert_eq!(status, 200, "{pair}");
+    assert_eq!(pair["user"]["email"], "ada.lovelace@gmail.com");
+    assert_eq!(pair["user"]["display_name"], "Ada Lovelace");
+    assert_eq!(
+        pair["user"]["sign_in_methods"],
+        serde_json::json!(["google"])
+    );
+
+    // The token request carried the code and the verifier whose S256 hash is the challenge.
+    let requests = google.received_requests().await.unwrap();
+    let token_request = requests.iter().find(|r| r.url.path() == "/token").unwrap();
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(&token_request.body)
+            .into_owned()
+            .collect();
+    assert_eq!(form["grant_type"], "authorization_code");
+    assert_eq!(form["code"], "4/0Afake-code");
+    assert_eq!(form["redirect_uri"], redirect);
+    let digest = ring::digest::digest(&ring::digest::SHA256, form["code_verifier"].as_bytes());
+    assert_eq!(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()),
+        q["code_challenge"]
+    );
+    let userinfo = requests
+        .iter()
+        .find(|r| r.url.path() == "/v1/userinfo")
+        .unwrap();
+    assert_eq!(
+        userinfo.headers["authorization"].to_str().unwrap(),
+        "Bearer ya29.fake-access-token"
+    );
+
+    // The state is single-use; a second sign-in with a new state finds the same account.
+    let (status, _, _) = finish("4/0Afake-code", &state).await;
+    assert_eq!(status, 401, "a state cannot be replayed");
+    let (_, _, again) = p
+        .call(
+            "GET",
+            &format!("/v1/auth/google/start?redirect_uri={}", urlencode(redirect)),
+            None,
+            None,
+        )
+        .await;
+    let (status, _, second) = finish("4/0Aother", again["state"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(second["user"]["id"], pair["user"]["id"]);
+    p.stop().await;
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

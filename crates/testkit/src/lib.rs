@@ -1,0 +1,32 @@
+//! `studio-testkit`: the fixtures several crates' tests share, so none keeps its own copy.
+//! Depends on no Studio crate, so any crate may use it as a dev-dependency without a cycle.
+//!
+//! - [`db`]: fresh databases on the local Postgres, dropped afterwards;
+//! - [`s3`]: an S3 endpoint over a folder (s3s-fs), counting completed uploads per key;
+//! - [`rabbit`]: a private RabbitMQ node for tests that stop or restart the broker;
+//! - [`moto`]: moto's SQS server;
+//! - [`media`]: ffprobe, frame hashes, loudness and PCM read back with FFmpeg, independently of
+//!   the engine;
+//! - [`texts`]: the example texts in `examples/texts` and ways to compare narrated words.
+#![allow(missing_debug_implementations)]
+
+pub mod db;
+pub mod media;
+pub mod moto;
+pub mod rabbit;
+pub mod s3;
+pub mod texts;
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The repository's root folder.
+pub fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
