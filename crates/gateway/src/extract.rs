@@ -12,7 +12,7 @@ use studio_auth::Caller;
 use studio_core::{Error, ErrorCode};
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// A JSON body, deserialized with the path of the first bad field.
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use governor::{Quota, RateLimiter};
 
 use crate::error::ApiError;
 use crate::settings::RateLimitSettings;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 

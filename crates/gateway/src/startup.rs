@@ -27,20 +27,7 @@ use crate::error::ApiError;
 use crate::rate::Limits;
 use crate::routes::{auth, jobs, projects};
 use crate::settings::Settings;
-
-/// What every handler can reach.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub user: UserServiceClient<Channel>,
-    pub project: ProjectServiceClient<Channel>,
-    pub jobs: JobServiceClient<Channel>,
-    pub verifier: Arc<JwksVerifier>,
-    pub limits: Arc<Limits>,
-    /// Deadline of each call to a service.
-    pub timeout: Duration,
-    /// (service, host:port) of the gRPC upstreams, for readiness.
-    pub upstreams: Arc<Vec<(String, String)>>,
-}
+pub use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(

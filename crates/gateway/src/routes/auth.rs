@@ -9,7 +9,7 @@ use crate::dto::*;
 use crate::error::{ApiResult, Problems};
 use crate::extract::{ApiJson, ApiQuery, Authed};
 use crate::routes::grpc;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Creates an account and signs it in.
 #[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = RegisterBody,

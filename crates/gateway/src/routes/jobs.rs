@@ -20,7 +20,7 @@ use crate::dto::*;
 use crate::error::{ApiError, ApiResult, Problems};
 use crate::extract::{ApiQuery, Authed};
 use crate::routes::grpc;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Starts a job that turns the project into a video. Send an `Idempotency-Key` header to make
 /// retries safe: the same key answers the same job (200) instead of starting another (201).

@@ -11,7 +11,7 @@ use crate::dto::*;
 use crate::error::{ApiResult, Problems};
 use crate::extract::{ApiJson, ApiQuery, Authed};
 use crate::routes::grpc;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Creates a project from a text or a topic.
 #[utoipa::path(post, path = "/v1/projects", tag = "projects", security(("bearer" = [])),
