@@ -180,8 +180,8 @@ impl Default for ProjectSettingsDto {
     fn default() -> Self {
         ProjectSettingsDto {
             duration_s: 0.0,
-            voice: "en-us".to_owned(),
-            rate_wpm: 165,
+            voice: studio_style::narrator::VOICE.to_owned(),
+            rate_wpm: studio_style::narrator::RATE_WPM,
             section: String::new(),
             music: true,
             seed: 0,

@@ -131,14 +131,12 @@ pub struct Voice {
 }
 
 impl Default for Voice {
-    /// The narrator used when none is chosen: espeak-ng `en-us` at 165 words per minute,
-    /// pitch 50 (the rate at which `ESPEAK_SECONDS_PER_LETTER_WPM` in `studio-pipeline` was
-    /// measured).
+    /// The narrator used when none is chosen ([`studio_style::narrator`]).
     fn default() -> Self {
         Voice {
-            name: "en-us".into(),
-            rate_wpm: 165,
-            pitch: 50,
+            name: studio_style::narrator::VOICE.into(),
+            rate_wpm: studio_style::narrator::RATE_WPM,
+            pitch: studio_style::narrator::PITCH,
         }
     }
 }

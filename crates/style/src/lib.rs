@@ -7,6 +7,19 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use studio_timeline::{Fit, MotionEffect, TransitionKind};
 
+/// The narrator a video gets when nobody chooses one: espeak-ng's `en-us` voice at 165 words
+/// per minute (the rate `ESPEAK_SECONDS_PER_LETTER_WPM` in `studio-pipeline` was measured at),
+/// pitch 50 (espeak-ng's own default). The one home of these numbers: the providers'
+/// `Voice::default`, the project service's settings and the gateway's REST defaults read them.
+pub mod narrator {
+    /// Voice name.
+    pub const VOICE: &str = "en-us";
+    /// Speaking rate, words per minute.
+    pub const RATE_WPM: u32 = 165;
+    /// Pitch, 0–99.
+    pub const PITCH: u32 = 50;
+}
+
 /// The built-in presets, as `(name, TOML)`.
 pub const BUILT_IN: &[(&str, &str)] = &[
     ("storybook", include_str!("../styles/storybook.toml")),

@@ -294,10 +294,10 @@ async fn render_inner(
     std::fs::write(&report_file.path, &json).map_err(|e| MediaError::io(&report_file.path, e))?;
 
     // Publish: every file exists under its temporary name; rename them into place.
-    thumb.commit(&out_dir.join("thumbnail.jpg"))?;
-    srt.commit(&out_dir.join("captions.srt"))?;
-    vtt.commit(&out_dir.join("captions.vtt"))?;
-    video.commit(&out_dir.join("final.mp4"))?;
+    thumb.commit(&out_dir.join(OutputKind::Thumbnail.file_name()))?;
+    srt.commit(&out_dir.join(OutputKind::CaptionsSrt.file_name()))?;
+    vtt.commit(&out_dir.join(OutputKind::CaptionsVtt.file_name()))?;
+    video.commit(&out_dir.join(OutputKind::Video.file_name()))?;
     report_file.commit(&out_dir.join("report.json"))?;
     tracing::info!(
         frames = report.frames,
