@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use studio_media::timeline::*;
 use studio_media::RenderOptions;
-pub use studio_testkit::media::{ffprobe, frame_hashes, gray_frames, loudness, mad, pcm, stream};
+pub use studio_testkit::media::{
+    ffprobe, files_under, frame_hashes, gray_frames, loudness, mad, pcm, stream,
+};
 
 /// Folder of the example media (`STUDIO_DATA` overrides): `images/` and `audio/`.
 pub fn data_dir() -> PathBuf {
@@ -96,24 +98,4 @@ pub fn timeline(width: u32, height: u32, fps: u32, scenes: Vec<Scene>) -> Timeli
             ..OutputSettings::default()
         },
     }
-}
-
-/// Lists the files under `dir` (recursively), relative names.
-pub fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(base, &p, out);
-                } else {
-                    out.push(p.strip_prefix(base).unwrap().display().to_string());
-                }
-            }
-        }
-    }
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
 }
