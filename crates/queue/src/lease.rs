@@ -26,15 +26,6 @@ pub enum Failure {
     Final(String),
 }
 
-impl Failure {
-    /// The message.
-    pub fn message(&self) -> &str {
-        match self {
-            Failure::Retryable(m) | Failure::Final(m) => m,
-        }
-    }
-}
-
 /// What one heartbeat found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Beat {

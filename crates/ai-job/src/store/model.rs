@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use studio_core::id::{JobId, ProjectId, StepId, UserId};
-use studio_media::outputs::OutputKind;
 
 /// A step or job state, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,11 +167,4 @@ pub struct RenderOutput {
     pub encoder: String,
     /// The worker that rendered it.
     pub worker: String,
-}
-
-impl RenderOutput {
-    /// The uploaded file of `kind`, if any.
-    pub fn file(&self, kind: OutputKind) -> Option<&RenderedFile> {
-        self.files.iter().find(|f| f.kind == kind.api_name())
-    }
 }
