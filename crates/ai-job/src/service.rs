@@ -344,7 +344,11 @@ pub fn video_request(
                         .into(),
                 ));
             }
-            PlanSource::Topic { topic }
+            PlanSource::Topic {
+                topic,
+                audience: None,
+                tone: None,
+            }
         }
         _ => {
             return Err(precondition(

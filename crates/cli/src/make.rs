@@ -28,6 +28,12 @@ pub struct MakeArgs {
     /// the local planner only plans given text).
     #[arg(long)]
     pub topic: Option<String>,
+    /// Who the video is for (with --topic), e.g. "children aged 6 to 9".
+    #[arg(long, requires = "topic")]
+    pub audience: Option<String>,
+    /// Tone of the script (with --topic), e.g. "warm and curious".
+    #[arg(long, requires = "topic")]
+    pub tone: Option<String>,
     /// Print the sections found in --text and exit.
     #[arg(long, requires = "text")]
     pub list_sections: bool,
@@ -127,6 +133,8 @@ pub fn prepare(args: &MakeArgs) -> anyhow::Result<(VideoRequest, ProvidersSettin
         }
         (None, Some(topic)) if !topic.trim().is_empty() => PlanSource::Topic {
             topic: topic.trim().to_string(),
+            audience: args.audience.clone().filter(|a| !a.trim().is_empty()),
+            tone: args.tone.clone().filter(|t| !t.trim().is_empty()),
         },
         (None, Some(_)) => bail!("--topic: the topic is empty"),
         _ => bail!("give --text FILE (with --section TITLE to pick a part) or --topic TEXT"),

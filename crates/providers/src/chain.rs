@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use crate::cache::{Entry, ResultCache};
 use crate::capability::{Capability, Describe};
 use crate::error::{ErrorKind, ProviderError};
+use crate::limits::{BreakerPolicy, CircuitBreaker, RateLimit};
 
 /// How transient errors are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,9 @@ pub struct RetryPolicy {
     pub initial_backoff_ms: u64,
     /// Longest wait between retries, milliseconds. Default 8000.
     pub max_backoff_ms: u64,
+    /// Longest `Retry-After` honoured, milliseconds; a provider asking for longer is retried
+    /// after this long (and, if still limited, falls back). Default 60000.
+    pub max_retry_after_ms: u64,
 }
 
 impl Default for RetryPolicy {
@@ -35,6 +39,7 @@ impl Default for RetryPolicy {
             max_attempts: 3,
             initial_backoff_ms: 500,
             max_backoff_ms: 8000,
+            max_retry_after_ms: 60_000,
         }
     }
 }
@@ -134,6 +139,8 @@ fn describe(failures: &[Skipped]) -> String {
 struct Link<C: Capability> {
     provider: Arc<C::Provider>,
     limit: Arc<Semaphore>,
+    rate: Option<RateLimit>,
+    breaker: CircuitBreaker,
 }
 
 /// The providers of one capability, in order of preference.
@@ -141,6 +148,7 @@ pub struct Chain<C: Capability> {
     links: Vec<Link<C>>,
     cache: Option<Arc<ResultCache>>,
     retry: RetryPolicy,
+    breaker: BreakerPolicy,
     calls: AtomicU64,
 }
 
@@ -177,8 +185,16 @@ impl<C: Capability> Chain<C> {
             links: Vec::new(),
             cache: None,
             retry,
+            breaker: BreakerPolicy::default(),
             calls: AtomicU64::new(0),
         }
+    }
+
+    /// Opens each provider's circuit breaker by `policy` (default [`BreakerPolicy::default`]);
+    /// applies to providers pushed afterwards.
+    pub fn with_breaker(mut self, policy: BreakerPolicy) -> Self {
+        self.breaker = policy;
+        self
     }
 
     /// Serves and stores results through `cache`.
@@ -189,10 +205,31 @@ impl<C: Capability> Chain<C> {
 
     /// Appends `provider`, allowing `concurrency` calls to it at a time (at least 1).
     pub fn push(&mut self, provider: Arc<C::Provider>, concurrency: usize) {
+        self.push_limited(provider, concurrency, 0);
+    }
+
+    /// Appends `provider`, allowing `concurrency` calls at a time (at least 1) and
+    /// `requests_per_minute` calls a minute (0: no limit).
+    pub fn push_limited(
+        &mut self,
+        provider: Arc<C::Provider>,
+        concurrency: usize,
+        requests_per_minute: u32,
+    ) {
         self.links.push(Link {
             provider,
             limit: Arc::new(Semaphore::new(concurrency.max(1))),
+            rate: RateLimit::per_minute(requests_per_minute),
+            breaker: CircuitBreaker::new(self.breaker),
         });
+    }
+
+    /// Each provider's name and breaker state (`closed`, `open`, `half-open`).
+    pub fn breakers(&self) -> Vec<(String, &'static str)> {
+        self.links
+            .iter()
+            .map(|l| (l.provider.name().to_string(), l.breaker.state()))
+            .collect()
     }
 
     /// Names of the providers, in order.
@@ -267,10 +304,20 @@ impl<C: Capability> Chain<C> {
                 }
             }
             let mut tries = 0;
+            let mut circuit_open = false;
             let failure = loop {
+                if let Err(open) = link.breaker.admit() {
+                    circuit_open = true;
+                    break ProviderError::unavailable(open.to_string());
+                }
                 tries += 1;
                 attempts += 1;
-                match self.call_once(link, &key, request).await {
+                let result = self.call_once(link, &key, request).await;
+                match &result {
+                    Err(e) if e.kind == ErrorKind::Transient => link.breaker.failed(),
+                    _ => link.breaker.answered(),
+                }
+                match result {
                     Ok((output, cost)) => {
                         return Ok(Generated {
                             output,
@@ -278,7 +325,13 @@ impl<C: Capability> Chain<C> {
                         })
                     }
                     Err(e) if e.kind == ErrorKind::Transient && tries < self.retry.max_attempts => {
-                        let wait = self.retry.backoff(tries);
+                        // The provider's own Retry-After wins when longer than our backoff, up
+                        // to the longest wait the policy allows.
+                        let wait = self.retry.backoff(tries).max(
+                            e.retry_after
+                                .unwrap_or_default()
+                                .min(Duration::from_millis(self.retry.max_retry_after_ms)),
+                        );
                         tracing::warn!(
                             capability = C::NAME,
                             provider = provider.name(),
@@ -299,6 +352,8 @@ impl<C: Capability> Chain<C> {
                         message: failure.message,
                     })
                 }
+                // An open circuit says nothing about this request: not remembered.
+                ErrorKind::Unavailable if circuit_open => {}
                 ErrorKind::Unavailable => {
                     if let Some(cache) = &self.cache {
                         cache
@@ -332,6 +387,9 @@ impl<C: Capability> Chain<C> {
             .acquire()
             .await
             .map_err(|_| ProviderError::transient("provider limiter closed"))?;
+        if let Some(rate) = &link.rate {
+            rate.ready().await;
+        }
         self.calls.fetch_add(1, Ordering::Relaxed);
         let scratch = match &self.cache {
             Some(cache) => cache.scratch(),
@@ -457,6 +515,7 @@ mod tests {
             max_attempts: 3,
             initial_backoff_ms: 1,
             max_backoff_ms: 2,
+            max_retry_after_ms: 50,
         }
     }
 
@@ -541,6 +600,60 @@ mod tests {
         let empty = Chain::<Picture>::new(fast());
         let e = empty.run(&request()).await.unwrap_err().to_string();
         assert!(e.contains("no providers are configured"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_open_circuit_skips_the_provider_without_calling_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let down = Scripted::new(
+            "down",
+            (0..10)
+                .map(|_| Err(ProviderError::transient("503")))
+                .collect(),
+        );
+        let backup = Scripted::new("backup", vec![]);
+        let mut chain = Chain::<Picture>::new(fast())
+            .with_cache(Arc::new(ResultCache::new(dir.path())))
+            .with_breaker(BreakerPolicy {
+                failures: 2,
+                cooldown_s: 60.0,
+            });
+        chain.push(down.clone(), 1);
+        chain.push(backup.clone(), 1);
+        let g = chain.run(&request()).await.unwrap();
+        assert_eq!(g.provenance.provider, "backup");
+        assert_eq!(
+            down.calls(),
+            2,
+            "the third try is refused by the open circuit"
+        );
+        assert!(g.provenance.skipped[0].reason.contains("circuit open"));
+        assert_eq!(chain.breakers()[0], ("down".to_string(), "open"));
+
+        // Another request: skipped at once. The skip is not remembered as this request's answer.
+        let mut other = request();
+        other.seed = 2;
+        let g = chain.run(&other).await.unwrap();
+        assert_eq!(
+            (g.provenance.provider.as_str(), down.calls()),
+            ("backup", 2)
+        );
+        assert!(!g.provenance.skipped[0].cached);
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_honoured_up_to_the_cap() {
+        let p = Scripted::new(
+            "limited",
+            vec![Err(ProviderError::transient("429"))
+                .map_err(|e: ProviderError| e.retry_after(Some(Duration::from_millis(40))))],
+        );
+        let mut chain = Chain::<Picture>::new(fast());
+        chain.push(p.clone(), 1);
+        let started = Instant::now();
+        chain.run(&request()).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(40));
+        assert_eq!(p.calls(), 2);
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct ProviderError {
     pub kind: ErrorKind,
     /// A message a user can act on, lowercase, without a trailing period.
     pub message: String,
+    /// How long the provider asked us to wait before the next call (HTTP `Retry-After`); the
+    /// chain waits at least this long before retrying a transient failure.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ProviderError {
@@ -31,6 +34,7 @@ impl ProviderError {
         Self {
             kind: ErrorKind::Transient,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -39,6 +43,7 @@ impl ProviderError {
         Self {
             kind: ErrorKind::Unavailable,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -47,7 +52,14 @@ impl ProviderError {
         Self {
             kind: ErrorKind::Invalid,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, asking the chain to wait `wait` before retrying.
+    pub fn retry_after(mut self, wait: Option<std::time::Duration>) -> Self {
+        self.retry_after = wait;
+        self
     }
 
     /// An I/O failure on a local file: transient, since disks fill and free again.

@@ -9,8 +9,12 @@
 //!   transient errors only, a concurrency limit per provider) in front of [`cache`], a
 //!   content-addressed store of results on disk;
 //! - [`settings`]: which providers make up each chain, as serde-typed settings;
+//! - [`limits`]: a circuit breaker per provider and requests-per-minute limits;
 //! - [`local`]: providers that need no key and no network: extractive planning from given text,
-//!   espeak-ng speech, a media folder, procedural cards, MIDI music rendered with FluidSynth.
+//!   espeak-ng speech, a media folder, procedural cards, MIDI music rendered with FluidSynth;
+//! - [`vendor`]: providers over a vendor's HTTP API (OpenAI and compatible servers), with one
+//!   error classification; [`writer`]: the script writer and planner over any language model;
+//! - [`prices`]: what each call costs, from the vendor's reported usage and a price table.
 //!
 //! Every result carries its [`Provenance`]: provider, model, request hash, cost in micro-USD
 //! (0 for local providers) and whether the cache served it.
@@ -19,9 +23,13 @@ pub mod cache;
 pub mod capability;
 pub mod chain;
 pub mod error;
+pub mod limits;
 pub mod local;
+pub mod prices;
 pub mod settings;
 pub mod types;
+pub mod vendor;
+pub mod writer;
 
 pub use capability::{
     Artifacts, Capability, ClipGen, Describe, ImageGen, MusicGen, Produced, ScriptWriter,

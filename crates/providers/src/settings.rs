@@ -13,6 +13,7 @@
 //! kind = "card"
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,7 +23,12 @@ use crate::cache::ResultCache;
 use crate::capability::{Motion, Narration, Picture, Score, Script};
 use crate::chain::{Chain, RetryPolicy};
 use crate::error::ProviderError;
+use crate::limits::BreakerPolicy;
 use crate::local::{card, espeak, media, music, planner};
+use crate::prices::{Price, PriceTable};
+use crate::vendor::openai::{self, AudioFormat, StructuredOutput};
+use crate::vendor::{Auth, Endpoint};
+use crate::writer::LlmWriter;
 
 /// One provider in a chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +49,38 @@ pub struct ProviderSpec {
     /// Soundfont, for `fluidsynth`; default Debian's FluidR3_GM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soundfont: Option<PathBuf>,
+    /// API base URL, for vendor providers; default the vendor's own (`https://api.openai.com/v1`).
+    /// Point it at any compatible server: `http://127.0.0.1:11434/v1` for Ollama.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Model, for vendor providers; default per vendor (`gpt-4o-mini`, `gpt-4o-mini-tts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Name of the environment variable that holds the API key (the key itself never sits in a
+    /// settings file); default per vendor (`OPENAI_API_KEY`); `""` for a server that takes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// Seconds before a vendor request is given up as transient. Default 60.
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: f64,
+    /// Requests a minute to this provider, all requests of the process together; 0 for no
+    /// limit. Default 0.
+    #[serde(default)]
+    pub requests_per_minute: u32,
+    /// Voice, for vendor speech (`alloy` for OpenAI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
+    /// How an OpenAI-compatible chat server is asked for JSON: `json-schema` (default), `tools`
+    /// or `json`.
+    #[serde(default)]
+    pub structured_output: StructuredOutput,
+    /// Audio format asked of an OpenAI-compatible speech server: `pcm` (default) or `wav`.
+    #[serde(default)]
+    pub audio_format: AudioFormat,
+}
+
+fn default_timeout_s() -> f64 {
+    60.0
 }
 
 fn default_concurrency() -> usize {
@@ -58,7 +96,42 @@ impl ProviderSpec {
             binary: None,
             path: None,
             soundfont: None,
+            base_url: None,
+            model: None,
+            api_key_env: None,
+            timeout_s: default_timeout_s(),
+            requests_per_minute: 0,
+            voice: None,
+            structured_output: StructuredOutput::default(),
+            audio_format: AudioFormat::default(),
         }
+    }
+
+    /// The endpoint of a vendor provider: `base_url`, `api_key_env` and `timeout_s`, or the
+    /// vendor's defaults.
+    ///
+    /// Errors: `Unavailable` when the key's variable is unset (naming it) or the URL is not
+    /// http(s).
+    pub fn endpoint(
+        &self,
+        vendor: &'static str,
+        base_url: &str,
+        key_env: &str,
+        auth: Auth,
+    ) -> Result<Endpoint, ProviderError> {
+        if !(self.timeout_s.is_finite() && self.timeout_s > 0.0) {
+            return Err(ProviderError::unavailable(format!(
+                "timeout_s must be a positive number of seconds, not {}",
+                self.timeout_s
+            )));
+        }
+        Endpoint::new(
+            vendor,
+            self.base_url.as_deref().unwrap_or(base_url),
+            self.api_key_env.as_deref().unwrap_or(key_env),
+            auth,
+            std::time::Duration::from_secs_f64(self.timeout_s),
+        )
     }
 }
 
@@ -68,6 +141,11 @@ impl ProviderSpec {
 pub struct ProvidersSettings {
     /// Retries of transient errors, for every provider.
     pub retry: RetryPolicy,
+    /// When each provider's circuit breaker opens, for every provider.
+    pub breaker: BreakerPolicy,
+    /// Prices by `"<kind>/<model>"`, replacing or adding to the shipped table
+    /// ([`PriceTable::shipped`]).
+    pub prices: BTreeMap<String, Price>,
     /// Planning. Default `text-planner`.
     pub script: Vec<ProviderSpec>,
     /// Narration. Default `espeak-ng`.
@@ -84,6 +162,8 @@ impl Default for ProvidersSettings {
     fn default() -> Self {
         Self {
             retry: RetryPolicy::default(),
+            breaker: BreakerPolicy::default(),
+            prices: BTreeMap::new(),
             script: vec![ProviderSpec::new("text-planner")],
             speech: vec![ProviderSpec::new("espeak-ng")],
             image: vec![ProviderSpec::new("card")],
@@ -146,11 +226,12 @@ impl ProvidersSettings {
     /// `media-folder`), a local tool that cannot be run (with the package to install), an
     /// unreadable media folder.
     pub fn build(&self, cache: Option<Arc<ResultCache>>) -> Result<Providers, SettingsError> {
+        let prices = PriceTable::shipped().with(&self.prices);
         fn chain<C: crate::Capability>(
-            retry: RetryPolicy,
+            settings: &ProvidersSettings,
             cache: &Option<Arc<ResultCache>>,
         ) -> Chain<C> {
-            let chain = Chain::new(retry);
+            let chain = Chain::new(settings.retry).with_breaker(settings.breaker);
             match cache {
                 Some(c) => chain.with_cache(c.clone()),
                 None => chain,
@@ -174,14 +255,28 @@ impl ProvidersSettings {
         };
         let pe = |e: ProviderError| e.message;
 
-        let mut script = chain::<Script>(self.retry, &cache);
+        let mut script = chain::<Script>(self, &cache);
         for (i, spec) in self.script.iter().enumerate() {
             match spec.kind.as_str() {
                 "text-planner" => script.push(Arc::new(planner::TextPlanner), spec.concurrency),
-                _ => return Err(unknown("script", i, spec, "text-planner")),
+                "openai" => {
+                    let endpoint = spec
+                        .endpoint("openai", openai::BASE_URL, openai::KEY_ENV, Auth::Bearer)
+                        .map_err(|e| err("script", i, spec, pe(e)))?;
+                    let model = spec.model.as_deref().unwrap_or(openai::CHAT_MODEL);
+                    let chat = openai::OpenAiChat::new(endpoint, model, spec.structured_output);
+                    let writer =
+                        LlmWriter::new("openai", Box::new(chat), prices.get("openai", model));
+                    script.push_limited(
+                        Arc::new(writer),
+                        spec.concurrency,
+                        spec.requests_per_minute,
+                    )
+                }
+                _ => return Err(unknown("script", i, spec, "text-planner, openai")),
             }
         }
-        let mut speech = chain::<Narration>(self.retry, &cache);
+        let mut speech = chain::<Narration>(self, &cache);
         for (i, spec) in self.speech.iter().enumerate() {
             match spec.kind.as_str() {
                 "espeak-ng" => {
@@ -189,10 +284,25 @@ impl ProvidersSettings {
                         .map_err(|e| err("speech", i, spec, pe(e)))?;
                     speech.push(Arc::new(p), spec.concurrency)
                 }
-                _ => return Err(unknown("speech", i, spec, "espeak-ng")),
+                "openai-speech" => {
+                    let endpoint = spec
+                        .endpoint("openai", openai::BASE_URL, openai::KEY_ENV, Auth::Bearer)
+                        .map_err(|e| err("speech", i, spec, pe(e)))?;
+                    let model = spec.model.as_deref().unwrap_or(openai::SPEECH_MODEL);
+                    let p = openai::OpenAiSpeech::new(
+                        "openai-speech",
+                        endpoint,
+                        model,
+                        spec.voice.as_deref().unwrap_or(openai::VOICE),
+                        spec.audio_format,
+                        prices.get("openai-speech", model),
+                    );
+                    speech.push_limited(Arc::new(p), spec.concurrency, spec.requests_per_minute)
+                }
+                _ => return Err(unknown("speech", i, spec, "espeak-ng, openai-speech")),
             }
         }
-        let mut image = chain::<Picture>(self.retry, &cache);
+        let mut image = chain::<Picture>(self, &cache);
         for (i, spec) in self.image.iter().enumerate() {
             match spec.kind.as_str() {
                 "card" => image.push(Arc::new(card::CardImages), spec.concurrency),
@@ -212,11 +322,11 @@ impl ProvidersSettings {
                 _ => return Err(unknown("image", i, spec, "media-folder, card")),
             }
         }
-        let clip = chain::<Motion>(self.retry, &cache);
+        let clip = chain::<Motion>(self, &cache);
         if let Some((i, spec)) = self.clip.iter().enumerate().next() {
             return Err(unknown("clip", i, spec, "(no local clip provider yet)"));
         }
-        let mut music = chain::<Score>(self.retry, &cache);
+        let mut music = chain::<Score>(self, &cache);
         for (i, spec) in self.music.iter().enumerate() {
             match spec.kind.as_str() {
                 "fluidsynth" => {

@@ -23,6 +23,12 @@ pub enum PlanSource {
     Topic {
         /// The topic, as the user typed it.
         topic: String,
+        /// Who the video is for (`children aged 6–9`), if said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audience: Option<String>,
+        /// Tone of voice (`warm`, `wry`, `solemn`), if said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tone: Option<String>,
     },
 }
 
@@ -84,6 +90,23 @@ pub struct ScenePlan {
     pub estimated_seconds: f64,
     /// Scenes in order.
     pub scenes: Vec<PlannedScene>,
+    /// The recurring characters, each described once so every picture prompt draws them the
+    /// same way. Empty from the extractive planner.
+    #[serde(default)]
+    pub characters: Vec<Character>,
+    /// Music mood the planner chose (`calm`, `playful`, `wonder`, `tense`); `None` leaves it to
+    /// the style.
+    #[serde(default)]
+    pub music_mood: Option<String>,
+}
+
+/// A recurring character with a fixed visual description.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Character {
+    /// Name as the narration uses it.
+    pub name: String,
+    /// How it looks, reused word for word in every prompt it appears in.
+    pub description: String,
 }
 
 impl ScenePlan {
@@ -114,6 +137,13 @@ pub struct PlannedScene {
     pub heading: String,
     /// Visual search terms, most telling first, lowercase.
     pub search_terms: Vec<String>,
+    /// What the scene shows, as an image prompt (a language model's plan); `None` from the
+    /// extractive planner.
+    #[serde(default)]
+    pub visual: Option<String>,
+    /// Names of the [`Character`]s in the scene.
+    #[serde(default)]
+    pub characters: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------------

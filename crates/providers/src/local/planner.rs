@@ -48,51 +48,18 @@ impl ScriptWriter for TextPlanner {
 /// Errors: `Unavailable` for a topic; `Invalid` for an empty text, an unknown section (the
 /// message lists the sections found) or a section without sentences.
 pub fn plan_text(request: &PlanRequest) -> Result<ScenePlan, ProviderError> {
-    let (text, wanted) = match &request.source {
-        PlanSource::Text { text, section } => (text, section.as_deref()),
+    let outline = match &request.source {
+        PlanSource::Text { text, section } => Outline::of_text(text, section.as_deref())?,
         PlanSource::Topic { .. } => {
             return Err(ProviderError::unavailable(
                 "the text planner plans from given text, not from a topic",
             ))
         }
     };
-    if text.trim().is_empty() {
-        return Err(ProviderError::invalid("the text is empty"));
-    }
-    let sections = text::sections(text);
-    let titles: Vec<String> = sections.iter().map(|s| s.title.clone()).collect();
-    let section: &Section = match wanted {
-        Some(w) => text::find(&sections, w).ok_or_else(|| {
-            ProviderError::invalid(format!(
-                "no section titled \"{w}\"; the {} sections found are: {}",
-                titles.len(),
-                titles.join(" | ")
-            ))
-        })?,
-        None => sections
-            .first()
-            .ok_or_else(|| ProviderError::invalid("the text has no sections"))?,
-    };
-    // (paragraph index, sentence)
-    let mut all: Vec<(usize, String)> = Vec::new();
-    for (p, paragraph) in section.paragraphs.iter().enumerate() {
-        for s in text::sentences(paragraph) {
-            all.push((p, s));
-        }
-    }
-    if all.is_empty() {
-        return Err(ProviderError::invalid(format!(
-            "section \"{}\" has no sentences to narrate",
-            section.title
-        )));
-    }
+    let all = &outline.sentences;
     let pace = request.pace;
-    let moral_s = section
-        .moral
-        .as_deref()
-        .map(|m| pace.sentence_seconds(m))
-        .unwrap_or(0.0);
-    let texts: Vec<&str> = all.iter().map(|(_, s)| s.as_str()).collect();
+    let moral_s = outline.moral_seconds(&pace);
+    let texts = outline.texts();
     let keep: Vec<usize> = match request.target_seconds {
         Some(target) if pace.estimate(&texts) + moral_s > target => {
             summarise(&texts, (target - moral_s).max(0.0), &pace)
@@ -100,29 +67,121 @@ pub fn plan_text(request: &PlanRequest) -> Result<ScenePlan, ProviderError> {
         _ => (0..all.len()).collect(),
     };
     let kept: Vec<(usize, String)> = keep.iter().map(|&i| all[i].clone()).collect();
-    let estimated =
-        pace.estimate(&kept.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>()) + moral_s;
-    let idf = inverse_document_frequency(&texts);
-    let proper: HashSet<String> = texts
-        .iter()
-        .flat_map(|s| content_words(s))
-        .filter(|w| w.proper)
-        .map(|w| w.stem)
-        .collect();
+    let words = SceneWords::new(&texts);
     let scenes = group(&kept, request.scene_seconds, &pace)
         .into_iter()
-        .map(|sentences| describe_scene(sentences, &idf, &proper))
+        .map(|sentences| words.describe(sentences))
         .collect();
-    Ok(ScenePlan {
-        title: section.title.clone(),
-        subtitle: section.subtitle.clone(),
-        moral: section.moral.clone(),
-        sections: titles,
-        sentences_total: all.len(),
-        sentences_kept: kept.len(),
-        estimated_seconds: estimated,
-        scenes,
-    })
+    Ok(outline.plan(&keep, scenes, &pace))
+}
+
+/// A section ready to plan: its titles, moral, and body sentences with their paragraph index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outline {
+    /// The section's title.
+    pub title: String,
+    /// Its subtitle, if any.
+    pub subtitle: Option<String>,
+    /// Its moral, if any.
+    pub moral: Option<String>,
+    /// Titles of every section of the text.
+    pub sections: Vec<String>,
+    /// (paragraph index, sentence), in order.
+    pub sentences: Vec<(usize, String)>,
+}
+
+impl Outline {
+    /// The section `wanted` of `text` (the first when `None`).
+    ///
+    /// Errors: `Invalid` for an empty text, an unknown section (the message lists the
+    /// sections found) or a section without sentences.
+    pub fn of_text(text: &str, wanted: Option<&str>) -> Result<Outline, ProviderError> {
+        if text.trim().is_empty() {
+            return Err(ProviderError::invalid("the text is empty"));
+        }
+        let sections = text::sections(text);
+        let titles: Vec<String> = sections.iter().map(|s| s.title.clone()).collect();
+        let section: &Section = match wanted {
+            Some(w) => text::find(&sections, w).ok_or_else(|| {
+                ProviderError::invalid(format!(
+                    "no section titled \"{w}\"; the {} sections found are: {}",
+                    titles.len(),
+                    titles.join(" | ")
+                ))
+            })?,
+            None => sections
+                .first()
+                .ok_or_else(|| ProviderError::invalid("the text has no sections"))?,
+        };
+        let outline = Outline::of_paragraphs(
+            &section.title,
+            section.subtitle.clone(),
+            section.moral.clone(),
+            &section.paragraphs,
+        );
+        if outline.sentences.is_empty() {
+            return Err(ProviderError::invalid(format!(
+                "section \"{}\" has no sentences to narrate",
+                section.title
+            )));
+        }
+        Ok(Outline {
+            sections: titles,
+            ..outline
+        })
+    }
+
+    /// A one-section outline of `paragraphs` (a written script).
+    pub fn of_paragraphs(
+        title: &str,
+        subtitle: Option<String>,
+        moral: Option<String>,
+        paragraphs: &[String],
+    ) -> Outline {
+        let mut sentences = Vec::new();
+        for (p, paragraph) in paragraphs.iter().enumerate() {
+            for s in text::sentences(&text::normalise_space(paragraph)) {
+                sentences.push((p, s));
+            }
+        }
+        Outline {
+            title: title.to_owned(),
+            subtitle,
+            moral,
+            sections: vec![title.to_owned()],
+            sentences,
+        }
+    }
+
+    /// The sentences' texts.
+    pub fn texts(&self) -> Vec<&str> {
+        self.sentences.iter().map(|(_, s)| s.as_str()).collect()
+    }
+
+    /// Estimated seconds of the moral, 0 without one.
+    pub fn moral_seconds(&self, pace: &Pace) -> f64 {
+        self.moral
+            .as_deref()
+            .map(|m| pace.sentence_seconds(m))
+            .unwrap_or(0.0)
+    }
+
+    /// The plan that keeps sentences `keep` (indices, in order) as `scenes`.
+    pub fn plan(&self, keep: &[usize], scenes: Vec<PlannedScene>, pace: &Pace) -> ScenePlan {
+        let kept: Vec<&str> = keep.iter().map(|&i| self.sentences[i].1.as_str()).collect();
+        ScenePlan {
+            title: self.title.clone(),
+            subtitle: self.subtitle.clone(),
+            moral: self.moral.clone(),
+            sections: self.sections.clone(),
+            sentences_total: self.sentences.len(),
+            sentences_kept: keep.len(),
+            estimated_seconds: pace.estimate(&kept) + self.moral_seconds(pace),
+            scenes,
+            characters: Vec::new(),
+            music_mood: None,
+        }
+    }
 }
 
 /// Picks sentences whose estimated narration fits `budget_s`, most central first by TextRank,
@@ -225,6 +284,33 @@ fn inverse_document_frequency(sentences: &[&str]) -> HashMap<String, f64> {
         .collect()
 }
 
+/// What makes a word telling within one section: its rarity and whether it is a name.
+#[derive(Debug, Clone)]
+pub struct SceneWords {
+    idf: HashMap<String, f64>,
+    proper: HashSet<String>,
+}
+
+impl SceneWords {
+    /// Word statistics of a section's sentences.
+    pub fn new(texts: &[&str]) -> Self {
+        Self {
+            idf: inverse_document_frequency(texts),
+            proper: texts
+                .iter()
+                .flat_map(|s| content_words(s))
+                .filter(|w| w.proper)
+                .map(|w| w.stem)
+                .collect(),
+        }
+    }
+
+    /// A scene of `sentences` with its heading and search terms from its key words.
+    pub fn describe(&self, sentences: Vec<String>) -> PlannedScene {
+        describe_scene(sentences, &self.idf, &self.proper)
+    }
+}
+
 /// Describes a scene by its key words: names (capitalised mid-sentence anywhere in the section)
 /// weigh most, then rare words; words that look like verbs or adverbs (-ed, -ing, -ly) weigh
 /// less, since pictures show things.
@@ -278,6 +364,8 @@ fn describe_scene(
         sentences,
         heading,
         search_terms,
+        visual: None,
+        characters: Vec::new(),
     }
 }
 

@@ -1,0 +1,806 @@
+//! A [`ScriptWriter`] over any language model that answers with JSON: it writes a script from a
+//! topic, and plans any text into scenes.
+//!
+//! Planning never lets the model rewrite given text. The model sees the section's sentences
+//! numbered and answers with scenes that *refer to sentence numbers*, plus a heading, a visual
+//! description and the characters in view; the narration is then the author's sentences, in
+//! order, by construction. Under a narration budget the model chooses which sentences to keep.
+//!
+//! Every answer is checked (numbers in range and rising, every sentence kept when there is no
+//! budget, the budget kept within 10 %, headings and visuals present, characters described, a
+//! known music mood). A wrong answer gets one repair round that quotes the problems; a second
+//! wrong answer fails as `Invalid`, naming them.
+//!
+//! Long texts are planned in chunks of [`LlmWriter::chunk_sentences`] sentences; each chunk's
+//! prompt carries the plot so far and the characters already described, so a whole chapter fits
+//! any model's context window and characters keep their looks.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::capability::{Describe, Produced, ScriptWriter};
+use crate::error::ProviderError;
+use crate::local::music::MOODS;
+use crate::local::planner::{Outline, SceneWords};
+use crate::prices::Price;
+use crate::types::*;
+use crate::vendor::Usage;
+
+/// Version of the prompts and schemas below; part of the cache key, so changing them re-plans.
+pub const PROMPT_VERSION: &str = "plan-v1";
+
+/// Who says a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The user (our prompt).
+    User,
+    /// The model (its earlier answer, in a repair round).
+    Assistant,
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    /// Who says it.
+    pub role: Role,
+    /// What is said.
+    pub content: String,
+}
+
+/// One request for a JSON answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Task<'a> {
+    /// Instructions.
+    pub system: &'a str,
+    /// The conversation so far, ending with a user turn.
+    pub turns: &'a [Turn],
+    /// Name of the answer's schema (`scene_plan`), `[a-z_]+`.
+    pub schema_name: &'a str,
+    /// JSON Schema of the answer (the subset every vendor's structured output accepts: objects
+    /// with every property required and no others, arrays, strings, integers, enums).
+    pub schema: &'a Value,
+}
+
+/// A model's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The JSON text it gave.
+    pub text: String,
+    /// Tokens it reports.
+    pub usage: Usage,
+}
+
+/// A language model that answers with JSON following a schema.
+#[async_trait]
+pub trait LanguageModel: Send + Sync + std::fmt::Debug {
+    /// Model name as the vendor spells it (`gpt-4o-mini`).
+    fn model(&self) -> &str;
+    /// Asks once. Errors are the vendor's, classified ([`crate::vendor::classify`]).
+    async fn answer(&self, task: Task<'_>) -> Result<Answer, ProviderError>;
+}
+
+/// A script writer and planner over a [`LanguageModel`].
+#[derive(Debug)]
+pub struct LlmWriter {
+    kind: String,
+    model: Box<dyn LanguageModel>,
+    price: Option<Price>,
+    /// Sentences planned per request. Default 60.
+    pub chunk_sentences: usize,
+}
+
+impl LlmWriter {
+    /// A writer named `kind` (as in settings) over `model`, priced by `price` (`None`: free,
+    /// a self-hosted model).
+    pub fn new(kind: &str, model: Box<dyn LanguageModel>, price: Option<Price>) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            model,
+            price,
+            chunk_sentences: 60,
+        }
+    }
+
+    fn cost(&self, usage: &Usage) -> u64 {
+        self.price.map(|p| p.cost(usage)).unwrap_or(0)
+    }
+
+    /// Asks for an answer of type `T`, checked by `check`; one repair round on a wrong one.
+    async fn ask<T: for<'de> Deserialize<'de>>(
+        &self,
+        system: &str,
+        prompt: String,
+        schema_name: &str,
+        schema: &Value,
+        usage: &mut Usage,
+        check: impl Fn(&T) -> Vec<String>,
+    ) -> Result<T, ProviderError> {
+        let mut turns = vec![Turn {
+            role: Role::User,
+            content: prompt,
+        }];
+        for round in 0..2 {
+            let answer = self
+                .model
+                .answer(Task {
+                    system,
+                    turns: &turns,
+                    schema_name,
+                    schema,
+                })
+                .await?;
+            *usage += answer.usage;
+            let problems = match serde_json::from_str::<T>(strip_fences(&answer.text)) {
+                Ok(value) => {
+                    let problems = check(&value);
+                    if problems.is_empty() {
+                        return Ok(value);
+                    }
+                    problems
+                }
+                Err(e) => vec![format!(
+                    "the answer is not JSON of the requested shape: {e}"
+                )],
+            };
+            if round == 1 {
+                return Err(ProviderError::invalid(format!(
+                    "{} ({}) gave an invalid {schema_name} twice: {}",
+                    self.kind,
+                    self.model.model(),
+                    problems.join("; ")
+                )));
+            }
+            tracing::warn!(provider = %self.kind, schema = schema_name, ?problems, "invalid answer; asking for a repair");
+            turns.push(Turn {
+                role: Role::Assistant,
+                content: answer.text,
+            });
+            turns.push(Turn {
+                role: Role::User,
+                content: format!(
+                    "Your answer has these problems:\n- {}\nAnswer again with the whole corrected JSON.",
+                    problems.join("\n- ")
+                ),
+            });
+        }
+        unreachable!("two rounds")
+    }
+
+    async fn write_script(
+        &self,
+        topic: &str,
+        audience: Option<&str>,
+        tone: Option<&str>,
+        request: &PlanRequest,
+        usage: &mut Usage,
+    ) -> Result<Outline, ProviderError> {
+        let words = request
+            .target_seconds
+            .map(|s| (s * f64::from(studio_style::narrator::RATE_WPM) / 60.0).round() as usize);
+        let mut prompt = format!("Write the narration for a short video about: {topic}\n");
+        if let Some(a) = audience {
+            prompt.push_str(&format!("Audience: {a}\n"));
+        }
+        if let Some(t) = tone {
+            prompt.push_str(&format!("Tone: {t}\n"));
+        }
+        match words {
+            Some(w) => prompt.push_str(&format!("Length: about {w} words in all.\n")),
+            None => prompt.push_str("Length: about 150 words in all.\n"),
+        }
+        let target = words.unwrap_or(150);
+        let script: Script = self
+            .ask(
+                SCRIPT_SYSTEM,
+                prompt,
+                "script",
+                &script_schema(),
+                usage,
+                |s: &Script| {
+                    let mut problems = Vec::new();
+                    if s.title.trim().is_empty() {
+                        problems.push("the title is empty".to_string());
+                    }
+                    let count: usize = s
+                        .paragraphs
+                        .iter()
+                        .map(|p| p.split_whitespace().count())
+                        .sum();
+                    if count == 0 {
+                        problems.push("the script has no words".into());
+                    } else if count * 2 < target || count > target * 2 {
+                        problems.push(format!(
+                            "the script has {count} words; write about {target}"
+                        ));
+                    }
+                    problems
+                },
+            )
+            .await?;
+        let paragraphs: Vec<String> = script
+            .paragraphs
+            .into_iter()
+            .filter(|p| !p.trim().is_empty())
+            .collect();
+        Ok(Outline::of_paragraphs(
+            script.title.trim(),
+            None,
+            None,
+            &paragraphs,
+        ))
+    }
+
+    async fn plan_outline(
+        &self,
+        outline: &Outline,
+        request: &PlanRequest,
+        usage: &mut Usage,
+    ) -> Result<ScenePlan, ProviderError> {
+        let pace = request.pace;
+        let texts = outline.texts();
+        let total_s = pace.estimate(&texts);
+        let budget_s = request
+            .target_seconds
+            .map(|t| (t - outline.moral_seconds(&pace)).max(0.0))
+            .filter(|b| *b < total_s);
+        let words = SceneWords::new(&texts);
+        let mut characters: Vec<Character> = Vec::new();
+        let mut plot = String::new();
+        let mut moods: Vec<String> = Vec::new();
+        let mut keep: Vec<usize> = Vec::new();
+        let mut scenes = Vec::new();
+        let chunk = self.chunk_sentences.max(1);
+        let mut first = 0;
+        while first < texts.len() {
+            let last = (first + chunk).min(texts.len()) - 1;
+            let chunk_s = pace.estimate(&texts[first..=last]);
+            let chunk_budget = budget_s.map(|b| b * chunk_s / total_s);
+            let prompt = chunk_prompt(
+                outline,
+                &texts,
+                (first, last),
+                chunk_budget,
+                request.scene_seconds,
+                &pace,
+                &plot,
+                &characters,
+            );
+            let known: Vec<String> = characters.iter().map(|c| c.name.clone()).collect();
+            let answer: ChunkPlan = self
+                .ask(
+                    PLAN_SYSTEM,
+                    prompt,
+                    "scene_plan",
+                    &plan_schema(),
+                    usage,
+                    |a: &ChunkPlan| {
+                        check_chunk(a, &texts, (first, last), chunk_budget, &pace, &known)
+                    },
+                )
+                .await?;
+            for c in answer.new_characters {
+                if !characters
+                    .iter()
+                    .any(|k| k.name.eq_ignore_ascii_case(&c.name))
+                {
+                    characters.push(Character {
+                        name: c.name.trim().to_owned(),
+                        description: c.description.trim().to_owned(),
+                    });
+                }
+            }
+            for scene in answer.scenes {
+                // 1-based sentence numbers in the prompt.
+                let indices: Vec<usize> = scene.sentences.iter().map(|&n| n as usize - 1).collect();
+                let mut planned =
+                    words.describe(indices.iter().map(|&i| texts[i].to_owned()).collect());
+                keep.extend(&indices);
+                planned.heading = scene.heading.trim().to_owned();
+                planned.visual = Some(scene.visual.trim().to_owned());
+                planned.characters = scene.characters;
+                scenes.push(planned);
+            }
+            plot = answer.plot_so_far;
+            moods.push(answer.music_mood);
+            first = last + 1;
+        }
+        let mut plan = outline.plan(&keep, scenes, &pace);
+        plan.characters = characters;
+        plan.music_mood = most_common(&moods);
+        Ok(plan)
+    }
+}
+
+fn most_common(items: &[String]) -> Option<String> {
+    let mut best: Option<(&String, usize)> = None;
+    for item in items {
+        let n = items.iter().filter(|i| *i == item).count();
+        if best.is_none_or(|(_, m)| n > m) {
+            best = Some((item, n));
+        }
+    }
+    best.map(|(i, _)| i.clone())
+}
+
+/// Removes a Markdown code fence some models wrap JSON in.
+fn strip_fences(text: &str) -> &str {
+    let t = text.trim();
+    let Some(rest) = t.strip_prefix("```") else {
+        return t;
+    };
+    let rest = rest.strip_prefix("json").unwrap_or(rest);
+    rest.strip_suffix("```").unwrap_or(rest).trim()
+}
+
+impl Describe for LlmWriter {
+    fn name(&self) -> &str {
+        &self.kind
+    }
+    fn model(&self) -> String {
+        format!("{}/{PROMPT_VERSION}", self.model.model())
+    }
+}
+
+#[async_trait]
+impl ScriptWriter for LlmWriter {
+    async fn plan(
+        &self,
+        request: &PlanRequest,
+        _out: &Path,
+    ) -> Result<Produced<ScenePlan>, ProviderError> {
+        let mut usage = Usage::default();
+        let outline = match &request.source {
+            PlanSource::Text { text, section } => Outline::of_text(text, section.as_deref())?,
+            PlanSource::Topic {
+                topic,
+                audience,
+                tone,
+            } => {
+                let outline = self
+                    .write_script(
+                        topic,
+                        audience.as_deref(),
+                        tone.as_deref(),
+                        request,
+                        &mut usage,
+                    )
+                    .await?;
+                if outline.sentences.is_empty() {
+                    return Err(ProviderError::invalid(format!(
+                        "{} wrote a script without sentences",
+                        self.kind
+                    )));
+                }
+                outline
+            }
+        };
+        let result = self.plan_outline(&outline, request, &mut usage).await;
+        let plan = result?;
+        Ok(Produced {
+            output: plan,
+            cost_micro_usd: self.cost(&usage),
+        })
+    }
+
+    fn writes_from_topics(&self) -> bool {
+        true
+    }
+}
+
+const SCRIPT_SYSTEM: &str = "You write narration for short narrated videos. Write plain spoken \
+prose: complete sentences, no headings, no lists, no stage directions, no emoji. Answer with JSON \
+only, following the schema.";
+
+const PLAN_SYSTEM: &str = "You are a film director planning a narrated video. You are given the \
+narration as numbered sentences. Group them into scenes, in order, by sentence number; never \
+change, add or reorder sentences. For each scene give a short on-screen heading, a visual \
+description usable as an image prompt (what is seen, not what is said), and the characters in \
+view. Describe each recurring character once, visually, so every picture draws them the same way. \
+Answer with JSON only, following the schema.";
+
+#[derive(Debug, Deserialize)]
+struct Script {
+    title: String,
+    paragraphs: Vec<String>,
+}
+
+fn script_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "description": "the video's title, at most 8 words"},
+            "paragraphs": {"type": "array", "items": {"type": "string"}, "description": "the narration, paragraph by paragraph"}
+        },
+        "required": ["title", "paragraphs"],
+        "additionalProperties": false
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct ChunkPlan {
+    scenes: Vec<ChunkScene>,
+    new_characters: Vec<Character>,
+    plot_so_far: String,
+    music_mood: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChunkScene {
+    sentences: Vec<i64>,
+    heading: String,
+    visual: String,
+    characters: Vec<String>,
+}
+
+fn plan_schema() -> Value {
+    let moods: Vec<&str> = MOODS.iter().map(|m| m.name).collect();
+    json!({
+        "type": "object",
+        "properties": {
+            "scenes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "sentences": {"type": "array", "items": {"type": "integer"}, "description": "numbers of the sentences narrated in this scene, rising"},
+                        "heading": {"type": "string", "description": "on-screen heading, at most 6 words"},
+                        "visual": {"type": "string", "description": "what the picture shows, one or two sentences"},
+                        "characters": {"type": "array", "items": {"type": "string"}, "description": "names of the characters in view"}
+                    },
+                    "required": ["sentences", "heading", "visual", "characters"],
+                    "additionalProperties": false
+                }
+            },
+            "new_characters": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "description": {"type": "string", "description": "fixed visual description"}
+                    },
+                    "required": ["name", "description"],
+                    "additionalProperties": false
+                },
+                "description": "characters not described before"
+            },
+            "plot_so_far": {"type": "string", "description": "the story up to the last sentence given, in at most 80 words"},
+            "music_mood": {"type": "string", "enum": moods}
+        },
+        "required": ["scenes", "new_characters", "plot_so_far", "music_mood"],
+        "additionalProperties": false
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn chunk_prompt(
+    outline: &Outline,
+    texts: &[&str],
+    (first, last): (usize, usize),
+    budget_s: Option<f64>,
+    scene_s: f64,
+    pace: &Pace,
+    plot: &str,
+    characters: &[Character],
+) -> String {
+    let mut p = format!("Title: {}\n", outline.title);
+    if !plot.is_empty() {
+        p.push_str(&format!("The story so far: {plot}\n"));
+    }
+    if !characters.is_empty() {
+        p.push_str(
+            "Characters already described (reuse these names; do not describe them again):\n",
+        );
+        for c in characters {
+            p.push_str(&format!("- {}: {}\n", c.name, c.description));
+        }
+    }
+    p.push_str(&format!(
+        "\nSentences {} to {} (seconds of narration in brackets):\n",
+        first + 1,
+        last + 1
+    ));
+    for (i, text) in texts.iter().enumerate().take(last + 1).skip(first) {
+        p.push_str(&format!(
+            "{}. [{:.1} s] {text}\n",
+            i + 1,
+            pace.sentence_seconds(text)
+        ));
+    }
+    p.push_str(&format!(
+        "\nMake scenes of about {scene_s:.0} seconds of narration each. "
+    ));
+    match budget_s {
+        Some(b) => p.push_str(&format!(
+            "Keep only the sentences that matter most, at most {b:.0} seconds of narration in all, \
+             and always sentence {}; leave the rest out.",
+            first + 1
+        )),
+        None => p.push_str(&format!(
+            "Every sentence from {} to {} must be in exactly one scene.",
+            first + 1,
+            last + 1
+        )),
+    }
+    p
+}
+
+fn check_chunk(
+    answer: &ChunkPlan,
+    texts: &[&str],
+    (first, last): (usize, usize),
+    budget_s: Option<f64>,
+    pace: &Pace,
+    known: &[String],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if answer.scenes.is_empty() {
+        problems.push("there are no scenes".to_string());
+    }
+    let mut previous = 0i64;
+    let mut kept = Vec::new();
+    let range = (first + 1) as i64..=(last + 1) as i64;
+    for (s, scene) in answer.scenes.iter().enumerate() {
+        let n = s + 1;
+        if scene.sentences.is_empty() {
+            problems.push(format!("scene {n} has no sentences"));
+        }
+        for &number in &scene.sentences {
+            if !range.contains(&number) {
+                problems.push(format!(
+                    "scene {n} names sentence {number}, outside {}..{}",
+                    range.start(),
+                    range.end()
+                ));
+            } else if number <= previous {
+                problems.push(format!(
+                    "scene {n} names sentence {number} after sentence {previous}: numbers must rise and not repeat"
+                ));
+            } else {
+                previous = number;
+                kept.push((number - 1) as usize);
+            }
+        }
+        if scene.heading.trim().is_empty() {
+            problems.push(format!("scene {n} has no heading"));
+        }
+        if scene.visual.trim().is_empty() {
+            problems.push(format!("scene {n} has no visual description"));
+        }
+        for c in &scene.characters {
+            let described = known
+                .iter()
+                .chain(answer.new_characters.iter().map(|c| &c.name))
+                .any(|k| k.eq_ignore_ascii_case(c));
+            if !described {
+                problems.push(format!(
+                    "scene {n} shows \"{c}\", who is neither described before nor in new_characters"
+                ));
+            }
+        }
+    }
+    match budget_s {
+        None => {
+            let missing: Vec<String> = (first..=last)
+                .filter(|i| !kept.contains(i))
+                .map(|i| (i + 1).to_string())
+                .collect();
+            if !missing.is_empty() {
+                problems.push(format!(
+                    "sentences {} are in no scene; every sentence must be narrated",
+                    missing.join(", ")
+                ));
+            }
+        }
+        Some(b) => {
+            let seconds = pace.estimate(&kept.iter().map(|&i| texts[i]).collect::<Vec<_>>());
+            if seconds > b * 1.1 + 0.5 {
+                problems.push(format!(
+                    "the scenes narrate {seconds:.0} seconds; keep at most {b:.0}"
+                ));
+            }
+        }
+    }
+    if !MOODS.iter().any(|m| m.name == answer.music_mood) {
+        problems.push(format!(
+            "music_mood \"{}\" is not one of {}",
+            answer.music_mood,
+            MOODS.iter().map(|m| m.name).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A model that answers from a list and keeps every task it was given.
+    #[derive(Debug, Default)]
+    struct Canned {
+        answers: Mutex<VecDeque<String>>,
+        seen: std::sync::Arc<Mutex<Vec<Seen>>>,
+    }
+
+    /// A task's schema name and turns.
+    type Seen = (String, Vec<Turn>);
+
+    #[async_trait]
+    impl LanguageModel for Canned {
+        fn model(&self) -> &str {
+            "canned"
+        }
+        async fn answer(&self, task: Task<'_>) -> Result<Answer, ProviderError> {
+            self.seen
+                .lock()
+                .unwrap()
+                .push((task.schema_name.to_owned(), task.turns.to_vec()));
+            let text = self.answers.lock().unwrap().pop_front().expect("an answer");
+            Ok(Answer {
+                text,
+                usage: Usage {
+                    input_tokens: 1000,
+                    output_tokens: 100,
+                    characters: 0,
+                },
+            })
+        }
+    }
+
+    const PACE: Pace = Pace {
+        seconds_per_char: 0.07,
+        sentence_pause_s: 0.3,
+    };
+
+    fn text_request(text: &str) -> PlanRequest {
+        PlanRequest {
+            source: PlanSource::Text {
+                text: text.into(),
+                section: None,
+            },
+            target_seconds: None,
+            scene_seconds: 8.0,
+            pace: PACE,
+        }
+    }
+
+    const FABLE: &str = "The Fox and the Grapes\n\nA hungry Fox saw some fine bunches of Grapes. \
+        He jumped for them.\n\nHe could not reach them. So he gave up and walked away.";
+
+    fn scene(numbers: &[i64], chars: &[&str]) -> Value {
+        json!({"sentences": numbers, "heading": "The vine", "visual": "A red fox under a vine.", "characters": chars})
+    }
+
+    #[tokio::test]
+    async fn a_plan_narrates_the_authors_sentences_and_repairs_once() {
+        let bad = json!({
+            "scenes": [scene(&[1, 2], &["Fox"]), scene(&[2], &[])],
+            "new_characters": [],
+            "plot_so_far": "A fox wants grapes.",
+            "music_mood": "jazzy"
+        });
+        let good = json!({
+            "scenes": [scene(&[1, 2], &["Fox"]), scene(&[3, 4], &["Fox"])],
+            "new_characters": [{"name": "Fox", "description": "a thin red fox with a white-tipped tail"}],
+            "plot_so_far": "A fox fails to reach grapes and leaves.",
+            "music_mood": "playful"
+        });
+        let model = Canned::default();
+        let seen = model.seen.clone();
+        model
+            .answers
+            .lock()
+            .unwrap()
+            .extend([bad.to_string(), format!("```json\n{good}\n```")]);
+        let writer = LlmWriter::new(
+            "openai",
+            Box::new(model),
+            Some(Price {
+                input_per_1k_tokens: 150,
+                output_per_1k_tokens: 600,
+                ..Price::default()
+            }),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let plan = writer.plan(&text_request(FABLE), dir.path()).await.unwrap();
+        let narrated: Vec<&str> = plan
+            .output
+            .scenes
+            .iter()
+            .flat_map(|s| s.sentences.iter().map(String::as_str))
+            .collect();
+        assert_eq!(
+            narrated,
+            [
+                "A hungry Fox saw some fine bunches of Grapes.",
+                "He jumped for them.",
+                "He could not reach them.",
+                "So he gave up and walked away."
+            ]
+        );
+        assert_eq!(plan.output.title, "The Fox and the Grapes");
+        assert_eq!(plan.output.characters[0].name, "Fox");
+        assert_eq!(
+            plan.output.scenes[0].visual.as_deref(),
+            Some("A red fox under a vine.")
+        );
+        assert_eq!(plan.output.music_mood.as_deref(), Some("playful"));
+        // Two calls of 1,000 + 100 tokens at 150 / 600 micro-USD per 1K.
+        assert_eq!(plan.cost_micro_usd, 420);
+        // The repair round quotes the problems after the model's own answer.
+        let seen = seen.lock().unwrap();
+        let repair = &seen[1].1;
+        assert_eq!(repair.len(), 3);
+        assert_eq!(repair[1].role, Role::Assistant);
+        assert!(
+            repair[2]
+                .content
+                .contains("names sentence 2 after sentence 2"),
+            "{}",
+            repair[2].content
+        );
+        assert!(
+            repair[2].content.contains("music_mood \"jazzy\""),
+            "{}",
+            repair[2].content
+        );
+        assert!(repair[0].content.contains("4. [") && repair[0].content.contains("So he gave up"));
+    }
+
+    #[tokio::test]
+    async fn a_second_invalid_answer_fails_naming_the_problems() {
+        let wrong = json!({
+            "scenes": [scene(&[1], &["Crow"])],
+            "new_characters": [],
+            "plot_so_far": "",
+            "music_mood": "calm"
+        })
+        .to_string();
+        let model = Canned::default();
+        model.answers.lock().unwrap().extend([wrong.clone(), wrong]);
+        let writer = LlmWriter::new("openai", Box::new(model), None);
+        let dir = tempfile::tempdir().unwrap();
+        let e = writer
+            .plan(&text_request(FABLE), dir.path())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::Invalid);
+        assert!(
+            e.message.contains("sentences 2, 3, 4 are in no scene"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("\"Crow\""), "{}", e.message);
+    }
+
+    #[test]
+    fn a_budget_is_checked_and_numbers_must_rise() {
+        let texts = ["One two three four five.", "Six seven eight.", "Nine ten."];
+        let plan = ChunkPlan {
+            scenes: vec![ChunkScene {
+                sentences: vec![2, 1, 3],
+                heading: "h".into(),
+                visual: "v".into(),
+                characters: vec![],
+            }],
+            new_characters: vec![],
+            plot_so_far: String::new(),
+            music_mood: "calm".into(),
+        };
+        let problems = check_chunk(&plan, &texts, (0, 2), Some(1.0), &PACE, &[]);
+        assert!(
+            problems.iter().any(|p| p.contains("must rise")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("keep at most 1")),
+            "{problems:?}"
+        );
+    }
+}
