@@ -5,6 +5,7 @@
 //! - [`s3`]: an S3 endpoint over a folder (s3s-fs), counting completed uploads per key;
 //! - [`rabbit`]: a private RabbitMQ node for tests that stop or restart the broker;
 //! - [`moto`]: moto's SQS server;
+//! - [`openai`]: a fake OpenAI API (chat completions, speech, models) on a local port;
 //! - [`media`]: ffprobe, frame hashes, loudness and PCM read back with FFmpeg, independently of
 //!   the engine;
 //! - [`texts`]: the example texts in `examples/texts` and ways to compare narrated words.
@@ -13,6 +14,7 @@
 pub mod db;
 pub mod media;
 pub mod moto;
+pub mod openai;
 pub mod rabbit;
 pub mod s3;
 pub mod texts;

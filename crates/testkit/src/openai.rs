@@ -1,0 +1,327 @@
+//! A local stand-in for the OpenAI API ([`FakeOpenAi`]), following the documented request and
+//! response shapes of `POST /v1/chat/completions`, `POST /v1/audio/speech` and
+//! `GET /v1/models`, errors included (`{"error": {"message", "type", "code"}}`).
+//!
+//! Chat answers follow Studio's two schemas by name: `script` gets [`SCRIPT_TITLE`] and
+//! [`SCRIPT`]; `scene_plan` gets scenes of two sentences each over the sentence numbers the
+//! prompt lists, with one described character. Speech answers are real audio: a tone shaped like
+//! syllables, 60 ms per character, as 24 kHz 16-bit PCM (or WAV when asked).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// The key the fake accepts (`Authorization: Bearer sk-test`).
+pub const KEY: &str = "sk-test";
+/// Title of the fake's script.
+pub const SCRIPT_TITLE: &str = "Why the Sky Is Blue";
+/// The fake's script, paragraph by paragraph.
+pub const SCRIPT: [&str; 2] = [
+    "Sunlight looks white, but it holds every colour of the rainbow. When it meets the air, the \
+     tiny molecules scatter blue light far more than red.",
+    "So blue light reaches our eyes from every part of the sky. At sunset the light crosses more \
+     air, the blue is scattered away, and the sky glows orange.",
+];
+/// Prompt and completion tokens the fake reports per chat answer.
+pub const USAGE: (u64, u64) = (1200, 300);
+/// Seconds of audio per character spoken.
+pub const SECONDS_PER_CHAR: f64 = 0.06;
+
+/// A fake OpenAI server on a free local port.
+pub struct FakeOpenAi {
+    /// The wiremock server; mount extra mocks on it (with a higher priority) to inject errors.
+    pub server: MockServer,
+    chats: Arc<AtomicU64>,
+    speeches: Arc<AtomicU64>,
+}
+
+impl FakeOpenAi {
+    /// Starts the fake with its default answers.
+    pub async fn start() -> FakeOpenAi {
+        let server = MockServer::start().await;
+        let chats = Arc::new(AtomicU64::new(0));
+        let speeches = Arc::new(AtomicU64::new(0));
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(Chat(chats.clone()))
+            .with_priority(10)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/audio/speech"))
+            .respond_with(SpeechAnswer(speeches.clone()))
+            .with_priority(10)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/models"))
+            .respond_with(Authorized(ResponseTemplate::new(200).set_body_json(json!({
+                "object": "list",
+                "data": [
+                    {"id": "gpt-4o-mini", "object": "model", "created": 1721172741, "owned_by": "system"},
+                    {"id": "gpt-4o-mini-tts", "object": "model", "created": 1742403959, "owned_by": "system"}
+                ]
+            }))))
+            .with_priority(10)
+            .mount(&server)
+            .await;
+        FakeOpenAi {
+            server,
+            chats,
+            speeches,
+        }
+    }
+
+    /// `http://127.0.0.1:{port}/v1`, the `base_url` to configure.
+    pub fn base_url(&self) -> String {
+        format!("{}/v1", self.server.uri())
+    }
+
+    /// Chat completions answered with 200 so far.
+    pub fn chats(&self) -> u64 {
+        self.chats.load(Ordering::SeqCst)
+    }
+
+    /// Speech requests answered with 200 so far.
+    pub fn speeches(&self) -> u64 {
+        self.speeches.load(Ordering::SeqCst)
+    }
+
+    /// Every request received, in order.
+    pub async fn requests(&self) -> Vec<Request> {
+        self.server.received_requests().await.unwrap_or_default()
+    }
+
+    /// The JSON bodies of the requests to `path` (`/v1/chat/completions`).
+    pub async fn bodies(&self, to: &str) -> Vec<Value> {
+        self.requests()
+            .await
+            .iter()
+            .filter(|r| r.url.path() == to)
+            .filter_map(|r| serde_json::from_slice(&r.body).ok())
+            .collect()
+    }
+}
+
+/// An OpenAI error answer.
+pub fn error(status: u16, message: &str, kind: &str, code: Option<&str>) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({
+        "error": {"message": message, "type": kind, "param": null, "code": code}
+    }))
+}
+
+fn authorized(request: &Request) -> bool {
+    request
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {KEY}"))
+}
+
+fn unauthorized() -> ResponseTemplate {
+    error(
+        401,
+        "Incorrect API key provided: sk-wrong. You can find your API key at https://platform.openai.com/account/api-keys.",
+        "invalid_request_error",
+        Some("invalid_api_key"),
+    )
+}
+
+struct Authorized(ResponseTemplate);
+
+impl Respond for Authorized {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if authorized(request) {
+            self.0.clone()
+        } else {
+            unauthorized()
+        }
+    }
+}
+
+struct Chat(Arc<AtomicU64>);
+
+impl Respond for Chat {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if !authorized(request) {
+            return unauthorized();
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            return error(
+                400,
+                "We could not parse the JSON body of your request.",
+                "invalid_request_error",
+                None,
+            );
+        };
+        let (Some(model), Some(messages)) = (body["model"].as_str(), body["messages"].as_array())
+        else {
+            return error(
+                400,
+                "you must provide a model parameter",
+                "invalid_request_error",
+                None,
+            );
+        };
+        let schema = body
+            .pointer("/response_format/json_schema/name")
+            .or_else(|| body.pointer("/tools/0/function/name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let prompt = messages
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "user")
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default();
+        let first_prompt = messages
+            .iter()
+            .find(|m| m["role"] == "user")
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or(prompt);
+        let answer = match schema {
+            "script" => json!({"title": SCRIPT_TITLE, "paragraphs": SCRIPT}),
+            "scene_plan" => plan_for(first_prompt),
+            other => {
+                return error(
+                    400,
+                    &format!("Invalid schema name '{other}'"),
+                    "invalid_request_error",
+                    None,
+                )
+            }
+        };
+        self.0.fetch_add(1, Ordering::SeqCst);
+        let text = answer.to_string();
+        let message = if body.get("tools").is_some() {
+            json!({"role": "assistant", "content": null, "refusal": null, "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": schema, "arguments": text}
+            }]})
+        } else {
+            json!({"role": "assistant", "content": text, "refusal": null})
+        };
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 1733011200,
+            "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": USAGE.0, "completion_tokens": USAGE.1, "total_tokens": USAGE.0 + USAGE.1}
+        }))
+    }
+}
+
+/// Scenes of two sentences over the numbers listed in `prompt` ("12. [1.4 s] …" lines).
+fn plan_for(prompt: &str) -> Value {
+    let numbers: Vec<u64> = prompt
+        .lines()
+        .filter_map(|l| {
+            let (n, rest) = l.split_once(". [")?;
+            rest.contains(" s] ").then(|| n.trim().parse().ok())?
+        })
+        .collect();
+    let known = prompt.contains("- Narrator:");
+    let scenes: Vec<Value> = numbers
+        .chunks(2)
+        .enumerate()
+        .map(|(i, pair)| {
+            json!({
+                "sentences": pair,
+                "heading": format!("Part {}", i + 1),
+                "visual": format!("A wide sky over a quiet field, picture {}", i + 1),
+                "characters": ["Narrator"]
+            })
+        })
+        .collect();
+    let new_characters = if known {
+        json!([])
+    } else {
+        json!([{"name": "Narrator", "description": "a grey-haired woman in a blue coat"}])
+    };
+    json!({
+        "scenes": scenes,
+        "new_characters": new_characters,
+        "plot_so_far": "The narrator explains the sky.",
+        "music_mood": "wonder"
+    })
+}
+
+struct SpeechAnswer(Arc<AtomicU64>);
+
+impl Respond for SpeechAnswer {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if !authorized(request) {
+            return unauthorized();
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            return error(
+                400,
+                "We could not parse the JSON body of your request.",
+                "invalid_request_error",
+                None,
+            );
+        };
+        let input = body["input"].as_str().unwrap_or_default();
+        if input.is_empty() || body["voice"].as_str().is_none() || body["model"].as_str().is_none()
+        {
+            return error(
+                400,
+                "[{'type': 'missing', 'loc': ('body', 'input'), 'msg': 'Field required'}]",
+                "invalid_request_error",
+                None,
+            );
+        }
+        self.0.fetch_add(1, Ordering::SeqCst);
+        let pcm = tone(input.chars().count() as f64 * SECONDS_PER_CHAR);
+        match body["response_format"].as_str().unwrap_or("mp3") {
+            "pcm" => ResponseTemplate::new(200)
+                .insert_header("content-type", "audio/pcm")
+                .set_body_bytes(pcm),
+            "wav" => ResponseTemplate::new(200)
+                .insert_header("content-type", "audio/wav")
+                .set_body_bytes(wav(&pcm)),
+            other => error(
+                400,
+                &format!("response_format '{other}' is not served by this fake"),
+                "invalid_request_error",
+                None,
+            ),
+        }
+    }
+}
+
+/// `seconds` of a 220 Hz tone in 0.2 s "syllables", 24 kHz 16-bit little-endian mono.
+pub fn tone(seconds: f64) -> Vec<u8> {
+    let n = (seconds * 24_000.0) as usize;
+    let mut out = Vec::with_capacity(n * 2);
+    for i in 0..n {
+        let t = i as f64 / 24_000.0;
+        let envelope = (std::f64::consts::PI * (t % 0.2) / 0.2).sin();
+        let s = (0.3 * envelope * (2.0 * std::f64::consts::PI * 220.0 * t).sin() * 32767.0) as i16;
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+/// A streamed-style WAV around `pcm` (sizes 0xFFFFFFFF, as OpenAI streams it).
+fn wav(pcm: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(pcm.len() + 44);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&u32::MAX.to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&24_000u32.to_le_bytes());
+    out.extend_from_slice(&48_000u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&u32::MAX.to_le_bytes());
+    out.extend_from_slice(pcm);
+    out
+}
