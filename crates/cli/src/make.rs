@@ -34,6 +34,10 @@ pub struct MakeArgs {
     /// Tone of the script (with --topic), e.g. "warm and curious".
     #[arg(long, requires = "topic")]
     pub tone: Option<String>,
+    /// Print the expected cost of the run (planning and narration, by the price table) and
+    /// exit without calling any provider.
+    #[arg(long)]
+    pub estimate: bool,
     /// Print the sections found in --text and exit.
     #[arg(long, requires = "text")]
     pub list_sections: bool,
@@ -209,9 +213,10 @@ fn in_flags(e: PipelineError) -> anyhow::Error {
             anyhow::anyhow!("{flag}: {message}")
         }
         PipelineError::NoLanguageModel => anyhow::anyhow!(
-            "--topic needs a language model to write the script, and this build has none: the \
-             local text planner only plans from given text, and no script writer in \
-             providers.script takes topics yet. Pass --text FILE with the words to narrate"
+            "--topic needs a language model to write the script, and none is configured: the \
+             local text planner only plans from given text. Add one to providers.script in \
+             --config (kind = \"openai\" or any OpenAI-compatible server; see the README's \
+             \"Using AI providers\"), or pass --text FILE with the words to narrate"
         ),
         other => other.into(),
     }
@@ -234,6 +239,25 @@ pub async fn run(args: MakeArgs) -> anyhow::Result<()> {
     let (request, settings, mut options) = prepare(&args)?;
     let cache = Arc::new(ResultCache::new(options.cache_dir()));
     let providers = settings.build(Some(cache)).context("provider settings")?;
+    if args.estimate {
+        let estimate = studio_pipeline::estimate(&request, &providers).map_err(in_flags)?;
+        for line in &estimate.lines {
+            println!(
+                "{:<8} {} ({}): {} micro-USD",
+                line.capability, line.provider, line.model, line.cost_micro_usd
+            );
+        }
+        println!(
+            "narration: about {} characters; pictures and music as configured (local providers cost 0)",
+            estimate.characters
+        );
+        println!(
+            "estimated total: {} micro-USD (${:.4})",
+            estimate.total_micro_usd,
+            estimate.total_micro_usd as f64 / 1e6
+        );
+        return Ok(());
+    }
     let reporter = progress::Reporter::new();
     let render_progress = reporter.callback();
     options.on_event = Some(Arc::new(move |e| match e {

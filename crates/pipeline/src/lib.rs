@@ -16,11 +16,13 @@
 //! - [`style`]: style presets (fonts, palette, captions, transition, music mood) from TOML data
 //!   (the `studio-style` crate, re-exported);
 //! - [`compose`]: plan + assets → [`studio_media::Timeline`];
+//! - [`estimate`]: a run's expected cost before anything is spent;
 //! - [`run`]: the embedded executor and its options; [`report`]: what it writes to
 //!   `report.json`; [`error`]: [`PipelineError`].
 
 pub mod compose;
 pub mod error;
+pub mod estimate;
 pub mod graph;
 pub mod report;
 pub mod request;
@@ -28,6 +30,7 @@ pub mod requests;
 pub mod run;
 
 pub use error::PipelineError;
+pub use estimate::{estimate, RunEstimate};
 pub use graph::{Graph, StepKind};
 pub use report::{PipelineReport, StepReport};
 pub use request::{MusicChoice, VideoRequest};

@@ -54,13 +54,17 @@ pub fn image_request(request: &VideoRequest, plan: &ScenePlan, index: usize) -> 
     }
 }
 
-/// A music bed in the style's mood, long enough for `narration_s` of narration plus the title
+/// A music bed in the mood the planner chose ([`ScenePlan::music_mood`], a language model's
+/// reading of the story) or else the style's, long enough for `narration_s` of narration plus the title
 /// and end cards and 2 s to spare.
 pub fn music_request(request: &VideoRequest, plan: &ScenePlan, narration_s: f64) -> MusicRequest {
     let style = &request.style;
     let fixed = style.scenes.intro_seconds + style.scenes.outro_seconds;
     MusicRequest {
-        mood: style.music.mood.clone(),
+        mood: plan
+            .music_mood
+            .clone()
+            .unwrap_or_else(|| style.music.mood.clone()),
         duration_s: (narration_s + fixed + 2.0).ceil(),
         seed: title_seed(request, plan),
     }

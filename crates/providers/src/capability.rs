@@ -89,6 +89,12 @@ pub trait ScriptWriter: Describe {
     fn writes_from_topics(&self) -> bool {
         false
     }
+
+    /// Expected cost of planning `request`, micro-USD, computed without calling anyone.
+    /// Default 0 (local writers).
+    fn estimate(&self, _request: &PlanRequest) -> u64 {
+        0
+    }
 }
 
 /// Turns sentences into speech with per-sentence timings.
@@ -100,6 +106,11 @@ pub trait SpeechSynth: Describe {
         request: &SpeechRequest,
         out: &Path,
     ) -> Result<Produced<Speech>, ProviderError>;
+
+    /// Expected cost of speaking `characters` characters, micro-USD. Default 0 (local voices).
+    fn estimate(&self, _characters: u64) -> u64 {
+        0
+    }
 }
 
 /// Finds or draws a picture for a scene.

@@ -178,6 +178,47 @@ impl Chain<crate::capability::Script> {
     }
 }
 
+/// What a chain's first provider expects a request to cost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Estimate {
+    /// Capability name.
+    pub capability: &'static str,
+    /// Provider expected to serve it (the chain's first).
+    pub provider: String,
+    /// Its model.
+    pub model: String,
+    /// Expected cost, micro-USD.
+    pub cost_micro_usd: u64,
+}
+
+impl Chain<crate::capability::Narration> {
+    /// What speaking `characters` characters is expected to cost with the first provider;
+    /// `None` for an empty chain.
+    pub fn estimate(&self, characters: u64) -> Option<Estimate> {
+        let first = self.links.first()?;
+        Some(Estimate {
+            capability: "speech",
+            provider: first.provider.name().to_owned(),
+            model: first.provider.model(),
+            cost_micro_usd: first.provider.estimate(characters),
+        })
+    }
+}
+
+impl Chain<crate::capability::Script> {
+    /// What planning `request` is expected to cost with the first provider; `None` for an
+    /// empty chain.
+    pub fn estimate(&self, request: &crate::PlanRequest) -> Option<Estimate> {
+        let first = self.links.first()?;
+        Some(Estimate {
+            capability: "script",
+            provider: first.provider.name().to_owned(),
+            model: first.provider.model(),
+            cost_micro_usd: first.provider.estimate(request),
+        })
+    }
+}
+
 impl<C: Capability> Chain<C> {
     /// An empty chain with `retry` for transient errors and no cache.
     pub fn new(retry: RetryPolicy) -> Self {

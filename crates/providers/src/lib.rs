@@ -35,7 +35,7 @@ pub use capability::{
     Artifacts, Capability, ClipGen, Describe, ImageGen, MusicGen, Produced, ScriptWriter,
     SpeechSynth,
 };
-pub use chain::{Chain, ChainError, Generated, Provenance, RetryPolicy, Skipped};
+pub use chain::{Chain, ChainError, Estimate, Generated, Provenance, RetryPolicy, Skipped};
 pub use error::{ErrorKind, ProviderError};
 pub use settings::{Providers, ProvidersSettings};
 pub use types::*;

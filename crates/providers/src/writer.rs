@@ -32,6 +32,27 @@ use crate::vendor::Usage;
 /// Version of the prompts and schemas below; part of the cache key, so changing them re-plans.
 pub const PROMPT_VERSION: &str = "plan-v1";
 
+/// Words asked of a script with no target length: about a minute at the narrator's pace.
+pub const DEFAULT_SCRIPT_WORDS: usize = 150;
+
+/// Characters per word of English prose, spaces and punctuation included: 4.7–4.8 letters a
+/// word (Norvig's count over the Google Books corpus, 2013) plus a space and a share of
+/// punctuation. Used to estimate what a script will cost to speak before it exists.
+pub const CHARS_PER_WORD: f64 = 5.9;
+
+/// Tokens per character for estimates: OpenAI's "one token generally corresponds to ~4
+/// characters of text for common English text" (Tokenizer help page).
+pub const TOKENS_PER_CHAR: f64 = 0.25;
+
+/// Words to ask of a script for `target_seconds` of narration, at the narrator's pace
+/// ([`studio_style::narrator::RATE_WPM`]); [`DEFAULT_SCRIPT_WORDS`] without a target.
+pub fn script_words(target_seconds: Option<f64>) -> usize {
+    target_seconds
+        .map(|s| (s * f64::from(studio_style::narrator::RATE_WPM) / 60.0).round() as usize)
+        .unwrap_or(DEFAULT_SCRIPT_WORDS)
+        .max(1)
+}
+
 /// Who says a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -177,9 +198,7 @@ impl LlmWriter {
         request: &PlanRequest,
         usage: &mut Usage,
     ) -> Result<Outline, ProviderError> {
-        let words = request
-            .target_seconds
-            .map(|s| (s * f64::from(studio_style::narrator::RATE_WPM) / 60.0).round() as usize);
+        let target = script_words(request.target_seconds);
         let mut prompt = format!("Write the narration for a short video about: {topic}\n");
         if let Some(a) = audience {
             prompt.push_str(&format!("Audience: {a}\n"));
@@ -187,11 +206,7 @@ impl LlmWriter {
         if let Some(t) = tone {
             prompt.push_str(&format!("Tone: {t}\n"));
         }
-        match words {
-            Some(w) => prompt.push_str(&format!("Length: about {w} words in all.\n")),
-            None => prompt.push_str("Length: about 150 words in all.\n"),
-        }
-        let target = words.unwrap_or(150);
+        prompt.push_str(&format!("Length: about {target} words in all.\n"));
         let script: Script = self
             .ask(
                 SCRIPT_SYSTEM,
@@ -377,7 +392,17 @@ impl ScriptWriter for LlmWriter {
                 outline
             }
         };
-        let result = self.plan_outline(&outline, request, &mut usage).await;
+        // A written script already has the length asked for: every sentence of it is narrated.
+        let result = match &request.source {
+            PlanSource::Topic { .. } => {
+                let whole = PlanRequest {
+                    target_seconds: None,
+                    ..request.clone()
+                };
+                self.plan_outline(&outline, &whole, &mut usage).await
+            }
+            PlanSource::Text { .. } => self.plan_outline(&outline, request, &mut usage).await,
+        };
         let plan = result?;
         Ok(Produced {
             output: plan,
@@ -387,6 +412,66 @@ impl ScriptWriter for LlmWriter {
 
     fn writes_from_topics(&self) -> bool {
         true
+    }
+
+    fn estimate(&self, request: &PlanRequest) -> u64 {
+        self.cost(&self.estimate_usage(request))
+    }
+}
+
+impl LlmWriter {
+    /// The tokens planning `request` is expected to take, before any call: every prompt and
+    /// schema as sent, the answers by their expected size, at [`TOKENS_PER_CHAR`].
+    pub fn estimate_usage(&self, request: &PlanRequest) -> Usage {
+        let tokens = |chars: f64| (chars * TOKENS_PER_CHAR).ceil() as u64;
+        let mut usage = Usage::default();
+        // (characters of each sentence to plan)
+        let sentences: Vec<usize> = match &request.source {
+            PlanSource::Text { text, section } => {
+                match Outline::of_text(text, section.as_deref()) {
+                    Ok(o) => o.sentences.iter().map(|(_, s)| s.chars().count()).collect(),
+                    Err(_) => return usage,
+                }
+            }
+            PlanSource::Topic { topic, .. } => {
+                let words = script_words(request.target_seconds);
+                let chars = words as f64 * CHARS_PER_WORD;
+                let prompt =
+                    SCRIPT_SYSTEM.len() + topic.len() + 120 + script_schema().to_string().len();
+                usage.input_tokens += tokens(prompt as f64);
+                usage.output_tokens += tokens(chars + 60.0);
+                // Sentences of about 15 words.
+                let n = (words as f64 / 15.0).ceil().max(1.0) as usize;
+                vec![(chars / n as f64) as usize; n]
+            }
+        };
+        let total: usize = sentences.iter().sum();
+        let budget = match request.source {
+            PlanSource::Topic { .. } => None,
+            PlanSource::Text { .. } => request.target_seconds,
+        };
+        let kept = match budget {
+            Some(t) => {
+                let all = request.pace.seconds_per_char * total as f64 * 0.8;
+                (t / all.max(f64::EPSILON)).min(1.0)
+            }
+            None => 1.0,
+        };
+        let schema = plan_schema().to_string().len();
+        for chunk in sentences.chunks(self.chunk_sentences.max(1)) {
+            let listed: usize = chunk.iter().map(|c| c + 12).sum();
+            let prompt = PLAN_SYSTEM.len() + schema + listed + 400;
+            usage.input_tokens += tokens(prompt as f64);
+            let narrated_s =
+                chunk.iter().sum::<usize>() as f64 * kept * request.pace.seconds_per_char;
+            let scenes = (narrated_s / request.scene_seconds.max(1.0))
+                .ceil()
+                .max(1.0);
+            // A scene's JSON (numbers, heading, visual, names) ≈ 200 characters; plus the new
+            // characters, the plot so far and the mood.
+            usage.output_tokens += tokens(scenes * 200.0 + 400.0);
+        }
+        usage
     }
 }
 

@@ -93,11 +93,15 @@ async fn a_topic_is_written_then_planned_with_the_documented_requests() {
         .unwrap();
     assert_eq!(g.provenance.provider, "openai");
     assert_eq!(g.provenance.model, "gpt-4o-mini/plan-v1");
-    // Two answers of 1,200 prompt + 300 completion tokens at 150 / 600 micro-USD per 1K.
-    assert_eq!(g.provenance.cost_micro_usd, 720);
+    // The tokens the fake reported, at gpt-4o-mini's 150 / 600 micro-USD per 1K.
+    let (input, output) = fake.usage();
+    assert!(input > 500 && output > 100, "{input} {output}");
+    let expected = (input * 150 + 500) / 1000 + (output * 600 + 500) / 1000;
+    assert_eq!(g.provenance.cost_micro_usd, expected);
     let plan = &g.output;
     assert_eq!(plan.title, openai::SCRIPT_TITLE);
-    let script = Outline::of_paragraphs("", None, None, &openai::SCRIPT.map(String::from));
+    // 30 s at the narrator's 165 words a minute: 83 words.
+    let script = Outline::of_paragraphs("", None, None, &openai::script(83));
     assert_eq!(narrated(plan), script.texts());
     assert_eq!(plan.characters[0].name, "Narrator");
     assert_eq!(plan.music_mood.as_deref(), Some("wonder"));

@@ -2,10 +2,12 @@
 //! response shapes of `POST /v1/chat/completions`, `POST /v1/audio/speech` and
 //! `GET /v1/models`, errors included (`{"error": {"message", "type", "code"}}`).
 //!
-//! Chat answers follow Studio's two schemas by name: `script` gets [`SCRIPT_TITLE`] and
-//! [`SCRIPT`]; `scene_plan` gets scenes of two sentences each over the sentence numbers the
-//! prompt lists, with one described character. Speech answers are real audio: a tone shaped like
-//! syllables, 60 ms per character, as 24 kHz 16-bit PCM (or WAV when asked).
+//! Chat answers follow Studio's two schemas by name, as a compliant model would: `script` gets
+//! [`SCRIPT_TITLE`] and [`script`] of the length the prompt asks for ("about N words");
+//! `scene_plan` gets scenes of two sentences each over the sentence numbers the prompt lists,
+//! with one described character. Usage is reported by OpenAI's rule of thumb, one token per four
+//! characters ([`tokens`]). Speech answers are real audio: a tone shaped like syllables, 60 ms
+//! per character, as 24 kHz 16-bit PCM (or WAV when asked).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,15 +20,44 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 pub const KEY: &str = "sk-test";
 /// Title of the fake's script.
 pub const SCRIPT_TITLE: &str = "Why the Sky Is Blue";
-/// The fake's script, paragraph by paragraph.
-pub const SCRIPT: [&str; 2] = [
-    "Sunlight looks white, but it holds every colour of the rainbow. When it meets the air, the \
-     tiny molecules scatter blue light far more than red.",
-    "So blue light reaches our eyes from every part of the sky. At sunset the light crosses more \
-     air, the blue is scattered away, and the sky glows orange.",
+/// The sentences the fake's scripts are made of, taken in turn.
+pub const SENTENCES: [&str; 12] = [
+    "Sunlight looks white, but it carries every colour of the rainbow.",
+    "Our atmosphere is crowded with tiny nitrogen and oxygen molecules.",
+    "They scatter short blue wavelengths far more strongly than red.",
+    "Scattered blue light reaches our eyes from every direction.",
+    "That is why the daytime sky appears blue.",
+    "At sunset, sunlight travels through much more atmosphere.",
+    "Most of the blue is scattered away long before it arrives.",
+    "The remaining reds and oranges paint the evening clouds.",
+    "Water droplets in clouds scatter every colour about equally.",
+    "So clouds look white, or grey when they are thick.",
+    "The Moon has no atmosphere to scatter anything.",
+    "Its sky stays black, even at noon.",
 ];
-/// Prompt and completion tokens the fake reports per chat answer.
-pub const USAGE: (u64, u64) = (1200, 300);
+
+/// The fake's script of about `words` words: [`SENTENCES`] in turn until the count is closest,
+/// four sentences a paragraph.
+pub fn script(words: usize) -> Vec<String> {
+    let mut chosen: Vec<&str> = Vec::new();
+    let mut count = 0;
+    for s in SENTENCES.iter().cycle() {
+        let n = s.split_whitespace().count();
+        if count > 0 && (count + n).abs_diff(words) > count.abs_diff(words) {
+            break;
+        }
+        chosen.push(s);
+        count += n;
+    }
+    chosen.chunks(4).map(|p| p.join(" ")).collect()
+}
+
+/// Tokens of `text` by OpenAI's rule of thumb ("one token generally corresponds to ~4
+/// characters of text for common English text").
+pub fn tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}
+
 /// Seconds of audio per character spoken.
 pub const SECONDS_PER_CHAR: f64 = 0.06;
 
@@ -36,6 +67,14 @@ pub struct FakeOpenAi {
     pub server: MockServer,
     chats: Arc<AtomicU64>,
     speeches: Arc<AtomicU64>,
+    usage: Arc<Usage>,
+}
+
+/// Tokens reported so far.
+#[derive(Debug, Default)]
+struct Usage {
+    prompt: AtomicU64,
+    completion: AtomicU64,
 }
 
 impl FakeOpenAi {
@@ -44,9 +83,10 @@ impl FakeOpenAi {
         let server = MockServer::start().await;
         let chats = Arc::new(AtomicU64::new(0));
         let speeches = Arc::new(AtomicU64::new(0));
+        let usage = Arc::new(Usage::default());
         Mock::given(method("POST"))
             .and(path("/v1/chat/completions"))
-            .respond_with(Chat(chats.clone()))
+            .respond_with(Chat(chats.clone(), usage.clone()))
             .with_priority(10)
             .mount(&server)
             .await;
@@ -72,6 +112,7 @@ impl FakeOpenAi {
             server,
             chats,
             speeches,
+            usage,
         }
     }
 
@@ -83,6 +124,14 @@ impl FakeOpenAi {
     /// Chat completions answered with 200 so far.
     pub fn chats(&self) -> u64 {
         self.chats.load(Ordering::SeqCst)
+    }
+
+    /// Prompt and completion tokens reported so far, all answers together.
+    pub fn usage(&self) -> (u64, u64) {
+        (
+            self.usage.prompt.load(Ordering::SeqCst),
+            self.usage.completion.load(Ordering::SeqCst),
+        )
     }
 
     /// Speech requests answered with 200 so far.
@@ -142,7 +191,7 @@ impl Respond for Authorized {
     }
 }
 
-struct Chat(Arc<AtomicU64>);
+struct Chat(Arc<AtomicU64>, Arc<Usage>);
 
 impl Respond for Chat {
     fn respond(&self, request: &Request) -> ResponseTemplate {
@@ -183,7 +232,15 @@ impl Respond for Chat {
             .and_then(|m| m["content"].as_str())
             .unwrap_or(prompt);
         let answer = match schema {
-            "script" => json!({"title": SCRIPT_TITLE, "paragraphs": SCRIPT}),
+            "script" => {
+                let words = first_prompt
+                    .split("about ")
+                    .nth(1)
+                    .and_then(|rest| rest.split(' ').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(150);
+                json!({"title": SCRIPT_TITLE, "paragraphs": script(words)})
+            }
             "scene_plan" => plan_for(first_prompt),
             other => {
                 return error(
@@ -196,6 +253,22 @@ impl Respond for Chat {
         };
         self.0.fetch_add(1, Ordering::SeqCst);
         let text = answer.to_string();
+        let asked: String = messages
+            .iter()
+            .filter_map(|m| m["content"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let schema_text = body
+            .pointer("/response_format/json_schema/schema")
+            .or_else(|| body.pointer("/tools/0/function/parameters"))
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let (prompt_tokens, completion_tokens) =
+            (tokens(&asked) + tokens(&schema_text), tokens(&text));
+        self.1.prompt.fetch_add(prompt_tokens, Ordering::SeqCst);
+        self.1
+            .completion
+            .fetch_add(completion_tokens, Ordering::SeqCst);
         let message = if body.get("tools").is_some() {
             json!({"role": "assistant", "content": null, "refusal": null, "tool_calls": [{
                 "id": "call_1", "type": "function",
@@ -210,7 +283,7 @@ impl Respond for Chat {
             "created": 1733011200,
             "model": model,
             "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": USAGE.0, "completion_tokens": USAGE.1, "total_tokens": USAGE.0 + USAGE.1}
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
         }))
     }
 }

@@ -349,4 +349,12 @@ impl SpeechSynth for OpenAiSpeech {
             cost_micro_usd: self.price.map(|p| p.cost(&usage)).unwrap_or(0),
         })
     }
+
+    fn estimate(&self, characters: u64) -> u64 {
+        let usage = Usage {
+            characters,
+            ..Usage::default()
+        };
+        self.price.map(|p| p.cost(&usage)).unwrap_or(0)
+    }
 }

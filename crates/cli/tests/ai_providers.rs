@@ -1,0 +1,230 @@
+//! `studio render` with AI providers: a topic written and planned by a language model and
+//! spoken by a vendor voice, both the local fake of the OpenAI API (`studio_testkit::openai`),
+//! configured by settings alone; real FFmpeg renders the result.
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+use studio_testkit::media::{duration, loudness};
+use studio_testkit::openai::{self, FakeOpenAi};
+use studio_testkit::texts::{letters, srt_text};
+
+const KEY_ENV: &str = "STUDIO_TEST_OPENAI_KEY";
+
+fn config(dir: &Path, fake: &FakeOpenAi) -> std::path::PathBuf {
+    let path = dir.join("studio.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[[providers.script]]
+kind = "openai"
+base_url = "{url}"
+api_key_env = "{KEY_ENV}"
+
+[[providers.speech]]
+kind = "openai-speech"
+base_url = "{url}"
+api_key_env = "{KEY_ENV}"
+voice = "nova"
+
+[[providers.speech]]
+kind = "espeak-ng"
+"#,
+            url = fake.base_url()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+async fn studio(args: Vec<String>) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_studio"))
+        .args(args)
+        .env(KEY_ENV, openai::KEY)
+        .output()
+        .await
+        .unwrap()
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_topic_becomes_a_video_written_and_spoken_by_the_configured_vendors() {
+    let fake = FakeOpenAi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cfg = config(dir.path(), &fake);
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "render",
+            "--topic",
+            "why the sky is blue",
+            "--duration",
+            "50",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend([
+            "--no-music".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+        ]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend(["-o".into(), out.display().to_string()]);
+        a
+    };
+
+    // The estimate spends nothing.
+    let estimated = studio(args(&["--estimate"])).await;
+    assert!(
+        estimated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&estimated.stderr)
+    );
+    let printed = String::from_utf8_lossy(&estimated.stdout).to_string();
+    assert!(fake.requests().await.is_empty(), "--estimate sent requests");
+    assert!(!out.join("final.mp4").exists());
+    let estimate: u64 = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("estimated total: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no total in:\n{printed}"));
+    assert!(
+        printed.contains("script   openai (gpt-4o-mini/plan-v1)"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("speech   openai-speech (gpt-4o-mini-tts/nova)"),
+        "{printed}"
+    );
+
+    let run = studio(args(&[])).await;
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    // The narration is the fake model's script, in order, spoken by the fake voice.
+    let plan = json(&out.join("plan.json"));
+    assert_eq!(plan["title"], openai::SCRIPT_TITLE);
+    let narrated: Vec<String> = plan["scenes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["sentences"].as_array().unwrap().clone())
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    // The budget is 50 s less the title and end cards, at 165 words a minute.
+    let report = json(&out.join("report.json"));
+    let script: Vec<String> = openai::script(words_asked(&fake).await);
+    assert_eq!(letters(&narrated.concat()), letters(&script.concat()));
+    assert_eq!(
+        letters(&srt_text(&out.join("captions.srt"))),
+        letters(&script.concat())
+    );
+    assert_eq!(plan["characters"][0]["name"], "Narrator");
+    assert!(plan["scenes"][0]["visual"]
+        .as_str()
+        .unwrap()
+        .contains("sky"));
+
+    let steps = report["steps"].as_array().unwrap();
+    let planned = steps.iter().find(|s| s["step"] == "plan").unwrap();
+    assert_eq!(planned["provider"], "openai");
+    assert_eq!(planned["model"], "gpt-4o-mini/plan-v1");
+    let (input, output) = fake.usage();
+    assert_eq!(
+        planned["cost_micro_usd"].as_u64().unwrap(),
+        (input * 150 + 500) / 1000 + (output * 600 + 500) / 1000
+    );
+    let speech: Vec<&Value> = steps.iter().filter(|s| s["step"] == "speech").collect();
+    assert!(!speech.is_empty());
+    let mut spoken_chars = 0;
+    for s in &speech {
+        assert_eq!(s["provider"], "openai-speech");
+        assert_eq!(s["model"], "gpt-4o-mini-tts/nova");
+    }
+    for body in fake.bodies("/v1/audio/speech").await {
+        spoken_chars += body["input"].as_str().unwrap().chars().count() as u64;
+        assert_eq!(body["voice"], "nova");
+    }
+    assert_eq!(
+        fake.speeches() as usize,
+        narrated.len(),
+        "one request per sentence"
+    );
+    let speech_cost: u64 = speech
+        .iter()
+        .map(|s| s["cost_micro_usd"].as_u64().unwrap())
+        .sum();
+    // 15,000 micro-USD per 1K characters, rounded per scene.
+    assert!(speech_cost.abs_diff(spoken_chars * 15) <= speech.len() as u64);
+    let total = report["cost_micro_usd"].as_u64().unwrap();
+    assert_eq!(
+        total,
+        planned["cost_micro_usd"].as_u64().unwrap() + speech_cost
+    );
+
+    // The estimate was within 10 % of what the run cost.
+    let off = estimate.abs_diff(total) as f64 / total as f64;
+    assert!(
+        off <= 0.10,
+        "estimated {estimate}, spent {total} ({:.1} % off)",
+        off * 100.0
+    );
+
+    // A real video with the fake voice's audio in it.
+    let video = out.join("final.mp4");
+    let seconds = duration(&video);
+    assert!((30.0..=70.0).contains(&seconds), "{seconds} s");
+    let (lufs, _) = loudness(&video);
+    assert!(lufs > -30.0, "narration is audible: {lufs} LUFS");
+}
+
+/// The word count the script prompt asked for ("about N words").
+async fn words_asked(fake: &FakeOpenAi) -> usize {
+    let bodies = fake.bodies("/v1/chat/completions").await;
+    let prompt = bodies[0]["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    prompt
+        .split("about ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_key_is_named_and_nothing_is_spent() {
+    let fake = FakeOpenAi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &fake);
+    let out = dir.path().join("out");
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio"))
+        .args(["render", "--topic", "tea", "--config"])
+        .arg(&cfg)
+        .arg("-o")
+        .arg(&out)
+        .env_remove(KEY_ENV)
+        .output()
+        .await
+        .unwrap();
+    assert!(!run.status.success());
+    let e = String::from_utf8_lossy(&run.stderr);
+    assert!(e.contains("providers.script[0] (openai)"), "{e}");
+    assert!(
+        e.contains(&format!("set the environment variable {KEY_ENV}")),
+        "{e}"
+    );
+    assert!(fake.requests().await.is_empty());
+    assert!(!out.join("final.mp4").exists());
+}
