@@ -206,7 +206,14 @@ pub struct Options {
     pub workers: usize,
     /// Deliveries before a message is dead-lettered.
     pub max_deliveries: u32,
+    /// Base URL of an OpenAI-compatible server (`studio_testkit::openai::FakeOpenAi`): when
+    /// set, ai-job plans with `openai` (the text planner after it) and speaks with
+    /// `openai-speech` (espeak-ng after it), its key in [`OPENAI_KEY_ENV`].
+    pub openai: Option<String>,
 }
+
+/// The variable the ai-job processes read the OpenAI key from in these tests.
+pub const OPENAI_KEY_ENV: &str = "STUDIO_E2E_OPENAI_KEY";
 
 impl Options {
     pub fn new(broker: Broker) -> Options {
@@ -217,6 +224,7 @@ impl Options {
             worker_concurrency: 4,
             workers: 1,
             max_deliveries: 5,
+            openai: None,
         }
     }
 }
@@ -280,10 +288,16 @@ impl Platform {
         std::fs::create_dir_all(&config_dir).unwrap();
         std::fs::write(config_dir.join("default.toml"), config).unwrap();
         let service = |name: &str, binary: &str, ready: String, extra: &[(&str, String)]| {
-            let mut env = vec![(
-                "STUDIO_CONFIG_DIR".to_owned(),
-                config_dir.display().to_string(),
-            )];
+            let mut env = vec![
+                (
+                    "STUDIO_CONFIG_DIR".to_owned(),
+                    config_dir.display().to_string(),
+                ),
+                (
+                    OPENAI_KEY_ENV.to_owned(),
+                    studio_testkit::openai::KEY.to_owned(),
+                ),
+            ];
             env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
             Service {
                 name: name.to_owned(),
@@ -497,6 +511,7 @@ max_connections = 6
 {queue}
 [ai_job.storage]
 {storage}
+{providers}
 [ai_job.worker]
 concurrency = {concurrency}
 lease_s = {step_lease}
@@ -527,6 +542,29 @@ work_dir = "{work}/media-render"
         render_lease = options.render_lease_s,
         max_deliveries = options.max_deliveries,
         work = work.display(),
+        providers = providers_toml(options),
+    )
+}
+
+fn providers_toml(options: &Options) -> String {
+    let Some(url) = &options.openai else {
+        return String::new();
+    };
+    format!(
+        r#"[[ai_job.providers.script]]
+kind = "openai"
+base_url = "{url}"
+api_key_env = "{OPENAI_KEY_ENV}"
+[[ai_job.providers.script]]
+kind = "text-planner"
+[[ai_job.providers.speech]]
+kind = "openai-speech"
+base_url = "{url}"
+api_key_env = "{OPENAI_KEY_ENV}"
+voice = "nova"
+[[ai_job.providers.speech]]
+kind = "espeak-ng"
+"#
     )
 }
 

@@ -8,7 +8,9 @@
 //! Also: a worker frozen with SIGSTOP past its lease cannot overwrite the step its successor
 //! finished (its write is fenced and counted); a message that kills every worker that takes it
 //! is dead-lettered and fails its job with the reason while other jobs run; and restarting
-//! RabbitMQ (a private node) during 200 small jobs loses and repeats nothing.
+//! RabbitMQ (a private node) during 200 small jobs loses and repeats nothing; and a topic-only
+//! project is written, planned and spoken by AI providers configured by settings alone (the
+//! local fake of the OpenAI API).
 //!
 //! `STUDIO_E2E_TRIALS` sets the number of crash trials (default 3; the long mode runs 20),
 //! `STUDIO_E2E_SEED` their seed, `STUDIO_E2E_RESTART_JOBS` the jobs of the restart test (200).
@@ -483,6 +485,96 @@ async fn sqs_and_s3_end_to_end() {
     };
     let platform = Platform::start(Options::new(broker)).await;
     end_to_end(&platform).await;
+    platform.stop().await;
+}
+
+/// A topic-only project (refused with 409 where no language model is configured) is written
+/// and planned by the configured language model and spoken by the configured voice, both the
+/// local fake of the OpenAI API; a topic the vendor refuses fails its job with the vendor's
+/// reason.
+#[tokio::test]
+async fn a_topic_project_is_written_and_spoken_by_the_configured_vendors() {
+    use studio_testkit::openai::{self, FakeOpenAi};
+    let fake = FakeOpenAi::start().await;
+    fake.refuse_chats_containing("forbidden rites").await;
+    let mut options = Options::new(Broker::local_rabbitmq());
+    options.openai = Some(fake.base_url());
+    let platform = Platform::start(options).await;
+    let api = Api::new(&platform);
+    let token = api
+        .register(&format!(
+            "tess-{}@example.com",
+            uuid::Uuid::new_v4().simple()
+        ))
+        .await;
+    let topic_project = |topic: &'static str| {
+        let api = &api;
+        let token = token.clone();
+        async move {
+            let (status, project) = api
+                .call(
+                    "POST",
+                    "/v1/projects",
+                    Some(&token),
+                    Some(json!({"title": "Sky", "topic": topic, "aspect": "16:9"})),
+                )
+                .await;
+            assert_eq!(status, 201, "{project}");
+            project["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let project = topic_project("why the sky is blue").await;
+    let (status, job) = api.start(&token, &project, "sky").await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let done = api.wait(&token, &id, Duration::from_secs(300)).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let dir = tempfile::tempdir().unwrap();
+    let srt = api
+        .download(&token, &id, "captions_srt", dir.path(), "captions.srt")
+        .await;
+    let said = letters(&studio_testkit::texts::srt_text(&srt));
+    let asked = fake.bodies("/v1/chat/completions").await;
+    let words: usize = asked[0]["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .split("about ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert_eq!(said, letters(&openai::script(words).concat()));
+    assert_eq!(fake.chats(), 2, "one script, one plan");
+    let spoken: Vec<Value> = fake.bodies("/v1/audio/speech").await;
+    assert!(!spoken.is_empty() && spoken.iter().all(|b| b["voice"] == "nova"));
+    let video = api
+        .download(&token, &id, "video", dir.path(), "final.mp4")
+        .await;
+    let p = probe(&video);
+    assert!(p["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["codec_type"] == "audio"));
+    assert_exactly_once(&platform, &done).await;
+
+    // The vendor refuses a topic: the job fails with its reason.
+    let refused = topic_project("forbidden rites").await;
+    let (status, job) = api.start(&token, &refused, "refused").await;
+    assert_eq!(status, 201, "{job}");
+    let failed = api
+        .wait(
+            &token,
+            job["id"].as_str().unwrap(),
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    let reason = failed.to_string();
+    assert!(
+        reason.contains("content policy") && reason.contains("safety system"),
+        "{failed}"
+    );
     platform.stop().await;
 }
 

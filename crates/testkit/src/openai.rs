@@ -116,6 +116,23 @@ impl FakeOpenAi {
         }
     }
 
+    /// Refuses every chat request whose body contains `needle` with OpenAI's content-policy
+    /// error (400, `content_policy_violation`).
+    pub async fn refuse_chats_containing(&self, needle: &str) {
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .and(wiremock::matchers::body_string_contains(needle))
+            .respond_with(error(
+                400,
+                "Your request was rejected as a result of our safety system.",
+                "invalid_request_error",
+                Some("content_policy_violation"),
+            ))
+            .with_priority(1)
+            .mount(&self.server)
+            .await;
+    }
+
     /// `http://127.0.0.1:{port}/v1`, the `base_url` to configure.
     pub fn base_url(&self) -> String {
         format!("{}/v1", self.server.uri())
