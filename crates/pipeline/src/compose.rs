@@ -8,7 +8,7 @@
 
 use studio_media::layout::frames_for;
 use studio_media::timeline::*;
-use studio_providers::{PlannedScene, ScenePlan, Speech};
+use studio_providers::{PlannedScene, ScenePlan, Speech, TimedWord};
 
 use crate::style::Style;
 
@@ -65,8 +65,42 @@ fn text_style(font: &str, size_px: u32, style: &Style) -> TextStyle {
 }
 
 /// Splits a timed sentence into caption cues of at most `max_words` words, breaking after
-/// punctuation where it can; cue times share the sentence's time in proportion to letters.
-/// Joining the cues' texts with spaces gives the sentence back.
+/// punctuation where it can. Cue times come from the words' own times where the voice gave them
+/// (`words`, one per word of `text`, times relative to the audio like `start`), else they share
+/// the sentence's time in proportion to letters. Joining the cues' texts with spaces gives the
+/// sentence back.
+pub fn timed_sentence_cues(
+    text: &str,
+    start: f64,
+    end: f64,
+    words: &[TimedWord],
+    max_words: usize,
+) -> Vec<Cue> {
+    let mut cues = sentence_cues(text, start, end, max_words);
+    let count = text.split_whitespace().count();
+    if words.len() != count || count == 0 {
+        return cues;
+    }
+    // Each cue starts when its first word starts; the next cue's start ends it (the last ends
+    // with the sentence), so captions never flicker off between words.
+    let mut first = 0;
+    let starts: Vec<f64> = cues
+        .iter()
+        .map(|c| {
+            let t = words[first].start;
+            first += c.text.split_whitespace().count();
+            t
+        })
+        .collect();
+    for (i, cue) in cues.iter_mut().enumerate() {
+        cue.start = if i == 0 { start } else { starts[i] };
+        cue.end = starts.get(i + 1).copied().unwrap_or(end);
+    }
+    cues
+}
+
+/// [`timed_sentence_cues`] without word times: cue times share the sentence's time in
+/// proportion to letters.
 pub fn sentence_cues(text: &str, start: f64, end: f64, max_words: usize) -> Vec<Cue> {
     let words: Vec<&str> = text.split_whitespace().collect();
     if words.is_empty() {
@@ -179,10 +213,20 @@ impl Draft {
     fn narrate(&mut self, m: &Measures, speech: &Speech, path: &str) {
         self.voice.push(AudioClip::at(path.to_owned(), self.cursor));
         for s in &speech.sentences {
-            self.cues.extend(sentence_cues(
+            let words: Vec<TimedWord> = s
+                .words
+                .iter()
+                .map(|w| TimedWord {
+                    text: w.text.clone(),
+                    start: self.cursor + w.start,
+                    end: self.cursor + w.end,
+                })
+                .collect();
+            self.cues.extend(timed_sentence_cues(
                 &s.text,
                 self.cursor + s.start,
                 self.cursor + s.end,
+                &words,
                 m.max_words,
             ));
         }
@@ -358,6 +402,34 @@ fn end_card(m: &Measures, plan: &ScenePlan, assets: &Assets, draft: &mut Draft) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cues_follow_the_voices_word_times() {
+        let text = "The Hare ran off at a great pace, and soon left the Tortoise far behind him.";
+        let words: Vec<TimedWord> = text
+            .split_whitespace()
+            .enumerate()
+            .map(|(i, w)| TimedWord {
+                text: w.into(),
+                // Slow at first, fast later: not proportional to letters.
+                start: 10.0 + (i as f64).powf(1.5) * 0.2,
+                end: 10.0 + (i as f64).powf(1.5) * 0.2 + 0.1,
+            })
+            .collect();
+        let cues = timed_sentence_cues(text, 10.0, 20.0, &words, 6);
+        let plain = sentence_cues(text, 10.0, 20.0, 6);
+        assert_eq!(
+            cues.iter().map(|c| &c.text).collect::<Vec<_>>(),
+            plain.iter().map(|c| &c.text).collect::<Vec<_>>()
+        );
+        let second_first_word = cues[0].text.split_whitespace().count();
+        assert!((cues[1].start - words[second_first_word].start).abs() < 1e-9);
+        assert!((cues[0].end - cues[1].start).abs() < 1e-9);
+        assert_ne!(cues[1].start, plain[1].start);
+        assert!((cues.last().unwrap().end - 20.0).abs() < 1e-9);
+        // Words that do not match the text: the proportional times.
+        assert_eq!(timed_sentence_cues(text, 10.0, 20.0, &words[1..], 6), plain);
+    }
 
     #[test]
     fn cues_keep_every_word_and_share_time() {

@@ -27,6 +27,7 @@ use crate::limits::BreakerPolicy;
 use crate::local::{card, espeak, media, music, planner};
 use crate::prices::{Price, PriceTable};
 use crate::vendor::openai::{self, AudioFormat, StructuredOutput};
+use crate::vendor::{anthropic, elevenlabs};
 use crate::vendor::{Auth, Endpoint};
 use crate::writer::LlmWriter;
 
@@ -77,6 +78,10 @@ pub struct ProviderSpec {
     /// Audio format asked of an OpenAI-compatible speech server: `pcm` (default) or `wav`.
     #[serde(default)]
     pub audio_format: AudioFormat,
+    /// ElevenLabs `voice_settings`, sent as given (`stability`, `similarity_boost`, `style`,
+    /// `use_speaker_boost`, `speed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_settings: Option<serde_json::Value>,
 }
 
 fn default_timeout_s() -> f64 {
@@ -104,6 +109,7 @@ impl ProviderSpec {
             voice: None,
             structured_output: StructuredOutput::default(),
             audio_format: AudioFormat::default(),
+            voice_settings: None,
         }
     }
 
@@ -227,6 +233,19 @@ impl ProvidersSettings {
     /// unreadable media folder.
     pub fn build(&self, cache: Option<Arc<ResultCache>>) -> Result<Providers, SettingsError> {
         let prices = PriceTable::shipped().with(&self.prices);
+        // A vendor model missing from the table is counted as free (right for self-hosted
+        // servers), and said so once at start.
+        let priced = |kind: &str, model: &str| {
+            let price = prices.get(kind, model);
+            if price.is_none() {
+                tracing::warn!(
+                    provider = kind,
+                    model,
+                    "no price for {kind}/{model} in the price table; its calls are counted as 0 micro-USD (add providers.prices.\"{kind}/{model}\")"
+                );
+            }
+            price
+        };
         fn chain<C: crate::Capability>(
             settings: &ProvidersSettings,
             cache: &Option<Arc<ResultCache>>,
@@ -265,15 +284,40 @@ impl ProvidersSettings {
                         .map_err(|e| err("script", i, spec, pe(e)))?;
                     let model = spec.model.as_deref().unwrap_or(openai::CHAT_MODEL);
                     let chat = openai::OpenAiChat::new(endpoint, model, spec.structured_output);
-                    let writer =
-                        LlmWriter::new("openai", Box::new(chat), prices.get("openai", model));
+                    let writer = LlmWriter::new("openai", Box::new(chat), priced("openai", model));
                     script.push_limited(
                         Arc::new(writer),
                         spec.concurrency,
                         spec.requests_per_minute,
                     )
                 }
-                _ => return Err(unknown("script", i, spec, "text-planner, openai")),
+                "anthropic" => {
+                    let endpoint = spec
+                        .endpoint(
+                            "anthropic",
+                            anthropic::BASE_URL,
+                            anthropic::KEY_ENV,
+                            Auth::Header("x-api-key"),
+                        )
+                        .map_err(|e| err("script", i, spec, pe(e)))?;
+                    let model = spec.model.as_deref().unwrap_or(anthropic::MODEL);
+                    let chat = anthropic::AnthropicChat::new(endpoint, model);
+                    let writer =
+                        LlmWriter::new("anthropic", Box::new(chat), priced("anthropic", model));
+                    script.push_limited(
+                        Arc::new(writer),
+                        spec.concurrency,
+                        spec.requests_per_minute,
+                    )
+                }
+                _ => {
+                    return Err(unknown(
+                        "script",
+                        i,
+                        spec,
+                        "text-planner, openai, anthropic",
+                    ))
+                }
             }
         }
         let mut speech = chain::<Narration>(self, &cache);
@@ -295,11 +339,37 @@ impl ProvidersSettings {
                         model,
                         spec.voice.as_deref().unwrap_or(openai::VOICE),
                         spec.audio_format,
-                        prices.get("openai-speech", model),
+                        priced("openai-speech", model),
                     );
                     speech.push_limited(Arc::new(p), spec.concurrency, spec.requests_per_minute)
                 }
-                _ => return Err(unknown("speech", i, spec, "espeak-ng, openai-speech")),
+                "elevenlabs" => {
+                    let endpoint = spec
+                        .endpoint(
+                            "elevenlabs",
+                            elevenlabs::BASE_URL,
+                            elevenlabs::KEY_ENV,
+                            Auth::Header("xi-api-key"),
+                        )
+                        .map_err(|e| err("speech", i, spec, pe(e)))?;
+                    let model = spec.model.as_deref().unwrap_or(elevenlabs::MODEL);
+                    let p = elevenlabs::ElevenLabsSpeech::new(
+                        endpoint,
+                        model,
+                        spec.voice.as_deref().unwrap_or(elevenlabs::VOICE),
+                        spec.voice_settings.clone(),
+                        priced("elevenlabs", model),
+                    );
+                    speech.push_limited(Arc::new(p), spec.concurrency, spec.requests_per_minute)
+                }
+                _ => {
+                    return Err(unknown(
+                        "speech",
+                        i,
+                        spec,
+                        "espeak-ng, openai-speech, elevenlabs",
+                    ))
+                }
             }
         }
         let mut image = chain::<Picture>(self, &cache);

@@ -191,6 +191,21 @@ pub struct TimedText {
     pub start: f64,
     /// End of the spoken sound (before the pause), seconds.
     pub end: f64,
+    /// Each word's time, where the voice tells them (a vendor's alignment); empty otherwise.
+    /// Joining the words' texts with spaces gives the sentence's words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<TimedWord>,
+}
+
+/// One spoken word placed in the audio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimedWord {
+    /// The word as written, punctuation attached.
+    pub text: String,
+    /// Start, seconds from the start of the audio.
+    pub start: f64,
+    /// End, seconds from the start of the audio.
+    pub end: f64,
 }
 
 /// Spoken audio with the time of every sentence.

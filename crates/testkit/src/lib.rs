@@ -5,13 +5,16 @@
 //! - [`s3`]: an S3 endpoint over a folder (s3s-fs), counting completed uploads per key;
 //! - [`rabbit`]: a private RabbitMQ node for tests that stop or restart the broker;
 //! - [`moto`]: moto's SQS server;
-//! - [`openai`]: a fake OpenAI API (chat completions, speech, models) on a local port;
+//! - [`openai`], [`anthropic`], [`elevenlabs`]: fakes of those vendors' APIs on local ports,
+//!   following their documented shapes;
 //! - [`media`]: ffprobe, frame hashes, loudness and PCM read back with FFmpeg, independently of
 //!   the engine;
 //! - [`texts`]: the example texts in `examples/texts` and ways to compare narrated words.
 #![allow(missing_debug_implementations)]
 
+pub mod anthropic;
 pub mod db;
+pub mod elevenlabs;
 pub mod media;
 pub mod moto;
 pub mod openai;

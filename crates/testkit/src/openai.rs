@@ -306,7 +306,7 @@ impl Respond for Chat {
 }
 
 /// Scenes of two sentences over the numbers listed in `prompt` ("12. [1.4 s] …" lines).
-fn plan_for(prompt: &str) -> Value {
+pub(crate) fn plan_for(prompt: &str) -> Value {
     let numbers: Vec<u64> = prompt
         .lines()
         .filter_map(|l| {

@@ -140,6 +140,7 @@ impl SpeechSynth for EspeakSpeech {
                 text: sentence.clone(),
                 start: start as f64 / rate as f64,
                 end: end as f64 / rate as f64,
+                words: Vec::new(),
             });
         }
         let audio = out.join("speech.wav");

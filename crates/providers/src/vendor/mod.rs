@@ -16,6 +16,8 @@
 //! [`ErrorKind::Unavailable`]: crate::ErrorKind::Unavailable
 //! [`ErrorKind::Invalid`]: crate::ErrorKind::Invalid
 
+pub mod anthropic;
+pub mod elevenlabs;
 pub mod openai;
 
 use std::time::Duration;
@@ -25,7 +27,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::error::ProviderError;
-use crate::types::{Speech, TimedText};
+use crate::types::{Speech, TimedText, TimedWord};
 
 /// How a vendor takes its API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -426,8 +428,24 @@ impl Joined {
             text: text.to_owned(),
             start: start as f64 / f64::from(rate),
             end: end as f64 / f64::from(rate),
+            words: Vec::new(),
         });
         Ok(())
+    }
+
+    /// Gives the last sentence pushed its words, timed from the start of that sentence's audio.
+    pub fn time_words(&mut self, words: Vec<TimedWord>) {
+        if let Some(last) = self.sentences.last_mut() {
+            let offset = last.start;
+            last.words = words
+                .into_iter()
+                .map(|w| TimedWord {
+                    start: offset + w.start,
+                    end: offset + w.end,
+                    ..w
+                })
+                .collect();
+        }
     }
 
     /// The joined speech, its audio written to `audio`.
