@@ -228,3 +228,113 @@ async fn a_missing_key_is_named_and_nothing_is_spent() {
     assert!(fake.requests().await.is_empty());
     assert!(!out.join("final.mp4").exists());
 }
+
+/// Anthropic writes and plans, ElevenLabs speaks: caption cues inside a sentence start on the
+/// words' times from the vendor's alignment, not on times shared in proportion to letters.
+#[tokio::test(flavor = "multi_thread")]
+async fn captions_are_timed_from_the_voices_alignment() {
+    use studio_testkit::anthropic::{self, FakeAnthropic};
+    use studio_testkit::elevenlabs::{self, FakeElevenLabs};
+    let claude = FakeAnthropic::start().await;
+    let eleven = FakeElevenLabs::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("studio.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[[providers.script]]
+kind = "anthropic"
+base_url = "{}"
+api_key_env = "STUDIO_TEST_ANTHROPIC_KEY"
+
+[[providers.speech]]
+kind = "elevenlabs"
+base_url = "{}"
+api_key_env = "STUDIO_TEST_ELEVENLABS_KEY"
+"#,
+            claude.base_url(),
+            eleven.base_url()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio"))
+        .args([
+            "render",
+            "--topic",
+            "why the sky is blue",
+            "--duration",
+            "30",
+        ])
+        .args(["--no-music", "--aspect", "9:16", "--config"])
+        .arg(&cfg)
+        .arg("-o")
+        .arg(&out)
+        .env("STUDIO_TEST_ANTHROPIC_KEY", anthropic::KEY)
+        .env("STUDIO_TEST_ELEVENLABS_KEY", elevenlabs::KEY)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(claude.messages(), 2);
+    let report = json(&out.join("report.json"));
+    assert!(report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["step"] == "speech")
+        .all(|s| s["provider"] == "elevenlabs"));
+
+    let plan = json(&out.join("plan.json"));
+    let sentences: Vec<String> = plan["scenes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["sentences"].as_array().unwrap().clone())
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    let timeline = json(&out.join("timeline.json"));
+    let cues = timeline["captions"]["cues"].as_array().unwrap();
+    let mut cue = cues.iter();
+    let mut inner = 0;
+    for sentence in &sentences {
+        let (starts, _) = elevenlabs::alignment(sentence);
+        let mut words = sentence.split_whitespace().peekable();
+        let mut at = 0; // byte offset in the sentence of the next word
+        let mut first_start = None;
+        while words.peek().is_some() {
+            let c = cue.next().expect("a cue for every word");
+            let start = c["start"].as_f64().unwrap();
+            let first_word = c["text"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap();
+            let i = sentence[at..].find(first_word).unwrap() + at;
+            let chars_before = sentence[..i].chars().count();
+            match first_start {
+                None => first_start = Some(start),
+                Some(t0) => {
+                    inner += 1;
+                    let expected = t0 + starts[chars_before];
+                    assert!(
+                        (start - expected).abs() < 0.02,
+                        "cue {:?} starts at {start}, its first word at {expected}",
+                        c["text"]
+                    );
+                }
+            }
+            for _ in 0..c["text"].as_str().unwrap().split_whitespace().count() {
+                let w = words.next().unwrap();
+                at = sentence[at..].find(w).unwrap() + at + w.len();
+            }
+        }
+    }
+    assert!(inner >= 3, "sentences split into several cues: {inner}");
+}
