@@ -4,6 +4,8 @@
 //! - `studio timeline render TIMELINE.json -o DIR` renders a timeline;
 //! - `studio timeline schema` prints the timeline's JSON Schema;
 //! - `studio timeline validate TIMELINE.json` lists every problem of a timeline and its inputs;
+//! - `studio providers check [--config F]` lists the configured providers, whether each key is
+//!   set, and a free live probe of each vendor;
 //! - `studio bench render|pipeline` runs a benchmark and prints its figures.
 
 mod bench;
@@ -37,9 +39,24 @@ enum Command {
     /// Work with timeline files.
     #[command(subcommand)]
     Timeline(TimelineCommand),
+    /// Work with the configured AI providers.
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
     /// Measure the engine.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProvidersCommand {
+    /// List each configured provider, whether its API key is set, and a free live probe (the
+    /// vendor's model or voice list); exits non-zero when any fails.
+    Check {
+        /// Settings file (TOML) with a `[providers]` table; STUDIO__PROVIDERS__… variables
+        /// override.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +198,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Render(args) => make::run(*args).await,
+        Command::Providers(ProvidersCommand::Check { config }) => {
+            make::check_providers(config.as_ref()).await
+        }
         Command::Bench(BenchCommand::Render(args)) => bench::run(args).await,
         Command::Bench(BenchCommand::Pipeline(args)) => bench_pipeline::run(args).await,
     }

@@ -222,6 +222,34 @@ fn in_flags(e: PipelineError) -> anyhow::Error {
     }
 }
 
+/// Runs `studio providers check`: one line per provider; an error when any is not ready.
+pub async fn check_providers(config: Option<&PathBuf>) -> anyhow::Result<()> {
+    let settings = load_settings(config)?.providers;
+    let checked = studio_providers::check::check(&settings).await;
+    for c in &checked {
+        let key = match &c.key {
+            Some((env, true)) => format!("key {env} set"),
+            Some((env, false)) => format!("key {env} NOT SET"),
+            None => "no key needed".to_owned(),
+        };
+        let probe = match &c.probe {
+            Ok(found) => format!("ok: {found}"),
+            Err(why) => format!("FAILED: {why}"),
+        };
+        println!(
+            "{:<10} {:<14} {:<34} {probe}",
+            format!("{}[{}]", c.capability, c.index),
+            c.kind,
+            key
+        );
+    }
+    let failed = checked.iter().filter(|c| !c.ok()).count();
+    if failed > 0 {
+        bail!("{failed} of {} providers are not ready", checked.len());
+    }
+    Ok(())
+}
+
 /// Runs `studio render`.
 pub async fn run(args: MakeArgs) -> anyhow::Result<()> {
     if args.list_sections {

@@ -338,3 +338,89 @@ api_key_env = "STUDIO_TEST_ELEVENLABS_KEY"
     }
     assert!(inner >= 3, "sentences split into several cues: {inner}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn providers_check_lists_keys_and_probes_each_vendor() {
+    use studio_testkit::elevenlabs::FakeElevenLabs;
+    let fake = FakeOpenAi::start().await;
+    let eleven = FakeElevenLabs::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &fake);
+    let check = |cfg: std::path::PathBuf, key: Option<&'static str>| async move {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio"));
+        cmd.args(["providers", "check", "--config"]).arg(cfg);
+        match key {
+            Some(k) => cmd.env(KEY_ENV, k),
+            None => cmd.env_remove(KEY_ENV),
+        };
+        cmd.output().await.unwrap()
+    };
+    let ok = check(cfg.clone(), Some(openai::KEY)).await;
+    let printed = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(
+        ok.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(printed.contains(&format!("key {KEY_ENV} set")), "{printed}");
+    assert!(
+        printed.contains("ok: 2 models; gpt-4o-mini offered"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("ok: 2 models; gpt-4o-mini-tts offered"),
+        "{printed}"
+    );
+    assert!(printed.contains("speech[1]  espeak-ng"), "{printed}");
+    let models = fake
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r.url.path() == "/v1/models")
+        .count();
+    assert_eq!(models, 2);
+    assert_eq!(fake.chats() + fake.speeches(), 0, "nothing billed");
+
+    // A refused key and a missing one: named, and the exit code says so.
+    let bad = check(cfg.clone(), Some("sk-wrong")).await;
+    assert!(!bad.status.success());
+    let printed = String::from_utf8_lossy(&bad.stdout).to_string();
+    assert!(
+        printed.contains("FAILED: openai refused the API key"),
+        "{printed}"
+    );
+    let missing = check(cfg, None).await;
+    assert!(!missing.status.success());
+    let printed = String::from_utf8_lossy(&missing.stdout).to_string();
+    assert!(
+        printed.contains(&format!("key {KEY_ENV} NOT SET")),
+        "{printed}"
+    );
+
+    // ElevenLabs: the configured voice must exist.
+    let cfg = dir.path().join("eleven.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[providers.speech]]\nkind = \"elevenlabs\"\nbase_url = \"{}\"\napi_key_env = \"STUDIO_TEST_ELEVENLABS_KEY\"\nvoice = \"nobody\"\n",
+            eleven.base_url()
+        ),
+    )
+    .unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio"))
+        .args(["providers", "check", "--config"])
+        .arg(&cfg)
+        .env(
+            "STUDIO_TEST_ELEVENLABS_KEY",
+            studio_testkit::elevenlabs::KEY,
+        )
+        .output()
+        .await
+        .unwrap();
+    assert!(!run.status.success());
+    let printed = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(
+        printed.contains("none with id nobody") && printed.contains("(Rachel)"),
+        "{printed}"
+    );
+}

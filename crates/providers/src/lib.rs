@@ -22,6 +22,7 @@
 pub mod cache;
 pub mod capability;
 pub mod chain;
+pub mod check;
 pub mod error;
 pub mod limits;
 pub mod local;

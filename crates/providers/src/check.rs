@@ -1,0 +1,158 @@
+//! `studio providers check`: each configured provider, whether its key is present, and a
+//! cheap live probe where the vendor offers one (its model or voice list; nothing billed).
+
+use serde::Serialize;
+
+use crate::local::{espeak, media, music};
+use crate::settings::{ProviderSpec, ProvidersSettings};
+use crate::vendor::{anthropic, elevenlabs, openai, Auth};
+
+/// What was found about one configured provider.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Checked {
+    /// Capability table (`script`, `speech`, …).
+    pub capability: &'static str,
+    /// Index in the chain.
+    pub index: usize,
+    /// Provider kind.
+    pub kind: String,
+    /// The environment variable holding its key, and whether it is set; `None` for providers
+    /// that take none.
+    pub key: Option<(String, bool)>,
+    /// What the probe found (`42 models; gpt-4o-mini offered`), or why it failed.
+    pub probe: Result<String, String>,
+}
+
+impl Checked {
+    /// Whether the provider is ready to use.
+    pub fn ok(&self) -> bool {
+        self.probe.is_ok() && self.key.as_ref().is_none_or(|(_, set)| *set)
+    }
+}
+
+/// Checks every provider of `settings`, in table order.
+pub async fn check(settings: &ProvidersSettings) -> Vec<Checked> {
+    let tables: [(&'static str, &Vec<ProviderSpec>); 5] = [
+        ("script", &settings.script),
+        ("speech", &settings.speech),
+        ("image", &settings.image),
+        ("clip", &settings.clip),
+        ("music", &settings.music),
+    ];
+    let mut out = Vec::new();
+    for (capability, specs) in tables {
+        for (index, spec) in specs.iter().enumerate() {
+            let key_env = match spec.kind.as_str() {
+                "openai" | "openai-speech" => Some(openai::KEY_ENV),
+                "anthropic" => Some(anthropic::KEY_ENV),
+                "elevenlabs" => Some(elevenlabs::KEY_ENV),
+                _ => None,
+            };
+            let key = key_env
+                .map(|default| {
+                    spec.api_key_env
+                        .clone()
+                        .unwrap_or_else(|| default.to_owned())
+                })
+                .filter(|env| !env.is_empty())
+                .map(|env| {
+                    let set = std::env::var(&env).is_ok_and(|v| !v.trim().is_empty());
+                    (env, set)
+                });
+            out.push(Checked {
+                capability,
+                index,
+                kind: spec.kind.clone(),
+                key,
+                probe: probe(capability, spec).await,
+            });
+        }
+    }
+    out
+}
+
+fn offered(models: &[String], wanted: &str) -> String {
+    if models.iter().any(|m| m == wanted) {
+        format!("{} models; {wanted} offered", models.len())
+    } else {
+        format!(
+            "{} models; {wanted} is not among them (check `model`)",
+            models.len()
+        )
+    }
+}
+
+async fn probe(capability: &str, spec: &ProviderSpec) -> Result<String, String> {
+    let e = |e: crate::ProviderError| e.message;
+    match (capability, spec.kind.as_str()) {
+        ("script", "text-planner") => Ok("local, nothing to probe".into()),
+        ("image", "card") => Ok("local, nothing to probe".into()),
+        ("script", "openai") | ("speech", "openai-speech") => {
+            let endpoint = spec
+                .endpoint("openai", openai::BASE_URL, openai::KEY_ENV, Auth::Bearer)
+                .map_err(e)?;
+            let default = if capability == "script" {
+                openai::CHAT_MODEL
+            } else {
+                openai::SPEECH_MODEL
+            };
+            let models = openai::list_models(&endpoint).await.map_err(e)?;
+            Ok(offered(&models, spec.model.as_deref().unwrap_or(default)))
+        }
+        ("script", "anthropic") => {
+            let endpoint = spec
+                .endpoint(
+                    "anthropic",
+                    anthropic::BASE_URL,
+                    anthropic::KEY_ENV,
+                    Auth::Header("x-api-key"),
+                )
+                .map_err(e)?;
+            let model = spec.model.as_deref().unwrap_or(anthropic::MODEL);
+            let chat = anthropic::AnthropicChat::new(endpoint, model);
+            let models = chat.models().await.map_err(e)?;
+            Ok(offered(&models, model))
+        }
+        ("speech", "elevenlabs") => {
+            let endpoint = spec
+                .endpoint(
+                    "elevenlabs",
+                    elevenlabs::BASE_URL,
+                    elevenlabs::KEY_ENV,
+                    Auth::Header("xi-api-key"),
+                )
+                .map_err(e)?;
+            let voice = spec.voice.as_deref().unwrap_or(elevenlabs::VOICE);
+            let speech =
+                elevenlabs::ElevenLabsSpeech::new(endpoint, elevenlabs::MODEL, voice, None, None);
+            let voices = speech.voices().await.map_err(e)?;
+            match voices.iter().find(|(_, id)| id == voice) {
+                Some((name, _)) => Ok(format!("{} voices; {voice} ({name}) found", voices.len())),
+                None => Err(format!(
+                    "{} voices, none with id {voice}; set `voice` to one of: {}",
+                    voices.len(),
+                    voices
+                        .iter()
+                        .map(|(n, id)| format!("{id} ({n})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }
+        }
+        ("speech", "espeak-ng") => espeak::EspeakSpeech::detect(spec.binary.clone())
+            .map(|p| crate::Describe::model(&p))
+            .map_err(e),
+        ("music", "fluidsynth") => {
+            music::FluidSynthMusic::detect(spec.binary.clone(), spec.soundfont.clone())
+                .map(|p| crate::Describe::model(&p))
+                .map_err(e)
+        }
+        ("image", "media-folder") => match &spec.path {
+            Some(path) => media::MediaFolder::open(path)
+                .map(|m| crate::Describe::model(&m))
+                .map_err(e),
+            None => Err("needs `path`, the folder of pictures".into()),
+        },
+        (capability, kind) => Err(format!("unknown provider kind {kind} for {capability}")),
+    }
+}
