@@ -50,7 +50,8 @@ pub struct MakeArgs {
     /// Style preset (storybook, bold, documentary) or a path to a style .toml file.
     #[arg(long, default_value = "storybook")]
     pub style: String,
-    /// espeak-ng voice (see `espeak-ng --voices`).
+    /// espeak-ng voice (see `espeak-ng --voices`); Piper and vendor voices are chosen in
+    /// settings.
     #[arg(long, default_value_t = Voice::default().name)]
     pub voice: String,
     /// Speaking rate, words per minute.
@@ -111,10 +112,21 @@ fn load_settings(file: Option<&PathBuf>) -> anyhow::Result<EmbeddedSettings> {
             .prefix_separator("__")
             .separator("__"),
     );
-    builder
-        .build()
-        .and_then(|c| c.try_deserialize())
-        .context("reading settings")
+    let config = builder.build().context("reading settings")?;
+    let speech_chosen = config.get::<serde_json::Value>("providers.speech").is_ok();
+    let mut settings: EmbeddedSettings = config.try_deserialize().context("reading settings")?;
+    // With no speech chain chosen, narrate with Piper, the offline neural voice, where
+    // scripts/setup.sh installed it, and espeak-ng after it (or alone).
+    if !speech_chosen {
+        match studio_providers::local::piper::PiperSpeech::detect(None, None) {
+            Ok(_) => settings
+                .providers
+                .speech
+                .insert(0, ProviderSpec::new("piper")),
+            Err(e) => tracing::info!("narrating with espeak-ng: {e}"),
+        }
+    }
+    Ok(settings)
 }
 
 /// Builds the request, settings and options from the command line; every check on the

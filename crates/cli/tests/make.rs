@@ -179,7 +179,8 @@ fn fable_renders_resumes_after_a_kill_and_repeats_identically() {
     }
     child.wait().unwrap();
     assert!(killed, "the first run ended before it could be killed");
-    assert!(steps_done >= 12, "{steps_done} steps before the kill");
+    // Plan, narration and picture of two scenes at least, the moral, music.
+    assert!(steps_done >= 7, "{steps_done} steps before the kill");
     assert_nothing_published(out.path());
 
     // 2. Resume: every provider step comes from the cache, some segments too.

@@ -33,7 +33,7 @@ pub fn estimate(
     providers: &Providers,
 ) -> Result<RunEstimate, PipelineError> {
     let budget = narration_budget(request)?;
-    let plan = plan_request(request, budget);
+    let plan = plan_request(request, budget, providers.speech.seconds_per_letter_wpm());
     let characters = match &request.source {
         PlanSource::Text { text, section } => {
             let outline = Outline::of_text(text, section.as_deref())

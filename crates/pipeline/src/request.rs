@@ -11,9 +11,11 @@ use studio_providers::{PlanSource, Voice};
 use crate::error::PipelineError;
 use crate::style::Style;
 
-/// Seconds of espeak-ng speech per letter at 1 word per minute: measured on 33 sentences of
-/// *Alice* chapter I (4,213 letters: 330 s at 165 wpm, 309 s at 175 wpm, ±1%).
-pub const ESPEAK_SECONDS_PER_LETTER_WPM: f64 = 12.9;
+/// Seconds of espeak-ng speech per letter at 1 word per minute
+/// ([`studio_providers::local::espeak::SECONDS_PER_LETTER_WPM`]): the pace narration is sized
+/// by when the voice has no measured pace of its own.
+pub const ESPEAK_SECONDS_PER_LETTER_WPM: f64 =
+    studio_providers::local::espeak::SECONDS_PER_LETTER_WPM;
 
 /// Frames per second of a video when nobody asks for another rate.
 pub const DEFAULT_FPS: u32 = 30;

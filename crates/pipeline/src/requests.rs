@@ -8,14 +8,21 @@ use studio_providers::{
 
 use crate::request::{VideoRequest, ESPEAK_SECONDS_PER_LETTER_WPM};
 
-/// The planning request: scene length from the style, pace from the voice's words per minute.
-pub fn plan_request(request: &VideoRequest, target_narration: Option<f64>) -> PlanRequest {
+/// The planning request: scene length from the style, pace from the voice's words per minute
+/// and `seconds_per_letter_wpm`, the narrating voice's measured pace
+/// ([`studio_providers::Chain::seconds_per_letter_wpm`]; espeak-ng's when `None`).
+pub fn plan_request(
+    request: &VideoRequest,
+    target_narration: Option<f64>,
+    seconds_per_letter_wpm: Option<f64>,
+) -> PlanRequest {
+    let per_letter = seconds_per_letter_wpm.unwrap_or(ESPEAK_SECONDS_PER_LETTER_WPM);
     PlanRequest {
         source: request.source.clone(),
         target_seconds: target_narration,
         scene_seconds: request.style.scenes.seconds,
         pace: Pace {
-            seconds_per_char: ESPEAK_SECONDS_PER_LETTER_WPM / request.voice.rate_wpm.max(1) as f64,
+            seconds_per_char: per_letter / request.voice.rate_wpm.max(1) as f64,
             sentence_pause_s: request.sentence_pause_s,
         },
     }

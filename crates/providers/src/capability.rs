@@ -107,6 +107,13 @@ pub trait SpeechSynth: Describe {
         out: &Path,
     ) -> Result<Produced<Speech>, ProviderError>;
 
+    /// This voice's pace: seconds of speech per letter at 1 word per minute (divide by the words
+    /// per minute asked for), used to size scenes and budgets before any audio exists. `None`
+    /// when unmeasured (the narration is then sized by espeak-ng's pace).
+    fn seconds_per_letter_wpm(&self) -> Option<f64> {
+        None
+    }
+
     /// Expected cost of speaking `characters` characters, micro-USD. Default 0 (local voices).
     fn estimate(&self, _characters: u64) -> u64 {
         0

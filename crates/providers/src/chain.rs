@@ -192,6 +192,11 @@ pub struct Estimate {
 }
 
 impl Chain<crate::capability::Narration> {
+    /// The first provider's pace ([`crate::SpeechSynth::seconds_per_letter_wpm`]).
+    pub fn seconds_per_letter_wpm(&self) -> Option<f64> {
+        self.links.first()?.provider.seconds_per_letter_wpm()
+    }
+
     /// What speaking `characters` characters is expected to cost with the first provider;
     /// `None` for an empty chain.
     pub fn estimate(&self, characters: u64) -> Option<Estimate> {

@@ -142,6 +142,12 @@ async fn probe(capability: &str, spec: &ProviderSpec) -> Result<String, String> 
         ("speech", "espeak-ng") => espeak::EspeakSpeech::detect(spec.binary.clone())
             .map(|p| crate::Describe::model(&p))
             .map_err(e),
+        ("speech", "piper") => crate::local::piper::PiperSpeech::detect(
+            spec.binary.clone(),
+            spec.model.as_ref().map(std::path::PathBuf::from),
+        )
+        .map(|p| crate::Describe::model(&p))
+        .map_err(e),
         ("music", "fluidsynth") => {
             music::FluidSynthMusic::detect(spec.binary.clone(), spec.soundfont.clone())
                 .map(|p| crate::Describe::model(&p))

@@ -24,7 +24,7 @@ use crate::capability::{Motion, Narration, Picture, Score, Script};
 use crate::chain::{Chain, RetryPolicy};
 use crate::error::ProviderError;
 use crate::limits::BreakerPolicy;
-use crate::local::{card, espeak, media, music, planner};
+use crate::local::{card, espeak, media, music, piper, planner};
 use crate::prices::{Price, PriceTable};
 use crate::vendor::openai::{self, AudioFormat, StructuredOutput};
 use crate::vendor::{anthropic, elevenlabs};
@@ -41,7 +41,8 @@ pub struct ProviderSpec {
     /// Calls to this provider at a time. Default 2.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
-    /// Executable, for providers that run one (`espeak-ng`, `fluidsynth`); default from `PATH`.
+    /// Executable, for providers that run one (`espeak-ng`, `fluidsynth`; for `piper` the Python
+    /// of its environment, default `~/.cache/studio/piper/bin/python`); default from `PATH`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binary: Option<PathBuf>,
     /// Folder, for `media-folder`.
@@ -54,7 +55,8 @@ pub struct ProviderSpec {
     /// Point it at any compatible server: `http://127.0.0.1:11434/v1` for Ollama.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
-    /// Model, for vendor providers; default per vendor (`gpt-4o-mini`, `gpt-4o-mini-tts`).
+    /// Model, for vendor providers; default per vendor (`gpt-4o-mini`, `gpt-4o-mini-tts`). For
+    /// `piper`, the path of an `.onnx` voice (default the joe voice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Name of the environment variable that holds the API key (the key itself never sits in a
@@ -343,6 +345,14 @@ impl ProvidersSettings {
                     );
                     speech.push_limited(Arc::new(p), spec.concurrency, spec.requests_per_minute)
                 }
+                "piper" => {
+                    let p = piper::PiperSpeech::detect(
+                        spec.binary.clone(),
+                        spec.model.as_ref().map(PathBuf::from),
+                    )
+                    .map_err(|e| err("speech", i, spec, pe(e)))?;
+                    speech.push(Arc::new(p), spec.concurrency)
+                }
                 "elevenlabs" => {
                     let endpoint = spec
                         .endpoint(
@@ -367,7 +377,7 @@ impl ProvidersSettings {
                         "speech",
                         i,
                         spec,
-                        "espeak-ng, openai-speech, elevenlabs",
+                        "espeak-ng, piper, openai-speech, elevenlabs",
                     ))
                 }
             }

@@ -26,7 +26,11 @@ pub(super) async fn plan(request: &VideoRequest, providers: &Providers) -> Resul
     }
     match providers
         .script
-        .run(&requests::plan_request(request, budget))
+        .run(&requests::plan_request(
+            request,
+            budget,
+            providers.speech.seconds_per_letter_wpm(),
+        ))
         .await
     {
         Ok(g) => Ok(ran(g, StepOutput::Plan)),

@@ -11,6 +11,10 @@ use crate::capability::{Describe, Produced, SpeechSynth};
 use crate::error::ProviderError;
 use crate::types::*;
 
+/// Seconds of espeak-ng speech per letter at 1 word per minute: measured on 33 sentences of
+/// *Alice* chapter I (4,213 letters: 330 s at 165 wpm, 309 s at 175 wpm, ±1%).
+pub const SECONDS_PER_LETTER_WPM: f64 = 12.9;
+
 /// espeak-ng speech.
 #[derive(Debug, Clone)]
 pub struct EspeakSpeech {
@@ -113,6 +117,10 @@ impl Describe for EspeakSpeech {
 
 #[async_trait]
 impl SpeechSynth for EspeakSpeech {
+    fn seconds_per_letter_wpm(&self) -> Option<f64> {
+        Some(SECONDS_PER_LETTER_WPM)
+    }
+
     async fn synthesize(
         &self,
         request: &SpeechRequest,

@@ -11,5 +11,6 @@ pub mod card;
 pub mod espeak;
 pub mod media;
 pub mod music;
+pub mod piper;
 pub mod planner;
 pub mod text;
