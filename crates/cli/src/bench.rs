@@ -97,6 +97,7 @@ pub fn reference_timeline(seconds: f64) -> Timeline {
             start: i as f64 * cue_len + 0.2,
             end: (i + 1) as f64 * cue_len - 0.2,
             text: (*l).into(),
+            word_starts: Vec::new(),
         })
         .collect();
     let voice = (0..)

@@ -267,7 +267,14 @@ api_key_env = "STUDIO_TEST_ELEVENLABS_KEY"
             "--duration",
             "30",
         ])
-        .args(["--no-music", "--aspect", "9:16", "--config"])
+        .args([
+            "--no-music",
+            "--aspect",
+            "9:16",
+            "--style",
+            "bold",
+            "--config",
+        ])
         .arg(&cfg)
         .arg("-o")
         .arg(&out)
@@ -300,6 +307,16 @@ api_key_env = "STUDIO_TEST_ELEVENLABS_KEY"
         .collect();
     let timeline = json(&out.join("timeline.json"));
     let cues = timeline["captions"]["cues"].as_array().unwrap();
+    // The bold style lights each word as it is spoken, by the voice's own word times.
+    assert_eq!(timeline["captions"]["style"]["highlight"], "#FFD400");
+    for c in cues {
+        let words = c["text"].as_str().unwrap().split_whitespace().count();
+        assert_eq!(
+            c["word_starts"].as_array().map(Vec::len),
+            Some(words),
+            "{c}"
+        );
+    }
     let mut cue = cues.iter();
     let mut inner = 0;
     for sentence in &sentences {

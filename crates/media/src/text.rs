@@ -245,6 +245,80 @@ pub struct TextEvent {
     pub style: ResolvedStyle,
     /// Where.
     pub place: Placement,
+    /// Karaoke: each word's start (same clock as `start`) and the colour it turns then.
+    pub karaoke: Option<Karaoke>,
+}
+
+/// Words lighting up as they are spoken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Karaoke {
+    /// Colour of a spoken word, `#RRGGBB[AA]`.
+    pub highlight: String,
+    /// Start of each word of the event's lines, in order, seconds (same clock as the event).
+    pub word_starts: Vec<f64>,
+}
+
+impl Karaoke {
+    /// The same words on a clock `by` seconds later (a segment starting at `by`).
+    pub fn shifted(&self, by: f64) -> Karaoke {
+        Karaoke {
+            highlight: self.highlight.clone(),
+            word_starts: self.word_starts.iter().map(|t| t - by).collect(),
+        }
+    }
+}
+
+/// `lines` with ASS karaoke tags (`{\kNN}`, centiseconds) before each word so that word `i`
+/// lights up `word_starts[i] - start` seconds into the event (at once for words already
+/// spoken). The lines' words must number `word_starts.len()`; otherwise the lines are returned
+/// plain.
+pub fn karaoke_lines(lines: &[String], start: f64, end: f64, word_starts: &[f64]) -> String {
+    let plain = || {
+        lines
+            .iter()
+            .map(|l| ass_escape(l))
+            .collect::<Vec<_>>()
+            .join("\\N")
+    };
+    let count: usize = lines.iter().map(|l| l.split_whitespace().count()).sum();
+    if count != word_starts.len() || count == 0 {
+        return plain();
+    }
+    let span = (end - start).max(0.0);
+    // Centiseconds from the event's start at which each word lights, rising, rounded once so
+    // the durations do not drift.
+    let mut at: Vec<u64> = Vec::with_capacity(count);
+    for t in word_starts {
+        let cs = ((t - start).clamp(0.0, span) * 100.0).round() as u64;
+        at.push(cs.max(at.last().copied().unwrap_or(0)));
+    }
+    let mut out = String::new();
+    if at[0] > 0 {
+        out.push_str(&format!("{{\\k{}}}", at[0]));
+    }
+    let mut i = 0;
+    for (l, line) in lines.iter().enumerate() {
+        if l > 0 {
+            out.push_str("\\N");
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for (w, word) in words.iter().enumerate() {
+            let next = at
+                .get(i + 1)
+                .copied()
+                .unwrap_or((span * 100.0).round() as u64);
+            out.push_str(&format!(
+                "{{\\k{}}}{}",
+                next.saturating_sub(at[i]),
+                ass_escape(word)
+            ));
+            if w + 1 < words.len() {
+                out.push(' ');
+            }
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Placement of a text event.
@@ -288,11 +362,15 @@ pub fn ass_script(width: u32, height: u32, events: &[TextEvent]) -> String {
             },
             Placement::At(_) => (5, 0, 0, 0),
         };
+        // Karaoke: a word is drawn in the secondary colour until its time, then in the primary.
+        let (primary, secondary) = match &e.karaoke {
+            Some(k) => (ass_color(&k.highlight), ass_color(&s.style.color)),
+            None => (ass_color(&s.style.color), "&H000000FF".to_owned()),
+        };
         let style = format!(
-            "{},{},{},&H000000FF,{},&H00000000,{},0,0,0,100,100,0,0,{},{},0,{},{},{},{},1",
+            "{},{},{primary},{secondary},{},&H00000000,{},0,0,0,100,100,0,0,{},{},0,{},{},{},{},1",
             s.font.family,
             s.size,
-            ass_color(&s.style.color),
             outline_color,
             if s.font.bold { -1 } else { 0 },
             border_style,
@@ -309,12 +387,15 @@ pub fn ass_script(width: u32, height: u32, events: &[TextEvent]) -> String {
                 styles.len() - 1
             }
         };
-        let text = e
-            .lines
-            .iter()
-            .map(|l| ass_escape(l))
-            .collect::<Vec<_>>()
-            .join("\\N");
+        let text = match &e.karaoke {
+            Some(k) => karaoke_lines(&e.lines, e.start, e.end, &k.word_starts),
+            None => e
+                .lines
+                .iter()
+                .map(|l| ass_escape(l))
+                .collect::<Vec<_>>()
+                .join("\\N"),
+        };
         let prefix = match e.place {
             Placement::At(p) => {
                 let (col, row) = p.anchor.grid();
@@ -424,17 +505,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn karaoke_tags_light_each_word_at_its_time() {
+        let lines = vec!["The Hare ran".to_string(), "off {fast}".to_string()];
+        let tagged = karaoke_lines(&lines, 10.0, 12.0, &[10.2, 10.5, 10.9, 11.0, 11.5]);
+        assert_eq!(
+            tagged,
+            "{\\k20}{\\k30}The {\\k40}Hare {\\k10}ran\\N{\\k50}off {\\k50}\\{fast\\}"
+        );
+        // Words spoken before the event (a segment that starts mid-cue) light at once.
+        assert_eq!(
+            karaoke_lines(&["a b".into()], 5.0, 6.0, &[4.0, 5.5]),
+            "{\\k50}a {\\k50}b"
+        );
+        // Times that do not match the words: plain lines.
+        assert_eq!(karaoke_lines(&["a b".into()], 0.0, 1.0, &[0.1]), "a b");
+    }
+
+    #[test]
     fn subtitle_files_keep_cues_in_order_with_times() {
         let cues = vec![
             Cue {
                 start: 0.0,
                 end: 1.5,
                 text: "Slow & steady".into(),
+                word_starts: Vec::new(),
             },
             Cue {
                 start: 61.25,
                 end: 3725.007,
                 text: "wins <the> race".into(),
+                word_starts: Vec::new(),
             },
         ];
         assert_eq!(srt(&cues), "1\n00:00:00,000 --> 00:00:01,500\nSlow & steady\n\n2\n00:01:01,250 --> 01:02:05,007\nwins <the> race\n\n");
@@ -449,6 +549,7 @@ mod tests {
             start: 10.0,
             end: 16.0,
             text: String::new(),
+            word_starts: Vec::new(),
         };
         let lines = vec![
             "aaaa".to_string(),

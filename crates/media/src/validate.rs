@@ -457,10 +457,37 @@ fn check_captions(p: &mut Problems, captions: &Captions, duration: f64, width: u
         if cue.text.trim().is_empty() {
             p.push(format!("{at}.text"), "the cue is empty", "some text");
         }
+        if !cue.word_starts.is_empty() {
+            let words = cue.text.split_whitespace().count();
+            let rising = cue.word_starts.windows(2).all(|w| w[0] <= w[1]);
+            let inside = cue
+                .word_starts
+                .iter()
+                .all(|t| t.is_finite() && *t >= cue.start - 1e-6 && *t < cue.end);
+            if cue.word_starts.len() != words {
+                p.push(
+                    format!("{at}.word_starts"),
+                    format!(
+                        "{} times for the {words} words of the text",
+                        cue.word_starts.len()
+                    ),
+                    "one start per word of text (split at spaces), or none",
+                );
+            } else if !rising || !inside {
+                p.push(
+                    format!("{at}.word_starts"),
+                    "the times do not rise within the cue",
+                    format!("rising times from {} to before {}", cue.start, cue.end),
+                );
+            }
+        }
         previous_end = cue.end;
     }
     let style = &captions.style;
     check_text_style(p, "$.captions.style.text", &style.text);
+    if let Some(h) = &style.highlight {
+        p.color("$.captions.style.highlight", h);
+    }
     p.range(
         "$.captions.style.max_lines",
         style.max_lines as f64,
@@ -583,7 +610,15 @@ mod tests {
             start: 1.0,
             end: 0.5,
             text: " ".into(),
+            word_starts: Vec::new(),
         });
+        t.captions.cues.push(Cue {
+            start: 2.0,
+            end: 3.0,
+            text: "two words".into(),
+            word_starts: vec![2.0],
+        });
+        t.captions.style.highlight = Some("gold".into());
         t.output.crf = 60;
         let paths: Vec<String> = validate(&t).into_iter().map(|p| p.path).collect();
         for expected in [
@@ -595,6 +630,8 @@ mod tests {
             "$.scenes[0].motion.effect",
             "$.captions.cues[0].end",
             "$.captions.cues[0].text",
+            "$.captions.cues[1].word_starts",
+            "$.captions.style.highlight",
             "$.output.crf",
         ] {
             assert!(
@@ -630,11 +667,13 @@ mod tests {
                 start: 0.0,
                 end: 1.0,
                 text: "a".into(),
+                word_starts: Vec::new(),
             },
             Cue {
                 start: 0.5,
                 end: 1.5,
                 text: "b".into(),
+                word_starts: Vec::new(),
             },
         ];
         let problems = validate(&t);

@@ -186,16 +186,19 @@ async fn captions_are_written_in_order_with_their_times_and_burned_in() {
             start: 0.25,
             end: 1.5,
             text: "The cat sat".into(),
+            word_starts: Vec::new(),
         },
         Cue {
             start: 1.5,
             end: 2.75,
             text: "on the mat & <purred>".into(),
+            word_starts: Vec::new(),
         },
         Cue {
             start: 3.0,
             end: 3.9,
             text: "The end".into(),
+            word_starts: Vec::new(),
         },
     ];
     render(&t, &fx.options("burned", "c")).await.unwrap();
@@ -238,6 +241,53 @@ async fn captions_are_written_in_order_with_their_times_and_burned_in() {
         mad(&burned[100], &plain[100]) > 1.0,
         "cue at 3.33 s should be burned in"
     );
+}
+
+/// Pixels of the frame at `t` seconds that are the karaoke yellow (#FFD400).
+fn yellow_pixels(video: &std::path::Path, t: f64, width: u32, height: u32) -> usize {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &format!("{t:.3}"), "-i"])
+        .arg(video)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout.len(), (width * height * 3) as usize);
+    out.stdout
+        .chunks_exact(3)
+        .filter(|p| p[0] > 200 && p[1] > 160 && p[1] < 240 && p[2] < 90)
+        .count()
+}
+
+#[tokio::test]
+async fn karaoke_captions_light_each_word_as_it_is_spoken() {
+    let fx = Fixture::new(&[]);
+    let mut t = timeline(480, 270, 30, vec![scene(color("#102040"), 4.0)]);
+    t.captions.style.text.size = Some(40);
+    t.captions.style.highlight = Some("#FFD400".into());
+    t.captions.cues = vec![Cue {
+        start: 0.5,
+        end: 3.9,
+        text: "one two three four".into(),
+        word_starts: vec![0.5, 1.5, 2.5, 3.0],
+    }];
+    render(&t, &fx.options("karaoke", "k")).await.unwrap();
+    let video = fx.out("karaoke").join("final.mp4");
+    let lit: Vec<usize> = [0.2, 1.0, 2.0, 3.5]
+        .iter()
+        .map(|&at| yellow_pixels(&video, at, 480, 270))
+        .collect();
+    assert!(lit[0] < 20, "no cue yet: {lit:?}");
+    assert!(lit[1] > 50, "the first word is lit: {lit:?}");
+    assert!(
+        lit[1] < lit[2] && lit[2] < lit[3],
+        "more words lit as they are spoken: {lit:?}"
+    );
+
+    // The same cue without a highlight: white text, nothing yellow.
+    t.captions.style.highlight = None;
+    render(&t, &fx.options("plain", "k")).await.unwrap();
+    let plain = yellow_pixels(&fx.out("plain").join("final.mp4"), 3.5, 480, 270);
+    assert!(plain < 20, "{plain}");
 }
 
 fn ten_scenes(transition: TransitionKind) -> Timeline {
@@ -298,6 +348,7 @@ fn ten_scenes(transition: TransitionKind) -> Timeline {
         start: 0.1,
         end: 5.0,
         text: "A caption across many scenes".into(),
+        word_starts: Vec::new(),
     }];
     t
 }

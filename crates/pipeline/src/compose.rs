@@ -124,6 +124,7 @@ pub fn timed_sentence_cues(
                 .map(|&(f, _)| words[f].start)
                 .unwrap_or(end),
             text: texts[from..to].join(" "),
+            word_starts: words[from..to].iter().map(|w| w.start).collect(),
         })
         .collect()
 }
@@ -170,6 +171,7 @@ pub fn sentence_cues(text: &str, start: f64, end: f64, max_words: usize) -> Vec<
                 start: t,
                 end: t + d,
                 text: c.join(" "),
+                word_starts: Vec::new(),
             };
             t += d;
             cue
@@ -299,6 +301,7 @@ pub fn timeline(plan: &ScenePlan, assets: &Assets, style: &Style, format: Format
                 position: CaptionPosition::Bottom,
                 max_lines: style.captions.max_lines,
                 margins: None,
+                highlight: style.captions.highlight.clone(),
             },
         },
         output: OutputSettings {

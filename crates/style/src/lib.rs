@@ -87,6 +87,10 @@ pub struct CaptionLook {
     pub r#box: String,
     /// Most lines at once.
     pub max_lines: u32,
+    /// Karaoke highlight, `#RRGGBB`: each word lights up in this colour as it is spoken, where
+    /// the voice times words (Piper, ElevenLabs). Absent: plain captions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub highlight: Option<String>,
 }
 
 /// Scene-heading look.
@@ -229,6 +233,9 @@ impl Style {
         colour("palette.text", &self.palette.text, false)?;
         colour("palette.outline", &self.palette.outline, false)?;
         colour("captions.box", &self.captions.r#box, true)?;
+        if let Some(h) = &self.captions.highlight {
+            colour("captions.highlight", h, false)?;
+        }
         let range = |key: &str, v: f64, lo: f64, hi: f64| {
             if v.is_finite() && v >= lo && v <= hi {
                 Ok(())

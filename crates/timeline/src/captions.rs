@@ -38,6 +38,11 @@ pub struct Cue {
     pub end: f64,
     /// The text; `\n` breaks lines.
     pub text: String,
+    /// When each word of `text` (split at whitespace) starts, seconds from the start of the
+    /// video, rising, within the cue: what karaoke captions ([`CaptionStyle::highlight`]) light
+    /// up by. Empty when the voice gave no word times.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub word_starts: Vec<f64>,
 }
 
 /// Vertical placement of captions.
@@ -70,6 +75,10 @@ pub struct CaptionStyle {
     /// Safe margins in pixels; default by aspect (see [`SafeMargins::for_canvas`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub margins: Option<SafeMargins>,
+    /// Karaoke: each word of a cue with `word_starts` turns this colour (`#RRGGBB[AA]`) as it
+    /// is spoken and stays lit to the cue's end. `None`: plain captions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub highlight: Option<String>,
 }
 
 fn default_max_lines() -> u32 {
@@ -82,6 +91,7 @@ impl Default for CaptionStyle {
             text: TextStyle::default(),
             position: CaptionPosition::Bottom,
             max_lines: default_max_lines(),
+            highlight: None,
             margins: None,
         }
     }

@@ -78,6 +78,7 @@ pub(super) fn text_events(
                 lines,
                 style,
                 place: Placement::At(Position::default()),
+                karaoke: None,
             });
         }
         for (j, o) in scene.overlays.iter().enumerate() {
@@ -126,13 +127,29 @@ fn caption_events(
         let max_width = (w - margins.left - margins.right) as f64;
         for cue in &t.captions.cues {
             let lines = text::wrap(&style.font, &cue.text, style.size as f64, max_width);
+            // Karaoke where the style asks for it and the cue has a time for every word.
+            let mut starts = match &cs.highlight {
+                Some(_) if cue.word_starts.len() == cue.text.split_whitespace().count() => {
+                    Some(cue.word_starts.iter().copied())
+                }
+                _ => None,
+            };
             for (start, end, lines) in text::split_cue(cue, lines, cs.max_lines as usize) {
+                let words: usize = lines.iter().map(|l| l.split_whitespace().count()).sum();
+                let karaoke = match (&cs.highlight, starts.as_mut()) {
+                    (Some(highlight), Some(starts)) => Some(text::Karaoke {
+                        highlight: highlight.clone(),
+                        word_starts: starts.by_ref().take(words).collect(),
+                    }),
+                    _ => None,
+                };
                 events.push(TextEvent {
                     start,
                     end,
                     lines,
                     style: style.clone(),
                     place: Placement::Caption(cs.position, margins),
+                    karaoke,
                 });
             }
         }
@@ -184,6 +201,7 @@ fn overlay_text(
         lines,
         style,
         place: Placement::At(*position),
+        karaoke: None,
     }))
 }
 

@@ -62,6 +62,7 @@ pub(super) fn segment_command<'a>(
         .map(|e| TextEvent {
             start: e.start.max(g0) - g0,
             end: e.end.min(g1) - g0,
+            karaoke: e.karaoke.as_ref().map(|k| k.shifted(g0)),
             ..e.clone()
         })
         .collect();
