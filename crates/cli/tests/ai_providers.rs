@@ -191,16 +191,7 @@ async fn a_topic_becomes_a_video_written_and_spoken_by_the_configured_vendors() 
 /// The word count the script prompt asked for ("about N words").
 async fn words_asked(fake: &FakeOpenAi) -> usize {
     let bodies = fake.bodies("/v1/chat/completions").await;
-    let prompt = bodies[0]["messages"][1]["content"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    prompt
-        .split("about ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap()
+    openai::words_asked(bodies[0]["messages"][1]["content"].as_str().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread")]

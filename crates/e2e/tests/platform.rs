@@ -535,14 +535,7 @@ async fn a_topic_project_is_written_and_spoken_by_the_configured_vendors() {
         .await;
     let said = letters(&studio_testkit::texts::srt_text(&srt));
     let asked = fake.bodies("/v1/chat/completions").await;
-    let words: usize = asked[0]["messages"][1]["content"]
-        .as_str()
-        .unwrap()
-        .split("about ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap();
+    let words = openai::words_asked(asked[0]["messages"][1]["content"].as_str().unwrap());
     assert_eq!(said, letters(&openai::script(words).concat()));
     assert_eq!(fake.chats(), 2, "one script, one plan");
     let spoken: Vec<Value> = fake.bodies("/v1/audio/speech").await;

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::local::{espeak, media, music};
 use crate::settings::{ProviderSpec, ProvidersSettings};
-use crate::vendor::{anthropic, elevenlabs, openai, Auth};
+use crate::vendor::{anthropic, elevenlabs, openai};
 
 /// What was found about one configured provider.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -42,23 +42,10 @@ pub async fn check(settings: &ProvidersSettings) -> Vec<Checked> {
     let mut out = Vec::new();
     for (capability, specs) in tables {
         for (index, spec) in specs.iter().enumerate() {
-            let key_env = match spec.kind.as_str() {
-                "openai" | "openai-speech" => Some(openai::KEY_ENV),
-                "anthropic" => Some(anthropic::KEY_ENV),
-                "elevenlabs" => Some(elevenlabs::KEY_ENV),
-                _ => None,
-            };
-            let key = key_env
-                .map(|default| {
-                    spec.api_key_env
-                        .clone()
-                        .unwrap_or_else(|| default.to_owned())
-                })
-                .filter(|env| !env.is_empty())
-                .map(|env| {
-                    let set = std::env::var(&env).is_ok_and(|v| !v.trim().is_empty());
-                    (env, set)
-                });
+            let key = spec.key_env().map(|env| {
+                let set = std::env::var(&env).is_ok_and(|v| !v.trim().is_empty());
+                (env, set)
+            });
             out.push(Checked {
                 capability,
                 index,
@@ -88,9 +75,7 @@ async fn probe(capability: &str, spec: &ProviderSpec) -> Result<String, String> 
         ("script", "text-planner") => Ok("local, nothing to probe".into()),
         ("image", "card") => Ok("local, nothing to probe".into()),
         ("script", "openai") | ("speech", "openai-speech") => {
-            let endpoint = spec
-                .endpoint("openai", openai::BASE_URL, openai::KEY_ENV, Auth::Bearer)
-                .map_err(e)?;
+            let endpoint = spec.endpoint().map_err(e)?;
             let default = if capability == "script" {
                 openai::CHAT_MODEL
             } else {
@@ -100,28 +85,14 @@ async fn probe(capability: &str, spec: &ProviderSpec) -> Result<String, String> 
             Ok(offered(&models, spec.model.as_deref().unwrap_or(default)))
         }
         ("script", "anthropic") => {
-            let endpoint = spec
-                .endpoint(
-                    "anthropic",
-                    anthropic::BASE_URL,
-                    anthropic::KEY_ENV,
-                    Auth::Header("x-api-key"),
-                )
-                .map_err(e)?;
+            let endpoint = spec.endpoint().map_err(e)?;
             let model = spec.model.as_deref().unwrap_or(anthropic::MODEL);
             let chat = anthropic::AnthropicChat::new(endpoint, model);
             let models = chat.models().await.map_err(e)?;
             Ok(offered(&models, model))
         }
         ("speech", "elevenlabs") => {
-            let endpoint = spec
-                .endpoint(
-                    "elevenlabs",
-                    elevenlabs::BASE_URL,
-                    elevenlabs::KEY_ENV,
-                    Auth::Header("xi-api-key"),
-                )
-                .map_err(e)?;
+            let endpoint = spec.endpoint().map_err(e)?;
             let voice = spec.voice.as_deref().unwrap_or(elevenlabs::VOICE);
             let speech =
                 elevenlabs::ElevenLabsSpeech::new(endpoint, elevenlabs::MODEL, voice, None, None);

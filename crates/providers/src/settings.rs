@@ -28,7 +28,7 @@ use crate::local::{card, espeak, media, music, piper, planner};
 use crate::prices::{Price, PriceTable};
 use crate::vendor::openai::{self, AudioFormat, StructuredOutput};
 use crate::vendor::{anthropic, elevenlabs};
-use crate::vendor::{Auth, Endpoint};
+use crate::vendor::{vendor_of, Endpoint};
 use crate::writer::LlmWriter;
 
 /// One provider in a chain.
@@ -115,18 +115,27 @@ impl ProviderSpec {
         }
     }
 
+    /// The environment variable a vendor provider reads its key from (`api_key_env`, or the
+    /// vendor's default); `None` for local kinds and servers that take no key.
+    pub fn key_env(&self) -> Option<String> {
+        let (_, _, default, _) = vendor_of(&self.kind)?;
+        Some(
+            self.api_key_env
+                .clone()
+                .unwrap_or_else(|| default.to_owned()),
+        )
+        .filter(|e| !e.is_empty())
+    }
+
     /// The endpoint of a vendor provider: `base_url`, `api_key_env` and `timeout_s`, or the
-    /// vendor's defaults.
+    /// vendor's defaults ([`vendor_of`]).
     ///
-    /// Errors: `Unavailable` when the key's variable is unset (naming it) or the URL is not
-    /// http(s).
-    pub fn endpoint(
-        &self,
-        vendor: &'static str,
-        base_url: &str,
-        key_env: &str,
-        auth: Auth,
-    ) -> Result<Endpoint, ProviderError> {
+    /// Errors: `Unavailable` for a local kind, when the key's variable is unset (naming it), or
+    /// the URL is not http(s); `timeout_s` not a positive number.
+    pub fn endpoint(&self) -> Result<Endpoint, ProviderError> {
+        let (vendor, base_url, key_env, auth) = vendor_of(&self.kind).ok_or_else(|| {
+            ProviderError::unavailable(format!("{} is not a vendor provider", self.kind))
+        })?;
         if !(self.timeout_s.is_finite() && self.timeout_s > 0.0) {
             return Err(ProviderError::unavailable(format!(
                 "timeout_s must be a positive number of seconds, not {}",
@@ -281,9 +290,7 @@ impl ProvidersSettings {
             match spec.kind.as_str() {
                 "text-planner" => script.push(Arc::new(planner::TextPlanner), spec.concurrency),
                 "openai" => {
-                    let endpoint = spec
-                        .endpoint("openai", openai::BASE_URL, openai::KEY_ENV, Auth::Bearer)
-                        .map_err(|e| err("script", i, spec, pe(e)))?;
+                    let endpoint = spec.endpoint().map_err(|e| err("script", i, spec, pe(e)))?;
                     let model = spec.model.as_deref().unwrap_or(openai::CHAT_MODEL);
                     let chat = openai::OpenAiChat::new(endpoint, model, spec.structured_output);
                     let writer = LlmWriter::new("openai", Box::new(chat), priced("openai", model));
@@ -294,14 +301,7 @@ impl ProvidersSettings {
                     )
                 }
                 "anthropic" => {
-                    let endpoint = spec
-                        .endpoint(
-                            "anthropic",
-                            anthropic::BASE_URL,
-                            anthropic::KEY_ENV,
-                            Auth::Header("x-api-key"),
-                        )
-                        .map_err(|e| err("script", i, spec, pe(e)))?;
+                    let endpoint = spec.endpoint().map_err(|e| err("script", i, spec, pe(e)))?;
                     let model = spec.model.as_deref().unwrap_or(anthropic::MODEL);
                     let chat = anthropic::AnthropicChat::new(endpoint, model);
                     let writer =
@@ -331,9 +331,7 @@ impl ProvidersSettings {
                     speech.push(Arc::new(p), spec.concurrency)
                 }
                 "openai-speech" => {
-                    let endpoint = spec
-                        .endpoint("openai", openai::BASE_URL, openai::KEY_ENV, Auth::Bearer)
-                        .map_err(|e| err("speech", i, spec, pe(e)))?;
+                    let endpoint = spec.endpoint().map_err(|e| err("speech", i, spec, pe(e)))?;
                     let model = spec.model.as_deref().unwrap_or(openai::SPEECH_MODEL);
                     let p = openai::OpenAiSpeech::new(
                         "openai-speech",
@@ -354,14 +352,7 @@ impl ProvidersSettings {
                     speech.push(Arc::new(p), spec.concurrency)
                 }
                 "elevenlabs" => {
-                    let endpoint = spec
-                        .endpoint(
-                            "elevenlabs",
-                            elevenlabs::BASE_URL,
-                            elevenlabs::KEY_ENV,
-                            Auth::Header("xi-api-key"),
-                        )
-                        .map_err(|e| err("speech", i, spec, pe(e)))?;
+                    let endpoint = spec.endpoint().map_err(|e| err("speech", i, spec, pe(e)))?;
                     let model = spec.model.as_deref().unwrap_or(elevenlabs::MODEL);
                     let p = elevenlabs::ElevenLabsSpeech::new(
                         endpoint,

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::openai::{plan_for, script, tokens, SCRIPT_TITLE};
+use crate::openai::{plan_for, script, tokens, words_asked, SCRIPT_TITLE};
 
 /// The key the fake accepts (`x-api-key`).
 pub const KEY: &str = "sk-ant-test";
@@ -108,15 +108,7 @@ impl Respond for Messages {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let input = match tool {
-            "script" => {
-                let words = first
-                    .split("about ")
-                    .nth(1)
-                    .and_then(|r| r.split(' ').next())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(150);
-                json!({"title": SCRIPT_TITLE, "paragraphs": script(words)})
-            }
+            "script" => json!({"title": SCRIPT_TITLE, "paragraphs": script(words_asked(first))}),
             "scene_plan" => plan_for(first),
             other => {
                 return error(

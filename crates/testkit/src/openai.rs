@@ -52,6 +52,16 @@ pub fn script(words: usize) -> Vec<String> {
     chosen.chunks(4).map(|p| p.join(" ")).collect()
 }
 
+/// The length a script prompt asks for ("about N words"); 150 when it names none.
+pub fn words_asked(prompt: &str) -> usize {
+    prompt
+        .split("about ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(150)
+}
+
 /// Tokens of `text` by OpenAI's rule of thumb ("one token generally corresponds to ~4
 /// characters of text for common English text").
 pub fn tokens(text: &str) -> u64 {
@@ -250,13 +260,7 @@ impl Respond for Chat {
             .unwrap_or(prompt);
         let answer = match schema {
             "script" => {
-                let words = first_prompt
-                    .split("about ")
-                    .nth(1)
-                    .and_then(|rest| rest.split(' ').next())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(150);
-                json!({"title": SCRIPT_TITLE, "paragraphs": script(words)})
+                json!({"title": SCRIPT_TITLE, "paragraphs": script(words_asked(first_prompt))})
             }
             "scene_plan" => plan_for(first_prompt),
             other => {

@@ -65,6 +65,30 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
+/// How to reach the vendor behind a provider kind: its name in messages, its base URL, the
+/// environment variable its key is read from by default, and how it takes the key. `None` for
+/// local kinds.
+pub fn vendor_of(kind: &str) -> Option<(&'static str, &'static str, &'static str, Auth)> {
+    match kind {
+        "openai" | "openai-speech" => {
+            Some(("openai", openai::BASE_URL, openai::KEY_ENV, Auth::Bearer))
+        }
+        "anthropic" => Some((
+            "anthropic",
+            anthropic::BASE_URL,
+            anthropic::KEY_ENV,
+            Auth::Header("x-api-key"),
+        )),
+        "elevenlabs" => Some((
+            "elevenlabs",
+            elevenlabs::BASE_URL,
+            elevenlabs::KEY_ENV,
+            Auth::Header("xi-api-key"),
+        )),
+        _ => None,
+    }
+}
+
 /// Reads the API key from the environment variable `key_env`; `Ok(None)` when `key_env` is
 /// empty (a server that takes no key).
 ///
