@@ -121,6 +121,17 @@ impl JobStore {
     /// job; `AlreadyFinal` when it had ended.
     pub async fn cancel(&self, owner: UserId, id: JobId) -> Result<Job, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Steps first, then the job: the order every other writer (claim, complete, fail)
+        // takes their locks in, so a cancel racing a claim waits instead of deadlocking. The
+        // transaction is rolled back (on drop) when the job is not the owner's or has ended.
+        sqlx::query!(
+            r#"UPDATE steps SET state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL,
+                   finished_at = now()
+               WHERE job_id = $1 AND state IN ('queued', 'running')"#,
+            id.0
+        )
+        .execute(&mut *tx)
+        .await?;
         let row = sqlx::query!(
             "SELECT owner_id, state FROM jobs WHERE id = $1 FOR UPDATE",
             id.0
@@ -135,14 +146,6 @@ impl JobStore {
         }
         sqlx::query!(
             "UPDATE jobs SET state = 'cancelled', updated_at = now() WHERE id = $1",
-            id.0
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query!(
-            r#"UPDATE steps SET state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL,
-                   finished_at = now()
-               WHERE job_id = $1 AND state IN ('queued', 'running')"#,
             id.0
         )
         .execute(&mut *tx)
