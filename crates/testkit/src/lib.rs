@@ -5,7 +5,7 @@
 //! - [`s3`]: an S3 endpoint over a folder (s3s-fs), counting completed uploads per key;
 //! - [`rabbit`]: a private RabbitMQ node for tests that stop or restart the broker;
 //! - [`moto`]: moto's SQS server;
-//! - [`openai`], [`anthropic`], [`elevenlabs`]: fakes of those vendors' APIs on local ports,
+//! - [`openai`], [`anthropic`], [`elevenlabs`], [`cartesia`]: fakes of those vendors' APIs on local ports,
 //!   following their documented shapes;
 //! - [`media`]: ffprobe, frame hashes, loudness and PCM read back with FFmpeg, independently of
 //!   the engine;
@@ -13,6 +13,7 @@
 #![allow(missing_debug_implementations)]
 
 pub mod anthropic;
+pub mod cartesia;
 pub mod db;
 pub mod elevenlabs;
 pub mod media;

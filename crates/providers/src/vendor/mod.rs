@@ -2,7 +2,7 @@
 //! configured provider (base URL, API key, timeout) and one error classification.
 //!
 //! Errors are classified from the vendors' documented status codes (OpenAI "Error codes",
-//! Anthropic "Errors", ElevenLabs "Errors"):
+//! Anthropic "Errors", ElevenLabs "Errors", Cartesia "API conventions"):
 //! - 408, 409, 429 (with `Retry-After`), 5xx and Anthropic's 529 "overloaded", timeouts and
 //!   connection failures → [`ErrorKind::Transient`], retried with backoff that honours
 //!   `Retry-After`;
@@ -17,6 +17,7 @@
 //! [`ErrorKind::Invalid`]: crate::ErrorKind::Invalid
 
 pub mod anthropic;
+pub mod cartesia;
 pub mod elevenlabs;
 pub mod openai;
 
@@ -84,6 +85,12 @@ pub fn vendor_of(kind: &str) -> Option<(&'static str, &'static str, &'static str
             elevenlabs::BASE_URL,
             elevenlabs::KEY_ENV,
             Auth::Header("xi-api-key"),
+        )),
+        "cartesia" => Some((
+            "cartesia",
+            cartesia::BASE_URL,
+            cartesia::KEY_ENV,
+            Auth::Bearer,
         )),
         _ => None,
     }
