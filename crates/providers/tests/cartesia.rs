@@ -173,3 +173,54 @@ async fn the_voice_list_probes_the_key() {
     assert_eq!(sent.url.path(), "/voices");
     assert_eq!(sent.headers["cartesia-version"], "2025-04-16");
 }
+
+#[tokio::test]
+async fn server_errors_and_broken_streams_are_retried_and_a_slow_answer_given_up() {
+    let fake = FakeCartesia::start().await;
+    Mock::given(method("POST"))
+        .and(path("/tts/sse"))
+        .respond_with(cartesia::error(
+            500,
+            "internal_error",
+            "Internal server error",
+        ))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&fake.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/tts/sse"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string("data: {\"type\": \"chunk\", \"data\": \n\n"),
+        )
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&fake.server)
+        .await;
+    let providers = settings(&fake, "").build(None).unwrap();
+    let mut one = speak();
+    one.sentences.truncate(1);
+    let g = providers.speech.run(&one).await.unwrap();
+    assert_eq!(g.provenance.provider, "cartesia");
+    assert_eq!(
+        g.provenance.attempts, 3,
+        "500, a broken event, then the answer"
+    );
+
+    let slow = FakeCartesia::start().await;
+    Mock::given(method("POST"))
+        .and(path("/tts/sse"))
+        .respond_with(
+            cartesia::error(500, "internal_error", "late").set_delay(Duration::from_secs(5)),
+        )
+        .with_priority(1)
+        .mount(&slow.server)
+        .await;
+    let providers = settings(&slow, "timeout_s = 0.3").build(None).unwrap();
+    let g = providers.speech.run(&one).await.unwrap();
+    assert_eq!(g.provenance.provider, "espeak-ng", "fell back");
+    let reason = &g.provenance.skipped[0].reason;
+    assert!(reason.contains("did not answer within 0.3 s"), "{reason}");
+}
