@@ -117,14 +117,28 @@ pub fn timed_sentence_cues(
     chunks
         .iter()
         .enumerate()
-        .map(|(i, &(from, to))| Cue {
-            start: if i == 0 { start } else { words[from].start },
-            end: chunks
+        .map(|(i, &(from, to))| {
+            let cue_start = if i == 0 { start } else { words[from].start };
+            let cue_end = chunks
                 .get(i + 1)
                 .map(|&(f, _)| words[f].start)
-                .unwrap_or(end),
-            text: texts[from..to].join(" "),
-            word_starts: words[from..to].iter().map(|w| w.start).collect(),
+                .unwrap_or(end);
+            // Each word lights inside its cue, in order, whatever a voice's rounding says.
+            let last = (cue_end - 0.001).max(cue_start);
+            let mut floor = cue_start;
+            let word_starts = words[from..to]
+                .iter()
+                .map(|w| {
+                    floor = w.start.clamp(floor, last.max(floor));
+                    floor
+                })
+                .collect();
+            Cue {
+                start: cue_start,
+                end: cue_end,
+                text: texts[from..to].join(" "),
+                word_starts,
+            }
         })
         .collect()
 }
@@ -479,6 +493,33 @@ mod tests {
         assert_eq!(timed_sentence_cues(text, 9.9, 17.0, &[], 6), plain);
         assert_eq!(timed_sentence_cues(text, 9.9, 17.0, &words[1..], 6), plain);
         assert_ne!(plain[0].text, cues[0].text);
+    }
+
+    /// A voice's word times a hair before the sentence (rounding), out of order, or at its very
+    /// end still light every word inside its cue, in order: the timeline validates.
+    #[test]
+    fn word_starts_stay_inside_their_cue() {
+        let text = "It rested when the work was done.";
+        let starts = [2.957, 3.2, 3.1, 3.5, 3.8, 4.0, 4.7];
+        let words: Vec<TimedWord> = text
+            .split_whitespace()
+            .zip(starts)
+            .map(|(w, s)| TimedWord {
+                text: w.into(),
+                start: s,
+                end: s + 0.1,
+            })
+            .collect();
+        let cues = timed_sentence_cues(text, 2.9574, 4.7, &words, 8);
+        for c in &cues {
+            assert!(c.word_starts.windows(2).all(|w| w[0] <= w[1]), "{c:?}");
+            assert!(
+                c.word_starts.iter().all(|&t| t >= c.start && t < c.end),
+                "{c:?}"
+            );
+        }
+        assert_eq!(cues[0].word_starts[0], 2.9574);
+        assert!(*cues.last().unwrap().word_starts.last().unwrap() < 4.7);
     }
 
     #[test]

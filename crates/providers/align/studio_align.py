@@ -6,7 +6,7 @@ Reads one JSON request on stdin:
     {"wav": "/path/speech.wav", "sentences": [{"text": "…", "start": 0.0, "end": 2.5}, …]}
 (16-bit PCM, any rate; each sentence's span of the audio in seconds) and prints one JSON line per
 sentence, in order: {"words": [{"text", "start", "end"}, …]} with one entry per whitespace-separated
-word of the text, in seconds from the start of the audio.
+word of the text, in seconds from the start of its sentence's span.
 
 How: each span is resampled to the model's 16 kHz and aligned against its words (written words
 are lowercased and stripped of punctuation; hyphenated words are aligned part by part; words the
@@ -149,7 +149,8 @@ def align_sentence(decoder, samples, text):
             i += len(p)
         else:
             start = end = last
-        start = min(max(start, last), length)
+        # Every word starts inside the span, before its end (a mark after the last word too).
+        start = min(max(start, last), max(length - 0.01, 0.0))
         end = min(max(end, start), length)
         words.append({"text": token, "start": start, "end": end})
         last = end
@@ -180,8 +181,8 @@ def main():
         samples = np.interp(np.arange(n) * rate / RATE, np.arange(len(span)), span)
         words = align_sentence(decoder, samples.astype(np.int16), sentence["text"]) if n else []
         for word in words:
-            word["start"] = round(word["start"] + sentence["start"], 3)
-            word["end"] = round(word["end"] + sentence["start"], 3)
+            word["start"] = round(word["start"], 3)
+            word["end"] = round(word["end"], 3)
         print(json.dumps({"words": words}), flush=True)
 
 

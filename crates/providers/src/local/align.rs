@@ -138,8 +138,9 @@ impl PocketSphinx {
                 ProviderError::transient(format!("pocketsphinx said something unexpected ({e})"))
             })?;
             let sentence = &mut speech.sentences[i];
-            if consistent(sentence, &line.words) {
-                sentence.words = line.words;
+            let words = placed(sentence, line.words);
+            if consistent(sentence, &words) {
+                sentence.words = words;
             } else {
                 tracing::warn!(
                     sentence = %sentence.text,
@@ -167,18 +168,34 @@ impl PocketSphinx {
     }
 }
 
-/// Whether `words` are `sentence`'s own words, in order, inside its time.
+/// `words` timed from the start of `sentence` (as the aligner reports them, in milliseconds),
+/// placed in the audio: shifted by the sentence's start and kept inside its time, which the
+/// aligner's rounding may leave by a fraction of a millisecond.
+fn placed(sentence: &TimedText, words: Vec<TimedWord>) -> Vec<TimedWord> {
+    let at = |t: f64| (sentence.start + t).clamp(sentence.start, sentence.end);
+    words
+        .into_iter()
+        .map(|w| TimedWord {
+            start: at(w.start),
+            end: at(w.end),
+            text: w.text,
+        })
+        .collect()
+}
+
+/// Whether `words` are `sentence`'s own words, in order, inside its time, each starting before
+/// the sentence ends.
 fn consistent(sentence: &TimedText, words: &[TimedWord]) -> bool {
-    let tolerance = 0.002;
     words
         .iter()
         .map(|w| w.text.as_str())
         .eq(sentence.text.split_whitespace())
-        && words.windows(2).all(|w| w[0].end <= w[1].start + 1e-9)
+        && words.windows(2).all(|w| w[0].end <= w[1].start)
         && words.iter().all(|w| {
             w.start <= w.end
-                && w.start >= sentence.start - tolerance
-                && w.end <= sentence.end + tolerance
+                && w.start >= sentence.start
+                && w.end <= sentence.end
+                && (w.start < sentence.end || sentence.start == sentence.end)
         })
 }
 
@@ -273,6 +290,18 @@ mod tests {
         let mut late = good.to_vec();
         late[2].end = 2.5;
         assert!(!consistent(&sentence, &late), "past the sentence");
+        let mut early = good.to_vec();
+        early[0].start = 0.9995;
+        assert!(!consistent(&sentence, &early), "before the sentence");
+        // The aligner's millisecond times, relative to the sentence, are placed inside it.
+        let relative = vec![
+            word("Slow", -0.0004, 0.3),
+            word("but", 0.3, 0.5),
+            word("steady.", 0.5, 1.0004),
+        ];
+        let placed = placed(&sentence, relative);
+        assert_eq!((placed[0].start, placed[2].end), (1.0, 2.0));
+        assert!(consistent(&sentence, &placed));
         let mut crossed = good.to_vec();
         crossed[1].start = 1.2;
         assert!(!consistent(&sentence, &crossed), "overlapping words");
