@@ -6,6 +6,7 @@
 //! - [`grpc`]: the gRPC adapters, prost ↔ domain only;
 //! - [`service`]: the rules: a project becomes a video request, jobs are started, listed,
 //!   cancelled and watched, outputs presigned, render leases claimed and settled;
+//! - [`limits`]: what one job and one user may ask for, checked when a job starts;
 //! - [`worker`]: the step worker loop (claim, heartbeat, run, settle, ack) around [`steps`],
 //!   which runs one step of the graph;
 //! - [`watch`]: live progress, one `LISTEN` per process fanned out to every watcher;
@@ -25,6 +26,7 @@
 
 pub mod deadletter;
 pub mod grpc;
+pub mod limits;
 pub mod messages;
 pub mod relay;
 pub mod service;

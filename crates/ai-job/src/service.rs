@@ -38,6 +38,10 @@ impl From<StoreError> for Error {
                 ErrorCode::FailedPrecondition,
                 "fenced: another worker holds this step now",
             ),
+            StoreError::TooManyActive(active) => Error::new(
+                ErrorCode::ResourceExhausted,
+                format!("{active} jobs are already queued or running"),
+            ),
             StoreError::Database(e) => internal("job store", e),
             StoreError::Corrupt(e) => internal("job store", e),
         }
@@ -142,6 +146,8 @@ pub struct Jobs {
     pub output_url_ttl: Duration,
     /// Attempts given to every step.
     pub max_attempts: i32,
+    /// What one job and one user may ask for.
+    pub limits: crate::limits::Limits,
 }
 
 impl std::fmt::Debug for Jobs {
@@ -160,7 +166,10 @@ impl Jobs {
     /// returns the first job and `false`.
     ///
     /// Errors: `idempotency_key` empty or over 200 characters; the project's own errors
-    /// ([`video_request`]); `AlreadyExists` naming `idempotency_key` when the key started a job
+    /// ([`video_request`]); `FailedPrecondition` for a video over the size limits
+    /// ([`crate::limits::Limits::check`]); `ResourceExhausted` when the caller already has
+    /// `max_active_jobs_per_user` jobs queued or running (a repeat of an earlier start still
+    /// returns its job); `AlreadyExists` naming `idempotency_key` when the key started a job
     /// for another project.
     pub async fn start(
         &self,
@@ -179,6 +188,8 @@ impl Jobs {
         let source = self.projects.project(bearer, project).await?;
         let style = self.style(bearer, &source.style).await?;
         let request = video_request(source, style, self.providers.can_plan_topics())?;
+        self.limits
+            .check(&request, self.providers.speech.seconds_per_letter_wpm())?;
         let plan = NewStep {
             kind: StepKind::Plan.name().to_owned(),
             scene: None,
@@ -187,7 +198,17 @@ impl Jobs {
             input: serde_json::to_value(PlanInput { request })
                 .map_err(|e| internal("encoding the plan input", e))?,
         };
-        let (job, created) = self.store.create_job(caller, project, key, &[plan]).await?;
+        let active_limit = self.limits.max_active_jobs_per_user;
+        let (job, created) = self
+            .store
+            .create_job(caller, project, key, &[plan], i64::from(active_limit))
+            .await
+            .map_err(|e| match e {
+                StoreError::TooManyActive(active) => {
+                    crate::limits::too_many_active(active, active_limit)
+                }
+                e => e.into(),
+            })?;
         if created {
             metrics::counter!("ai_job_jobs_started_total").increment(1);
             tracing::info!(job = %job.id, %project, "job started");
@@ -300,6 +321,17 @@ impl Jobs {
             .into_iter()
             .find(|o| o.kind == kind.api_name())
             .ok_or_else(|| Error::not_found("output"))?;
+        // Only keys under the job's own output prefix are ever presigned, whatever was stored
+        // (security review H1).
+        let (project, job) = (view.job.project_id.to_string(), view.job.id.to_string());
+        let prefix = studio_storage::keys::job_outputs_prefix(&project, &job)
+            .map_err(|e| internal("output prefix", e))?;
+        if !within(&output.storage_key, &prefix) {
+            return Err(internal(
+                "stored output key outside the job's outputs",
+                &output.storage_key,
+            ));
+        }
         let key = ObjectKey::parse(output.storage_key.clone())
             .map_err(|e| internal("stored output key", e))?;
         let ttl = self.output_url_ttl;
@@ -386,6 +418,17 @@ pub fn video_request(
     Ok(request)
 }
 
+/// Whether `key` names an object under `prefix` (which ends in `/`): no `..` or empty segment
+/// climbs out of it.
+fn within(key: &str, prefix: &str) -> bool {
+    key.strip_prefix(prefix).is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .split('/')
+                .all(|s| !s.is_empty() && s != "." && s != "..")
+    })
+}
+
 /// What a media-render worker reports at the end of a render.
 #[derive(Debug, Clone)]
 pub enum RenderReport {
@@ -430,21 +473,63 @@ impl RenderLeases {
         Ok(Some((lease, input)))
     }
 
-    /// Extends the lease `token` holds on `step`; `FailedPrecondition` when it is not held.
+    /// Extends the lease `token` holds on `step`; `FailedPrecondition` when it is not held or
+    /// is not a render step.
     pub async fn heartbeat(&self, step: StepId, token: i64, lease: Duration) -> Result<(), Error> {
+        self.render_lease(step, token).await?;
         Ok(self.store.heartbeat_step(step, token, lease).await?)
     }
 
+    /// The lease `token` holds on render step `step`. Render workers settle render steps only:
+    /// the step workers' steps are not theirs to touch.
+    async fn render_lease(&self, step: StepId, token: i64) -> Result<Lease, Error> {
+        let lease = self.store.lease_of(step, token).await?;
+        if StepKind::built_in(&lease.kind) != Some(StepKind::Render) {
+            return Err(Error::new(
+                ErrorCode::FailedPrecondition,
+                "not a render step: render workers settle render steps only",
+            ));
+        }
+        Ok(lease)
+    }
+
     /// Settles render step `step` held by `token` with `report`.
+    ///
+    /// Errors: `FailedPrecondition` when `token` does not hold the step or the step is not a
+    /// render step; `InvalidArgument` naming `files` for a file of an unknown kind or whose key
+    /// is not under the job's output prefix (the step stays running).
     pub async fn finish(
         &self,
         step: StepId,
         token: i64,
         report: RenderReport,
     ) -> Result<(), Error> {
-        let lease = self.store.lease_of(step, token).await?;
+        let lease = self.render_lease(step, token).await?;
         match report {
             RenderReport::Done(output) => {
+                let input: RenderInput = serde_json::from_value(lease.input.clone())
+                    .map_err(|e| internal("render step input", e))?;
+                for file in &output.files {
+                    if OutputKind::parse(&file.kind).is_none() {
+                        return Err(Error::invalid(
+                            "files",
+                            format!(
+                                "{:?} is not an output kind; use one of {}",
+                                file.kind,
+                                OutputKind::api_names()
+                            ),
+                        ));
+                    }
+                    if !within(&file.storage_key, &input.output_prefix) {
+                        return Err(Error::invalid(
+                            "files",
+                            format!(
+                                "{} is not under this job's outputs ({})",
+                                file.storage_key, input.output_prefix
+                            ),
+                        ));
+                    }
+                }
                 let output =
                     serde_json::to_value(output).map_err(|e| internal("render output", e))?;
                 self.store.complete(&lease, output, 0, &[]).await?;
@@ -523,5 +608,20 @@ mod tests {
         };
         let e = video_request(short, style(), false).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("settings.duration_s"));
+    }
+
+    #[test]
+    fn only_keys_under_the_prefix_are_within_it() {
+        let prefix = "projects/p/jobs/j/outputs/";
+        assert!(within("projects/p/jobs/j/outputs/final.mp4", prefix));
+        assert!(within("projects/p/jobs/j/outputs/3/final.mp4", prefix));
+        assert!(!within("projects/p/jobs/j/outputs/", prefix));
+        assert!(!within(
+            "projects/p/jobs/j/outputs/../../k/final.mp4",
+            prefix
+        ));
+        assert!(!within("projects/p/jobs/j/outputs//final.mp4", prefix));
+        assert!(!within("projects/q/jobs/j/outputs/final.mp4", prefix));
+        assert!(!within("other/projects/p/jobs/j/outputs/final.mp4", prefix));
     }
 }

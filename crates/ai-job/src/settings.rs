@@ -54,6 +54,9 @@ pub struct Settings {
     /// Deliveries of one message before it is dead-lettered (a poison message). Default 5.
     #[serde(default = "default_max_deliveries")]
     pub max_deliveries: u32,
+    /// What one job and one user may ask for.
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
 }
 
 /// A part of the service a process runs.
@@ -80,6 +83,9 @@ pub struct WorkerSettings {
     pub work_dir: PathBuf,
     /// Seconds to let running steps finish on SIGTERM before giving them back. Default 20.
     pub grace_s: u64,
+    /// Longest one step may run, seconds; an attempt that runs longer fails for good, naming
+    /// this limit. Default 900.
+    pub step_timeout_s: u64,
 }
 
 impl Default for WorkerSettings {
@@ -91,6 +97,7 @@ impl Default for WorkerSettings {
             retry_backoff_ms: 1000,
             work_dir: std::env::temp_dir().join("studio-ai-job"),
             grace_s: 20,
+            step_timeout_s: 900,
         }
     }
 }
@@ -174,6 +181,25 @@ impl Validate for Settings {
             return Err(SettingsError::invalid(
                 "ai_job.max_deliveries",
                 "must be at least 1",
+            ));
+        }
+        if self.worker.step_timeout_s == 0 {
+            return Err(SettingsError::invalid(
+                "ai_job.worker.step_timeout_s",
+                "must be at least 1 second",
+            ));
+        }
+        let l = &self.limits;
+        if l.max_active_jobs_per_user == 0 || l.max_scenes == 0 {
+            return Err(SettingsError::invalid(
+                "ai_job.limits",
+                "max_active_jobs_per_user and max_scenes must be at least 1",
+            ));
+        }
+        if !(l.max_video_s.is_finite() && l.max_video_s > 0.0) {
+            return Err(SettingsError::invalid(
+                "ai_job.limits.max_video_s",
+                "must be a positive number of seconds",
             ));
         }
         Ok(())

@@ -151,6 +151,7 @@ impl Application {
                 events,
                 output_url_ttl: Duration::from_secs(self.settings.output_url_ttl_s),
                 max_attempts: self.settings.worker.max_attempts,
+                limits: self.settings.limits.clone(),
             };
             let verifier = Arc::new(JwksVerifier::new(self.settings.auth.clone()));
             let leases = RenderLeases {

@@ -127,7 +127,11 @@ impl Worker {
         };
         let store = &self.context.store;
         let lease_len = self.settings.lease();
-        let lease = match self.claim(step, delivery.attempt).await {
+        let claimed = patiently("claiming the step", &stop, || {
+            self.claim(step, delivery.attempt)
+        })
+        .await;
+        let lease = match claimed {
             Ok(Some(lease)) => lease,
             Ok(None) => {
                 tracing::debug!(%step, "step not claimable (duplicate, held, or finished)");
@@ -158,8 +162,16 @@ impl Worker {
             })
         };
         let started = std::time::Instant::now();
+        // A step that runs past its deadline is dropped (its subprocesses are killed on drop) and
+        // fails for good: it would most likely run as long again.
+        let deadline = Duration::from_secs(self.settings.step_timeout_s.max(1));
+        let run =
+            std::panic::AssertUnwindSafe(self.context.run(&lease).instrument(span)).catch_unwind();
         let result = tokio::select! {
-            r = std::panic::AssertUnwindSafe(self.context.run(&lease).instrument(span)).catch_unwind() => Some(r),
+            r = tokio::time::timeout(deadline, run) => Some(r.unwrap_or_else(|_| Ok(Err(Failure::Final(format!(
+                "the step ran longer than {} s, the limit (ai_job.worker.step_timeout_s)",
+                deadline.as_secs()
+            )))))),
             _ = heartbeat.lost().cancelled() => None,
             _ = stop.cancelled() => {
                 // Shutting down past the grace period: leave the step to its lease.
@@ -168,22 +180,33 @@ impl Worker {
                 return;
             }
         };
-        drop(heartbeat);
         metrics::histogram!("ai_job_step_duration_seconds", "kind" => lease.kind.clone())
             .record(started.elapsed().as_secs_f64());
+        // The heartbeat keeps the lease while the result is written, which may take a while
+        // when Postgres is away.
         let settled = match result {
             None => {
                 tracing::warn!(%step, "lease lost to another worker; step abandoned");
                 Ok(())
             }
-            Some(Ok(Ok(done))) => store
-                .complete(&lease, done.output, done.cost_micro_usd, &done.spawn)
+            Some(Ok(Ok(done))) => patiently("recording the step's result", &stop, || {
+                store.complete(
+                    &lease,
+                    done.output.clone(),
+                    done.cost_micro_usd,
+                    &done.spawn,
+                )
+            })
+            .await
+            .map(|_| ()),
+            Some(Ok(Err(failure))) => {
+                let backoff = self.settings.backoff(lease.attempt);
+                patiently("recording the step's failure", &stop, || {
+                    store.fail(&lease, failure.clone(), backoff)
+                })
                 .await
-                .map(|_| ()),
-            Some(Ok(Err(failure))) => store
-                .fail(&lease, failure, self.settings.backoff(lease.attempt))
-                .await
-                .map(|_| ()),
+                .map(|_| ())
+            }
             Some(Err(panic)) => {
                 let message = panic
                     .downcast_ref::<String>()
@@ -199,12 +222,50 @@ impl Worker {
                     .map(|_| ())
             }
         };
+        drop(heartbeat);
         match settled {
             Ok(()) | Err(StoreError::Fenced { .. }) => settle(delivery.ack().await),
             Err(err) => {
                 tracing::warn!(%step, error = %err, "settling the step failed; returning the message");
                 settle(delivery.retry().await);
             }
+        }
+    }
+}
+
+/// How long a worker holds a delivery while Postgres cannot be reached before handing the
+/// message back (which counts as a delivery).
+pub const OUTAGE_PATIENCE: Duration = Duration::from_secs(300);
+
+/// Runs `op` until it succeeds or fails for a reason other than the database (an outage: no
+/// connection, a failover), with backoff from 250 ms doubling to 10 s, for up to
+/// [`OUTAGE_PATIENCE`] or until `stop`. The delivery is held meanwhile, so an outage costs the
+/// message no delivery attempt and cannot dead-letter it (security review H5).
+async fn patiently<T, F, Fut>(
+    what: &str,
+    stop: &CancellationToken,
+    mut op: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let started = std::time::Instant::now();
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match op().await {
+            Err(StoreError::Database(err))
+                if started.elapsed() < OUTAGE_PATIENCE && !stop.is_cancelled() =>
+            {
+                tracing::warn!(error = %err, ?wait, "{what} failed; trying again");
+                metrics::counter!("ai_job_store_retries_total").increment(1);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.cancelled() => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            other => return other,
         }
     }
 }

@@ -15,7 +15,7 @@ use studio_ai_job::MIGRATOR;
 use studio_core::id::{ProjectId, UserId};
 use studio_core::Shutdown;
 use studio_media::timeline::AspectPreset;
-use studio_pipeline::graph::testing::WordCount;
+use studio_pipeline::graph::testing::{Stall, WordCount};
 use studio_pipeline::graph::{Graph, StepKind};
 use studio_pipeline::{MusicChoice, VideoRequest};
 use studio_providers::cache::ResultCache;
@@ -25,68 +25,109 @@ use studio_queue::{QueueSpec, WorkQueue};
 use studio_storage::local::LocalStore;
 use studio_testkit::db::{drop_database, fresh_database};
 
+/// A step worker and the relay over a fresh database, running `graph`.
+struct Harness {
+    name: String,
+    pool: sqlx::PgPool,
+    store: JobStore,
+    shutdown: Shutdown,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+    relay: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start(graph: Graph, settings: WorkerSettings) -> Harness {
+        let (name, url) = fresh_database("aijobgraph").await;
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        MIGRATOR.run(&pool).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let queues = Queues::prefixed("graph-test.");
+        let store = JobStore {
+            pool: pool.clone(),
+            queues: queues.clone(),
+        };
+        let queue: Arc<dyn WorkQueue> = Arc::new(MemoryQueue::new());
+        for q in [&queues.steps, &queues.render] {
+            queue.declare(&QueueSpec::new(q.clone())).await.unwrap();
+        }
+        let cache = Arc::new(ResultCache::new(dir.path().join("cache")));
+        let providers = Arc::new(ProvidersSettings::default().build(Some(cache)).unwrap());
+        let settings = WorkerSettings {
+            work_dir: dir.path().join("work"),
+            ..settings
+        };
+        let worker = Worker {
+            id: "graph-test".into(),
+            context: StepContext {
+                store: store.clone(),
+                storage: Arc::new(LocalStore::new(dir.path().join("objects")).unwrap()),
+                providers,
+                graph: Arc::new(graph),
+                work_dir: settings.work_dir.clone(),
+                max_attempts: 2,
+            },
+            queue: queue.clone(),
+            settings,
+        };
+        let shutdown = Shutdown::new();
+        let running = tokio::spawn(worker.run(shutdown.clone()));
+        let relay = tokio::spawn(studio_ai_job::relay::run(
+            store.clone(),
+            queue.clone(),
+            Duration::from_millis(50),
+            shutdown.clone(),
+        ));
+        Harness {
+            name,
+            pool,
+            store,
+            shutdown,
+            running,
+            relay,
+            _dir: dir,
+        }
+    }
+
+    /// Starts a job planning a two-sentence fable.
+    async fn job(&self) -> studio_ai_job::store::Job {
+        let request = VideoRequest {
+            aspect: AspectPreset::Square,
+            music: MusicChoice::Silent,
+            ..VideoRequest::new(PlanSource::Text {
+                text: "The ant worked all summer. The grasshopper sang and danced.".into(),
+                section: None,
+            })
+        };
+        let plan = NewStep {
+            kind: StepKind::Plan.name().into(),
+            scene: None,
+            stage: 0,
+            max_attempts: 2,
+            input: serde_json::to_value(PlanInput { request }).unwrap(),
+        };
+        let (job, _) = self
+            .store
+            .create_job(UserId::new(), ProjectId::new(), "graph", &[plan], 100)
+            .await
+            .unwrap();
+        job
+    }
+
+    async fn stop(self) {
+        self.shutdown.trigger();
+        self.running.await.unwrap().unwrap();
+        self.relay.await.unwrap();
+        self.pool.close().await;
+        drop_database(&self.name).await;
+    }
+}
+
 #[tokio::test]
 async fn a_kind_registered_only_in_the_graph_runs_distributed() {
-    let (name, url) = fresh_database("aijobgraph").await;
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    MIGRATOR.run(&pool).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let queues = Queues::prefixed("graph-test.");
-    let store = JobStore {
-        pool: pool.clone(),
-        queues: queues.clone(),
-    };
-    let queue: Arc<dyn WorkQueue> = Arc::new(MemoryQueue::new());
-    for q in [&queues.steps, &queues.render] {
-        queue.declare(&QueueSpec::new(q.clone())).await.unwrap();
-    }
-    let cache = Arc::new(ResultCache::new(dir.path().join("cache")));
-    let providers = Arc::new(ProvidersSettings::default().build(Some(cache)).unwrap());
-    let settings = WorkerSettings {
-        work_dir: dir.path().join("work"),
-        ..WorkerSettings::default()
-    };
-    let worker = Worker {
-        id: "graph-test".into(),
-        context: StepContext {
-            store: store.clone(),
-            storage: Arc::new(LocalStore::new(dir.path().join("objects")).unwrap()),
-            providers,
-            graph: Arc::new(Graph::standard().with(WordCount)),
-            work_dir: settings.work_dir.clone(),
-            max_attempts: 2,
-        },
-        queue: queue.clone(),
-        settings,
-    };
-    let shutdown = Shutdown::new();
-    let running = tokio::spawn(worker.run(shutdown.clone()));
-    let relay = tokio::spawn(studio_ai_job::relay::run(
-        store.clone(),
-        queue.clone(),
-        Duration::from_millis(50),
-        shutdown.clone(),
-    ));
-
-    let request = VideoRequest {
-        aspect: AspectPreset::Square,
-        music: MusicChoice::Silent,
-        ..VideoRequest::new(PlanSource::Text {
-            text: "The ant worked all summer. The grasshopper sang and danced.".into(),
-            section: None,
-        })
-    };
-    let plan = NewStep {
-        kind: StepKind::Plan.name().into(),
-        scene: None,
-        stage: 0,
-        max_attempts: 2,
-        input: serde_json::to_value(PlanInput { request }).unwrap(),
-    };
-    let (job, _) = store
-        .create_job(UserId::new(), ProjectId::new(), "graph", &[plan])
-        .await
-        .unwrap();
+    let h = Harness::start(Graph::standard().with(WordCount), WorkerSettings::default()).await;
+    let (store, pool) = (h.store.clone(), h.pool.clone());
+    let job = h.job().await;
 
     // No media-render worker here: the job ends its provider stages with the render queued.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
@@ -101,10 +142,6 @@ async fn a_kind_registered_only_in_the_graph_runs_distributed() {
         assert!(tokio::time::Instant::now() < deadline, "{steps:#?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    shutdown.trigger();
-    running.await.unwrap().unwrap();
-    relay.await.unwrap();
-
     let counted: Vec<_> = steps.iter().filter(|s| s.kind == WordCount::NAME).collect();
     let narrations = steps
         .iter()
@@ -134,6 +171,43 @@ async fn a_kind_registered_only_in_the_graph_runs_distributed() {
             .unwrap();
     assert!(input.inputs.contains_key("narration/0.wav"), "{input:?}");
     assert!(input.output_prefix.ends_with("/outputs/"));
-    pool.close().await;
-    drop_database(&name).await;
+    h.stop().await;
+}
+
+/// A step that runs past `step_timeout_s` is stopped and fails the job for good, naming the
+/// limit, and gives up its lease (security review H3).
+#[tokio::test]
+async fn a_step_past_its_deadline_fails_the_job_naming_the_limit() {
+    let settings = WorkerSettings {
+        step_timeout_s: 1,
+        ..WorkerSettings::default()
+    };
+    let h = Harness::start(Graph::standard().with(Stall { seconds: 600.0 }), settings).await;
+    let job = h.job().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let j = h.store.job(job.id).await.unwrap();
+        if j.state.is_final() {
+            break j;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled step was not stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(job.state, State::Failed);
+    assert!(job.error.contains("step_timeout_s"), "{}", job.error);
+    let steps = h.store.steps(job.id).await.unwrap();
+    let stall = steps.iter().find(|s| s.kind == Stall::NAME).unwrap();
+    assert_eq!(stall.state, State::Failed);
+    assert_eq!(stall.attempts, 1, "a deadline is not retried");
+    let held: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT lease_expires_at FROM steps WHERE id = $1")
+            .bind(stall.id.0)
+            .fetch_one(&h.pool)
+            .await
+            .unwrap();
+    assert!(held.is_none(), "the lease was released: {held:?}");
+    h.stop().await;
 }

@@ -6,6 +6,8 @@
 //! S3, private RabbitMQ nodes, moto) are `studio-testkit`'s.
 #![allow(missing_debug_implementations)]
 
+pub mod api;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -210,6 +212,8 @@ pub struct Options {
     /// set, ai-job plans with `openai` (the text planner after it) and speaks with
     /// `openai-speech` (espeak-ng after it), its key in [`OPENAI_KEY_ENV`].
     pub openai: Option<String>,
+    /// media-render's `render_timeout_s`. Default 3600.
+    pub render_timeout_s: u64,
 }
 
 /// The variable the ai-job processes read the OpenAI key from in these tests.
@@ -225,6 +229,7 @@ impl Options {
             workers: 1,
             max_deliveries: 5,
             openai: None,
+            render_timeout_s: 3600,
         }
     }
 }
@@ -471,6 +476,7 @@ access_ttl_s = 900
 refresh_ttl_s = 86400
 reuse_grace_s = 5
 key_encryption_key = "c3R1ZGlvLWRldmVsb3BtZW50LWtleS0wMDAwMDAwMDA="
+allow_development_kek = true
 
 [project]
 grpc_addr = "127.0.0.1:{project_grpc}"
@@ -502,6 +508,9 @@ project_url = "http://127.0.0.1:{project_grpc}"
 queue_prefix = "{queue_prefix}"
 relay_interval_ms = 100
 max_deliveries = {max_deliveries}
+[ai_job.limits]
+# The broker-restart trial and the benchmark start many jobs for one user at once.
+max_active_jobs_per_user = 100
 [ai_job.database]
 url = "{job_db}"
 max_connections = 6
@@ -528,6 +537,7 @@ queue_prefix = "{queue_prefix}"
 lease_s = {render_lease}
 max_deliveries = {max_deliveries}
 grace_s = 5
+render_timeout_s = {render_timeout}
 work_dir = "{work}/media-render"
 [media_render.queue]
 {queue}
@@ -540,6 +550,7 @@ work_dir = "{work}/media-render"
         concurrency = options.worker_concurrency,
         step_lease = options.step_lease_s,
         render_lease = options.render_lease_s,
+        render_timeout = options.render_timeout_s,
         max_deliveries = options.max_deliveries,
         work = work.display(),
         providers = providers_toml(options),

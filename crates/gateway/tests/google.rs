@@ -9,8 +9,9 @@ use support::{Options, Platform};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-#[tokio::test]
-async fn google_sign_in_with_pkce_against_a_fake_google() {
+/// A fake Google (token and userinfo endpoints) for Ada Lovelace's verified address, and the
+/// platform configured to sign in with it.
+async fn google_and_platform() -> (MockServer, Platform) {
     let google = MockServer::start().await;
     // Google's token endpoint (developers.google.com/identity/protocols/oauth2/web-server#exchange-authorization-code).
     Mock::given(method("POST"))
@@ -37,12 +38,11 @@ async fn google_sign_in_with_pkce_against_a_fake_google() {
         })))
         .mount(&google)
         .await;
-    let redirect = "http://localhost:3000/auth/google/callback";
     let p = Platform::start_with(Options {
         google: Some(studio_user::settings::GoogleSettings {
             client_id: "studio-test.apps.googleusercontent.com".into(),
             client_secret: secrecy::SecretString::from("GOCSPX-test".to_owned()),
-            redirect_uris: vec![redirect.into()],
+            redirect_uris: vec![REDIRECT.into()],
             auth_url: format!("{}/o/oauth2/v2/auth", google.uri()),
             token_url: format!("{}/token", google.uri()),
             userinfo_url: format!("{}/v1/userinfo", google.uri()),
@@ -51,6 +51,15 @@ async fn google_sign_in_with_pkce_against_a_fake_google() {
         ..Options::default()
     })
     .await;
+    (google, p)
+}
+
+const REDIRECT: &str = "http://localhost:3000/auth/google/callback";
+
+#[tokio::test]
+async fn google_sign_in_with_pkce_against_a_fake_google() {
+    let (google, p) = google_and_platform().await;
+    let redirect = REDIRECT;
 
     let (status, _, problem) = p
         .call(
@@ -145,4 +154,69 @@ async fn google_sign_in_with_pkce_against_a_fake_google() {
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Someone registers the victim's address with a password of their own; the victim, whom Google
+/// has verified, later signs in with Google. The account is the victim's from then on: the
+/// squatter's password and sessions no longer work (security review H4).
+#[tokio::test]
+async fn google_does_not_adopt_an_unverified_password_account() {
+    let (_google, p) = google_and_platform().await;
+    let (_, squatter_refresh, squatter_id) = p.register("ada.lovelace@gmail.com").await;
+    let (_, _, started) = p
+        .call(
+            "GET",
+            &format!("/v1/auth/google/start?redirect_uri={}", urlencode(REDIRECT)),
+            None,
+            None,
+        )
+        .await;
+    let (status, _, pair) = p
+        .call(
+            "POST",
+            "/v1/auth/google/finish",
+            None,
+            Some(serde_json::json!({"code": "4/0Afake", "state": started["state"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{pair}");
+    assert_eq!(
+        pair["user"]["id"],
+        squatter_id.as_str(),
+        "the address's account"
+    );
+    assert_eq!(
+        pair["user"]["sign_in_methods"],
+        serde_json::json!(["google"]),
+        "without the password"
+    );
+    let (status, _, _) = p
+        .call(
+            "POST",
+            "/v1/auth/sign-in",
+            None,
+            Some(serde_json::json!({"email": "ada.lovelace@gmail.com", "password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(status, 401, "the squatter's password no longer signs in");
+    let (status, _, _) = p
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(serde_json::json!({"refresh_token": squatter_refresh})),
+        )
+        .await;
+    assert_eq!(status, 401, "nor does the session it opened");
+    // The Google session works.
+    let (status, _, _) = p
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(serde_json::json!({"refresh_token": pair["refresh_token"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    p.stop().await;
 }

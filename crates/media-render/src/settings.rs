@@ -52,6 +52,14 @@ pub struct Settings {
     /// Per-task folders and the segment cache. Default `$TMPDIR/studio-media-render`.
     #[serde(default = "default_work_dir")]
     pub work_dir: PathBuf,
+    /// Longest one render may run, seconds; a render that runs longer is stopped and fails its
+    /// job for good, naming this limit. Default 3600.
+    #[serde(default = "default_render_timeout")]
+    pub render_timeout_s: u64,
+}
+
+fn default_render_timeout() -> u64 {
+    3600
 }
 
 fn default_grpc_addr() -> String {
@@ -112,6 +120,12 @@ impl Validate for Settings {
             return Err(SettingsError::invalid(
                 "media_render.render_jobs",
                 "must be at least 1",
+            ));
+        }
+        if self.render_timeout_s == 0 {
+            return Err(SettingsError::invalid(
+                "media_render.render_timeout_s",
+                "must be at least 1 second",
             ));
         }
         Ok(())

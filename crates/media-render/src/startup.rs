@@ -95,6 +95,7 @@ impl Application {
             grace: Duration::from_secs(settings.grace_s),
             render_jobs: settings.render_jobs,
             work_dir: settings.work_dir.clone(),
+            render_timeout: Duration::from_secs(settings.render_timeout_s),
             status: Arc::new(Mutex::new(Status::default())),
         };
         Ok(Application {

@@ -34,6 +34,9 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+/// How long a claim is tried again while ai-job cannot be reached, holding the delivery.
+pub const CLAIM_PATIENCE: Duration = Duration::from_secs(300);
+
 /// Written before the outputs: what a finished upload must look like.
 const MANIFEST: &str = "render.json";
 
@@ -73,6 +76,8 @@ pub struct Worker {
     pub grace: Duration,
     pub render_jobs: usize,
     pub work_dir: PathBuf,
+    /// Longest one render may run.
+    pub render_timeout: Duration,
     pub status: Arc<Mutex<Status>>,
 }
 
@@ -138,7 +143,7 @@ impl Worker {
                 return;
             }
         };
-        let Some((task, attempt)) = self.claim(&step_id, delivery).await else {
+        let Some((task, attempt)) = self.claim(&step_id, delivery, &stop).await else {
             return;
         };
         metrics::counter!("media_render_tasks_claimed_total").increment(1);
@@ -191,28 +196,49 @@ impl Worker {
 
     /// Claims render step `step_id` from ai-job and settles `delivery`: acked once claimed (the
     /// lease holds the work from then on) or when the step is not claimable (a duplicate);
-    /// returned to the queue while ai-job is unreachable; dead-lettered when ai-job refuses it.
-    async fn claim(&self, step_id: &str, delivery: Delivery) -> Option<(RenderTask, u32)> {
-        let mut leases = self.leases.clone();
-        let claim = leases
-            .claim_render(job_pb::ClaimRenderRequest {
-                step_id: step_id.to_owned(),
-                worker: self.id.clone(),
-                lease_s: self.lease.as_secs() as u32,
-            })
-            .await;
-        let claim = match claim {
-            Ok(c) => c.into_inner(),
-            Err(status) if status.code() == tonic::Code::InvalidArgument => {
-                tracing::error!(error = %status, "render task refused by ai-job; dead-lettering it");
-                settle(delivery.reject().await);
-                return None;
-            }
-            Err(status) => {
-                tracing::warn!(error = %status, "ai-job unreachable for the claim; returning the task");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                settle(delivery.retry().await);
-                return None;
+    /// dead-lettered when ai-job refuses it. While ai-job cannot be reached (restarting, a
+    /// rolling deploy) the claim is tried again with backoff and the delivery held, so the outage
+    /// costs the message no delivery attempt (security review H5); after
+    /// [`CLAIM_PATIENCE`], or on shutdown, the message goes back to the queue.
+    async fn claim(
+        &self,
+        step_id: &str,
+        delivery: Delivery,
+        stop: &CancellationToken,
+    ) -> Option<(RenderTask, u32)> {
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(250);
+        let claim = loop {
+            let claim = self
+                .leases
+                .clone()
+                .claim_render(job_pb::ClaimRenderRequest {
+                    step_id: step_id.to_owned(),
+                    worker: self.id.clone(),
+                    lease_s: self.lease.as_secs() as u32,
+                })
+                .await;
+            match claim {
+                Ok(c) => break c.into_inner(),
+                Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                    tracing::error!(error = %status, "render task refused by ai-job; dead-lettering it");
+                    settle(delivery.reject().await);
+                    return None;
+                }
+                Err(status) if started.elapsed() < CLAIM_PATIENCE && !stop.is_cancelled() => {
+                    tracing::warn!(error = %status, ?wait, "ai-job unreachable for the claim; trying again");
+                    metrics::counter!("media_render_claim_retries_total").increment(1);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.cancelled() => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+                Err(status) => {
+                    tracing::warn!(error = %status, "ai-job still unreachable for the claim; returning the task");
+                    settle(delivery.retry().await);
+                    return None;
+                }
             }
         };
         settle(delivery.ack().await);
@@ -393,12 +419,17 @@ impl Worker {
         options.encoder = self.encoder;
         options.cancel = cancel;
         options.jobs = self.render_jobs;
+        options.timeout = Some(self.render_timeout);
         let report = studio_media::render(&timeline, &options)
             .await
             .map_err(|e| match e {
                 studio_media::MediaError::Cancelled => {
                     Failure::Retryable("the render was stopped".into())
                 }
+                studio_media::MediaError::TimedOut(limit) => Failure::Final(format!(
+                    "the render ran longer than {} s, the limit (media_render.render_timeout_s)",
+                    limit.as_secs()
+                )),
                 e => Failure::Final(format!("render failed: {e}")),
             })?;
         let mut files = Vec::new();

@@ -181,6 +181,37 @@ impl Repo {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Removes a user's password, so only their linked identities sign them in.
+    pub async fn drop_password(
+        executor: impl sqlx::PgExecutor<'_>,
+        user_id: Uuid,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query!(
+            "UPDATE users SET password_hash = NULL, updated_at = now() WHERE id = $1",
+            user_id
+        )
+        .execute(executor)
+        .await?;
+        Ok(())
+    }
+
+    /// Revokes every live refresh family of a user; returns how many.
+    pub async fn revoke_families_of(
+        executor: impl sqlx::PgExecutor<'_>,
+        user_id: Uuid,
+        reason: &str,
+    ) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query!(
+            r#"UPDATE refresh_families SET revoked_at = now(), revoked_reason = $2
+               WHERE user_id = $1 AND revoked_at IS NULL"#,
+            user_id,
+            reason
+        )
+        .execute(executor)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn family_of(&self, token_hash: &[u8]) -> Result<Option<Uuid>, sqlx::Error> {
         let row = sqlx::query!(
             "SELECT family_id FROM refresh_tokens WHERE token_hash = $1",

@@ -382,6 +382,24 @@ impl UserService {
             .await
             .map_err(db)?;
         let id = match existing {
+            // Google has verified that this person owns the address; whoever set the account's
+            // password did not prove it (Studio does not verify addresses yet). So the account
+            // is adopted without its password, and every session the password opened is revoked:
+            // an account registered in someone else's name cannot be kept (account
+            // pre-hijacking, security review H4).
+            Some(user) if user.password_hash.is_some() => {
+                Repo::drop_password(&mut *tx, user.id).await.map_err(db)?;
+                let revoked =
+                    Repo::revoke_families_of(&mut *tx, user.id, "adopted by google sign-in")
+                        .await
+                        .map_err(db)?;
+                tracing::warn!(
+                    user = %user.id,
+                    revoked,
+                    "google sign-in adopted a password account whose address was never verified; its password and sessions are revoked"
+                );
+                UserId(user.id)
+            }
             Some(user) => UserId(user.id),
             None => {
                 let id = UserId::new();

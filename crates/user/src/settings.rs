@@ -48,9 +48,13 @@ pub struct AuthSettings {
     /// A spent refresh token presented again within this many seconds of its use is refused
     /// without revoking its family: two tabs refreshing at once is a race, not a theft. Default 5.
     pub reuse_grace_s: i64,
-    /// 32 bytes, base64: seals the signing keys stored in Postgres. The development default is
-    /// public; production refuses it.
+    /// 32 bytes, base64: seals the signing keys stored in Postgres. The development default
+    /// ([`DEVELOPMENT_KEK`]) is public and refused unless `allow_development_kek` is set.
     pub key_encryption_key: SecretString,
+    /// Accept the public [`DEVELOPMENT_KEK`], on a development machine only (never in
+    /// `production`). Default false: a deployment that forgets its key, or misspells
+    /// `STUDIO_ENV`, stops instead of sealing signing keys with a published key.
+    pub allow_development_kek: bool,
 }
 
 /// The development key-encryption key; production refuses to start with it.
@@ -65,6 +69,7 @@ impl Default for AuthSettings {
             refresh_ttl_s: 30 * 24 * 3600,
             reuse_grace_s: 5,
             key_encryption_key: SecretString::from(DEVELOPMENT_KEK),
+            allow_development_kek: false,
         }
     }
 }
@@ -157,12 +162,12 @@ impl Validate for Settings {
         }
         crate::keys::Kek::parse(auth.key_encryption_key.expose_secret())
             .map_err(|message| SettingsError::invalid("user.auth.key_encryption_key", message))?;
-        if studio_core::settings::is_production()
-            && auth.key_encryption_key.expose_secret() == DEVELOPMENT_KEK
+        if auth.key_encryption_key.expose_secret() == DEVELOPMENT_KEK
+            && (!auth.allow_development_kek || studio_core::settings::is_production())
         {
             return Err(SettingsError::invalid(
                 "user.auth.key_encryption_key",
-                "the development key is public; set STUDIO__USER__AUTH__KEY_ENCRYPTION_KEY to 32 random bytes in base64 (openssl rand -base64 32)",
+                "the development key is public; set STUDIO__USER__AUTH__KEY_ENCRYPTION_KEY to 32 random bytes in base64 (openssl rand -base64 32), or on a development machine only, user.auth.allow_development_kek = true",
             ));
         }
         let p = &self.password;
@@ -190,5 +195,28 @@ impl Validate for Settings {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(auth: &str) -> Settings {
+        toml::from_str(&format!(
+            "[database]\nurl = \"postgres://studio@127.0.0.1/studio\"\n[auth]\n{auth}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_public_development_key_needs_the_explicit_flag() {
+        // The key every checkout has, whatever STUDIO_ENV says (unset, `staging`, a typo).
+        let e = settings("").validate().unwrap_err().to_string();
+        assert!(e.contains("user.auth.key_encryption_key"), "{e}");
+        assert!(e.contains("allow_development_kek"), "{e}");
+        assert!(settings("allow_development_kek = true").validate().is_ok());
+        let own = "key_encryption_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"";
+        assert!(settings(own).validate().is_ok());
     }
 }

@@ -34,32 +34,49 @@ impl JobStore {
         project: ProjectId,
         idempotency_key: &str,
         steps: &[NewStep],
+        max_active: i64,
     ) -> Result<(Job, bool), StoreError> {
         let mut tx = self.pool.begin().await?;
+        // One start per owner at a time, so two starts cannot both see room under the limit.
+        sqlx::query!(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
+            owner.0.to_string()
+        )
+        .execute(&mut *tx)
+        .await?;
+        let existing = sqlx::query_scalar!(
+            "SELECT id FROM jobs WHERE owner_id = $1 AND idempotency_key = $2",
+            owner.0,
+            idempotency_key
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(existing) = existing {
+            tx.rollback().await?;
+            return Ok((self.job(JobId(existing)).await?, false));
+        }
+        let active = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM jobs
+               WHERE owner_id = $1 AND state IN ('queued', 'running')"#,
+            owner.0
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if active >= max_active {
+            tx.rollback().await?;
+            return Err(StoreError::TooManyActive(active));
+        }
         let id = JobId::new();
-        let inserted = sqlx::query_scalar!(
+        sqlx::query!(
             r#"INSERT INTO jobs (id, owner_id, project_id, idempotency_key)
-               VALUES ($1, $2, $3, $4)
-               ON CONFLICT (owner_id, idempotency_key) DO NOTHING
-               RETURNING id"#,
+               VALUES ($1, $2, $3, $4)"#,
             id.0,
             owner.0,
             project.0,
             idempotency_key
         )
-        .fetch_optional(&mut *tx)
+        .execute(&mut *tx)
         .await?;
-        let Some(id) = inserted.map(JobId) else {
-            tx.rollback().await?;
-            let existing = sqlx::query_scalar!(
-                "SELECT id FROM jobs WHERE owner_id = $1 AND idempotency_key = $2",
-                owner.0,
-                idempotency_key
-            )
-            .fetch_one(&self.pool)
-            .await?;
-            return Ok((self.job(JobId(existing)).await?, false));
-        };
         insert_steps(&mut tx, id, steps).await?;
         announce_next_stage(&mut tx, &self.queues, id, None).await?;
         record_event(&mut tx, id, "queued").await?;

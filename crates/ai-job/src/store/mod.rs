@@ -47,6 +47,9 @@ pub enum StoreError {
     /// The job already ended in this state.
     #[error("the job already ended ({})", .0.as_str())]
     AlreadyFinal(State),
+    /// The owner already has this many jobs queued or running, the most allowed at once.
+    #[error("{0} jobs are already queued or running")]
+    TooManyActive(i64),
     /// A row holds a value the schema should not have let in.
     #[error("corrupt row: {0}")]
     Corrupt(String),

@@ -166,12 +166,14 @@ impl JobStore {
     }
 
     /// Fails `step` and its job because the step's message was dead-lettered: every worker that
-    /// took it stopped or failed before settling it. Returns false when the step or the job had
-    /// already ended (nothing changes).
+    /// took it stopped or failed before settling it. Returns false, changing nothing, when the
+    /// step or the job had already ended, or when a worker holds the step under a live lease (a
+    /// later attempt is running: its result must not be thrown away; security review M2).
     pub async fn fail_dead_lettered(&self, step: StepId, reason: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query!(
-            r#"SELECT s.job_id, s.kind, s.state AS step_state, j.state AS job_state
+            r#"SELECT s.job_id, s.kind, s.state AS step_state, j.state AS job_state,
+                      COALESCE(s.state = 'running' AND s.lease_expires_at > now(), false) AS "held!"
                FROM steps s JOIN jobs j ON j.id = s.job_id
                WHERE s.id = $1 FOR UPDATE OF s, j"#,
             step.0
@@ -181,7 +183,7 @@ impl JobStore {
         let Some(row) = row else {
             return Ok(false);
         };
-        if state(&row.step_state)?.is_final() || state(&row.job_state)?.is_final() {
+        if state(&row.step_state)?.is_final() || state(&row.job_state)?.is_final() || row.held {
             return Ok(false);
         }
         let job = JobId(row.job_id);

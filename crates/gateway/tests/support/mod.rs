@@ -19,6 +19,7 @@ pub struct Options {
     pub rate_limit: studio_gateway::settings::RateLimitSettings,
     pub google: Option<studio_user::settings::GoogleSettings>,
     pub cors: studio_gateway::settings::CorsSettings,
+    pub limits: studio_ai_job::limits::Limits,
 }
 
 impl Default for Options {
@@ -36,6 +37,7 @@ impl Default for Options {
             },
             google: None,
             cors: Default::default(),
+            limits: Default::default(),
         }
     }
 }
@@ -140,6 +142,7 @@ impl Platform {
                 relay_interval_ms: 100,
                 output_url_ttl_s: 60,
                 max_deliveries: 5,
+                limits: options.limits.clone(),
             })
             .await
             .expect("ai-job service starts");

@@ -1,7 +1,8 @@
-//! A step kind for tests of the executors: [`WordCount`], which proves that a kind registered
-//! only in the graph runs in both executors, after the steps it depends on. No graph has it
-//! unless a test adds it ([`super::Graph::with`]); it is compiled in (not behind a feature) so
-//! that test builds and binaries share one build of the crates above this one.
+//! Step kinds for tests of the executors: [`WordCount`], which proves that a kind registered
+//! only in the graph runs in both executors, after the steps it depends on; [`Stall`], a step
+//! that takes as long as it is told, for deadlines. No graph has them unless a test adds them
+//! ([`super::Graph::with`]); they are compiled in (not behind a feature) so that test builds and
+//! binaries share one build of the crates above this one.
 
 use futures_util::future::BoxFuture;
 use serde_json::json;
@@ -61,6 +62,43 @@ impl Extension for WordCount {
                 .map(|s| s.split_whitespace().count())
                 .sum();
             Ok(json!({"scene": i, "words": words, "narration_s": narration.duration_s}))
+        })
+    }
+}
+
+/// Once per job, at the music's stage: waits `seconds`, then outputs `{}`.
+#[derive(Debug, Clone, Copy)]
+pub struct Stall {
+    /// How long the step takes, seconds.
+    pub seconds: f64,
+}
+
+impl Stall {
+    /// The stored name.
+    pub const NAME: &'static str = "stall";
+}
+
+impl Extension for Stall {
+    fn name(&self) -> &'static str {
+        Stall::NAME
+    }
+
+    fn stage(&self) -> u32 {
+        2
+    }
+
+    fn instances(&self, _request: &VideoRequest, _plan: &ScenePlan) -> Vec<Option<usize>> {
+        vec![None]
+    }
+
+    fn run<'a>(
+        &'a self,
+        _input: StepInput<'a>,
+        _providers: &'a Providers,
+    ) -> BoxFuture<'a, Result<serde_json::Value, StepError>> {
+        Box::pin(async move {
+            tokio::time::sleep(std::time::Duration::from_secs_f64(self.seconds)).await;
+            Ok(json!({}))
         })
     }
 }

@@ -184,15 +184,29 @@ impl Outline {
     }
 }
 
+/// At most this many sentences are ranked. A longer text is ranked on an even sample of this
+/// many (its first sentence included), and only sampled sentences can enter its summary, so the
+/// pairwise comparisons stay under 2 million whatever the text's length: a 1 MB text summarises
+/// in bounded time and memory (security review H2) instead of filling an n × n graph.
+pub const MAX_RANKED: usize = 2_000;
+
 /// Picks sentences whose estimated narration fits `budget_s`, most central first by TextRank,
 /// and returns their indices in the story's order. The opening sentence is always kept.
 pub fn summarise(sentences: &[&str], budget_s: f64, pace: &Pace) -> Vec<usize> {
-    let scores = textrank(sentences);
-    let mut order: Vec<usize> = (1..sentences.len()).collect();
+    let n = sentences.len();
+    let candidates: Vec<usize> = if n <= MAX_RANKED {
+        (0..n).collect()
+    } else {
+        (0..MAX_RANKED).map(|k| k * n / MAX_RANKED).collect()
+    };
+    let sampled: Vec<&str> = candidates.iter().map(|&i| sentences[i]).collect();
+    let scores = textrank(&sampled);
+    let mut order: Vec<usize> = (1..candidates.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     let mut keep = vec![0];
     let mut used = pace.sentence_seconds(sentences[0]);
-    for i in order {
+    for k in order {
+        let i = candidates[k];
         let cost = pace.sentence_seconds(sentences[i]);
         if used + cost <= budget_s {
             keep.push(i);
@@ -204,14 +218,17 @@ pub fn summarise(sentences: &[&str], budget_s: f64, pace: &Pace) -> Vec<usize> {
 }
 
 /// TextRank scores of `sentences`: PageRank (damping 0.85, 50 iterations) over a graph whose
-/// edge weights are shared content-word stems divided by `ln |a| + ln |b|`.
+/// edge weights are shared content-word stems divided by `ln |a| + ln |b|`. Compares every pair
+/// (quadratic time; the graph is kept as edge lists, so memory follows the edges):
+/// [`summarise`] caps the sentences it is given at [`MAX_RANKED`].
 pub fn textrank(sentences: &[&str]) -> Vec<f64> {
     let stems: Vec<HashSet<String>> = sentences
         .iter()
         .map(|s| content_words(s).into_iter().map(|w| w.stem).collect())
         .collect();
     let n = sentences.len();
-    let mut weight = vec![vec![0.0f64; n]; n];
+    // Undirected: each edge is listed at both ends.
+    let mut edges: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
     for i in 0..n {
         for j in (i + 1)..n {
             let common = stems[i].intersection(&stems[j]).count();
@@ -220,24 +237,28 @@ pub fn textrank(sentences: &[&str]) -> Vec<f64> {
             }
             let norm = (stems[i].len().max(2) as f64).ln() + (stems[j].len().max(2) as f64).ln();
             let w = common as f64 / norm;
-            weight[i][j] = w;
-            weight[j][i] = w;
+            edges[i].push((j, w));
+            edges[j].push((i, w));
         }
     }
-    let out_sum: Vec<f64> = weight.iter().map(|row| row.iter().sum()).collect();
+    let out_sum: Vec<f64> = edges
+        .iter()
+        .map(|e| e.iter().map(|(_, w)| w).sum())
+        .collect();
     let d = 0.85;
     let mut score = vec![1.0; n];
     for _ in 0..50 {
-        let mut next = vec![1.0 - d; n];
-        for (i, next_i) in next.iter_mut().enumerate() {
-            let mut sum = 0.0;
-            for j in 0..n {
-                if weight[j][i] > 0.0 && out_sum[j] > 0.0 {
-                    sum += weight[j][i] / out_sum[j] * score[j];
-                }
-            }
-            *next_i += d * sum;
-        }
+        let next: Vec<f64> = edges
+            .iter()
+            .map(|e| {
+                let sum: f64 = e
+                    .iter()
+                    .filter(|&&(j, _)| out_sum[j] > 0.0)
+                    .map(|&(j, w)| w / out_sum[j] * score[j])
+                    .sum();
+                1.0 - d + d * sum
+            })
+            .collect();
         score = next;
     }
     score
@@ -441,5 +462,37 @@ mod tests {
         assert_eq!(plan.full_title(), "Chapter 1: Loomings");
         plan.subtitle = None;
         assert_eq!(plan.full_title(), "Chapter 1");
+    }
+
+    /// A 1 MB text of one repeated sentence (every pair alike: the worst case for a graph of
+    /// sentences) plans to its budget; ranked densely, it would need about 58 GB.
+    #[test]
+    fn huge_texts_plan_in_bounded_time_and_memory() {
+        let text = "Lion roars. ".repeat(1_000_000 / 12);
+        let plan = plan_text(&request(&text, None, Some(60.0))).unwrap();
+        let narrated: Vec<&str> = plan
+            .scenes
+            .iter()
+            .flat_map(|s| s.sentences.iter().map(String::as_str))
+            .collect();
+        assert!(!narrated.is_empty());
+        assert!(PACE.estimate(&narrated) <= 60.0);
+        assert!(narrated.iter().all(|s| *s == "Lion roars."));
+    }
+
+    #[test]
+    fn a_long_text_is_summarised_from_an_even_sample() {
+        let sentences: Vec<String> = (0..5_000)
+            .map(|i| format!("Sentence {i} tells of lions and rivers."))
+            .collect();
+        let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+        let keep = summarise(&refs, 30.0, &PACE);
+        assert_eq!(keep[0], 0);
+        let sampled: HashSet<usize> = (0..MAX_RANKED).map(|k| k * 5_000 / MAX_RANKED).collect();
+        assert!(keep.len() > 3);
+        assert!(
+            keep.iter().all(|i| sampled.contains(i)),
+            "only sampled sentences: {keep:?}"
+        );
     }
 }
