@@ -11,7 +11,7 @@ use studio_core::Shutdown;
 use studio_queue::{dead_letter_name, Delivery, WorkQueue};
 
 use crate::messages;
-use crate::store::JobStore;
+use crate::store::{DeadLetter, JobStore};
 
 /// Consumes the dead-letter queues of the steps and render queues until `shutdown`.
 pub async fn run(
@@ -33,7 +33,11 @@ pub async fn run(
             d = render.next() => (d, &names[1]),
         };
         match delivery {
-            Ok(delivery) => handle(&store, delivery, from, max_deliveries).await,
+            // Each on its own task: one that waits out a lease holds up no other.
+            Ok(delivery) => {
+                let (store, from) = (store.clone(), from.clone());
+                tokio::spawn(async move { handle(&store, delivery, &from, max_deliveries).await });
+            }
             Err(err) => {
                 tracing::warn!(error = %err, queue = %from, "dead-letter queue unavailable; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -55,15 +59,30 @@ async fn handle(store: &JobStore, delivery: Delivery, from: &str, max_deliveries
          worker that took it stopped or failed before finishing. Start the job again; if it \
          fails the same way, report it with the job id"
     );
-    match store.fail_dead_lettered(step, &reason).await {
-        Ok(failed) => {
-            tracing::warn!(%step, failed, message_id = %delivery.envelope.message_id, "dead-lettered step message");
-            let _ = delivery.ack().await;
-        }
-        Err(err) => {
-            tracing::warn!(%step, error = %err, "failing a dead-lettered step; retrying");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let _ = delivery.retry().await;
+    loop {
+        match store.fail_dead_lettered(step, &reason).await {
+            Ok(DeadLetter::HeldUntil(until)) => {
+                // Its last worker may be alive (a later attempt) or dead with its lease still
+                // running: look again once the lease has run out.
+                let wait = (until - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or_default()
+                    .max(Duration::from_millis(100))
+                    + Duration::from_millis(500);
+                tracing::info!(%step, ?wait, "dead-lettered step is held under a lease; waiting");
+                tokio::time::sleep(wait).await;
+            }
+            Ok(outcome) => {
+                tracing::warn!(%step, ?outcome, message_id = %delivery.envelope.message_id, "dead-lettered step message");
+                let _ = delivery.ack().await;
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(%step, error = %err, "failing a dead-lettered step; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let _ = delivery.retry().await;
+                return;
+            }
         }
     }
 }

@@ -22,6 +22,8 @@
 //!   once, several relays side by side (`FOR UPDATE SKIP LOCKED`); and re-announces steps whose
 //!   lease expired.
 //!
+//! - [`retention`]: prunes published outbox rows and old progress events.
+//!
 //! Migrations live in `migrations/` and are embedded: [`MIGRATOR`].
 
 pub mod deadletter;
@@ -29,6 +31,7 @@ pub mod grpc;
 pub mod limits;
 pub mod messages;
 pub mod relay;
+pub mod retention;
 pub mod service;
 pub mod settings;
 pub mod startup;

@@ -16,30 +16,50 @@ pub enum RelayError {
     Database(#[from] sqlx::Error),
     #[error("queue: {0}")]
     Queue(#[from] studio_queue::QueueError),
+    #[error("the broker did not confirm a publish within {0:?}")]
+    Timeout(Duration),
 }
 
+/// How long a relay holds the outbox rows it took before another relay may take them.
+pub const CLAIM_S: f64 = 60.0;
+
+/// Longest wait for the broker to confirm one publish.
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Publishes up to `batch` due outbox rows, oldest first, each confirmed by the broker before it
-/// is marked published. Several relays may run at once: rows are locked with `SKIP LOCKED`. A
-/// crash between publishing and marking publishes that row again later (at-least-once; consumers
-/// deduplicate on the idempotency key). Returns how many were published.
+/// is marked published. The rows are taken in a short transaction of their own (their
+/// `available_at` moved [`CLAIM_S`] ahead, `SKIP LOCKED`, so several relays share the outbox)
+/// and published outside any transaction, each within [`PUBLISH_TIMEOUT`]: a broker that blocks
+/// publishers holds no row lock and no connection (security review M3). Rows not published are
+/// made due again at once. A crash between publishing and marking publishes that row again
+/// later (at-least-once; consumers deduplicate on the idempotency key). Returns how many were
+/// published.
 pub async fn relay_once(
     pool: &PgPool,
     queue: &dyn WorkQueue,
     batch: i64,
 ) -> Result<usize, RelayError> {
-    let mut tx = pool.begin().await?;
-    let rows = sqlx::query!(
-        r#"SELECT id, queue, payload FROM outbox
-           WHERE published_at IS NULL AND available_at <= now()
-           ORDER BY id LIMIT $1
-           FOR UPDATE SKIP LOCKED"#,
-        batch
+    let mut rows = sqlx::query!(
+        r#"UPDATE outbox SET available_at = now() + make_interval(secs => $2)
+           WHERE id IN (SELECT id FROM outbox
+                        WHERE published_at IS NULL AND available_at <= now()
+                        ORDER BY id LIMIT $1
+                        FOR UPDATE SKIP LOCKED)
+           RETURNING id, queue, payload"#,
+        batch,
+        CLAIM_S
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(pool)
     .await?;
+    rows.sort_by_key(|r| r.id);
     let mut published = Vec::new();
     let mut failure = None;
+    let mut left = Vec::new();
     for row in rows {
+        if failure.is_some() {
+            left.push(row.id);
+            continue;
+        }
         let envelope = match Envelope::decode(row.payload.as_slice()) {
             Ok(envelope) => envelope,
             Err(err) => {
@@ -49,11 +69,15 @@ pub async fn relay_once(
                 continue;
             }
         };
-        match queue.publish(&row.queue, &envelope).await {
-            Ok(()) => published.push(row.id),
-            Err(err) => {
-                failure = Some(err);
-                break;
+        match tokio::time::timeout(PUBLISH_TIMEOUT, queue.publish(&row.queue, &envelope)).await {
+            Ok(Ok(())) => published.push(row.id),
+            Ok(Err(err)) => {
+                failure = Some(RelayError::Queue(err));
+                left.push(row.id);
+            }
+            Err(_) => {
+                failure = Some(RelayError::Timeout(PUBLISH_TIMEOUT));
+                left.push(row.id);
             }
         }
     }
@@ -61,12 +85,19 @@ pub async fn relay_once(
         "UPDATE outbox SET published_at = now() WHERE id = ANY($1)",
         &published
     )
-    .execute(&mut *tx)
+    .execute(pool)
     .await?;
-    tx.commit().await?;
+    if !left.is_empty() {
+        sqlx::query!(
+            "UPDATE outbox SET available_at = now() WHERE id = ANY($1) AND published_at IS NULL",
+            &left
+        )
+        .execute(pool)
+        .await?;
+    }
     metrics::counter!("ai_job_outbox_published_total").increment(published.len() as u64);
     match failure {
-        Some(err) => Err(err.into()),
+        Some(err) => Err(err),
         None => Ok(published.len()),
     }
 }
@@ -114,31 +145,47 @@ pub async fn announce_expired_leases(store: &JobStore) -> Result<u64, RelayError
 /// limit); the sweeper is for workers that stall without losing their connection.
 pub const TAKEOVER_GRACE_S: f64 = 2.0;
 
-/// Relays and sweeps every `interval` until `shutdown`; errors are logged and retried.
+/// Relays and sweeps every `interval` until `shutdown`; errors are logged and retried. The
+/// sweeper runs as a task of its own, so a relay waiting on the broker does not stop leases
+/// from being swept.
 pub async fn run(
     store: JobStore,
     queue: std::sync::Arc<dyn WorkQueue>,
     interval: Duration,
     shutdown: Shutdown,
 ) {
-    let pool = store.pool.clone();
-    loop {
-        if let Err(err) = announce_expired_leases(&store).await {
-            tracing::warn!(error = %err, "lease sweep failed");
-        }
-        loop {
-            match relay_once(&pool, queue.as_ref(), 100).await {
-                Ok(100) => continue,
-                Ok(_) => break,
-                Err(err) => {
-                    tracing::warn!(error = %err, "outbox relay failed; retrying");
-                    break;
+    let sweeper = {
+        let (store, shutdown) = (store.clone(), shutdown.clone());
+        async move {
+            loop {
+                if let Err(err) = announce_expired_leases(&store).await {
+                    tracing::warn!(error = %err, "lease sweep failed");
+                }
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = tokio::time::sleep(interval) => {}
                 }
             }
         }
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(interval) => {}
+    };
+    let relay = async move {
+        let pool = store.pool.clone();
+        loop {
+            loop {
+                match relay_once(&pool, queue.as_ref(), 100).await {
+                    Ok(100) => continue,
+                    Ok(_) => break,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "outbox relay failed; retrying");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
         }
-    }
+    };
+    tokio::join!(sweeper, relay);
 }

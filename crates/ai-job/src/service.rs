@@ -22,7 +22,7 @@ use studio_storage::{ObjectKey, ObjectStore};
 use crate::steps::PlanInput;
 use crate::store::{
     Failure, Job, JobStore, Lease, NewStep, RenderInput, RenderOutput, RenderedFile, State, Step,
-    StoreError,
+    StepSummary, StoreError,
 };
 use crate::watch::{EventHub, Watch};
 
@@ -87,36 +87,50 @@ pub trait Projects: Send + Sync + 'static {
     async fn preset(&self, bearer: &str, name: &str) -> Result<Option<String>, Error>;
 }
 
-/// A job with its steps.
+/// A job with its steps, or (in lists) with a summary of them.
 #[derive(Debug, Clone)]
 pub struct JobView {
     pub job: Job,
+    /// Every step; empty in lists, which carry `summary` instead.
     pub steps: Vec<Step>,
+    /// The steps in brief, when `steps` is not loaded.
+    pub summary: Option<StepSummary>,
 }
 
 impl JobView {
     /// Finished steps over all steps, 0..=100.
     pub fn percent(&self) -> f64 {
-        let done = self
-            .steps
-            .iter()
-            .filter(|s| s.state == State::Succeeded)
-            .count();
-        if self.steps.is_empty() {
+        let (done, total) = match &self.summary {
+            Some(s) => (s.done as usize, s.total as usize),
+            None => (
+                self.steps
+                    .iter()
+                    .filter(|s| s.state == State::Succeeded)
+                    .count(),
+                self.steps.len(),
+            ),
+        };
+        if total == 0 {
             0.0
         } else {
-            100.0 * done as f64 / self.steps.len() as f64
+            100.0 * done as f64 / total as f64
         }
     }
 
     /// The files the render step uploaded, once it succeeded.
     pub fn outputs(&self) -> Vec<RenderedFile> {
-        self.steps
-            .iter()
-            .find(|s| {
-                StepKind::built_in(&s.kind) == Some(StepKind::Render) && s.state == State::Succeeded
-            })
-            .and_then(|s| s.output.clone())
+        let output = match &self.summary {
+            Some(s) => s.render_output.clone(),
+            None => self
+                .steps
+                .iter()
+                .find(|s| {
+                    StepKind::built_in(&s.kind) == Some(StepKind::Render)
+                        && s.state == State::Succeeded
+                })
+                .and_then(|s| s.output.clone()),
+        };
+        output
             .and_then(|o| serde_json::from_value::<RenderOutput>(o).ok())
             .map(|o| o.files)
             .unwrap_or_default()
@@ -159,7 +173,11 @@ impl std::fmt::Debug for Jobs {
 impl Jobs {
     async fn view(&self, job: Job) -> Result<JobView, Error> {
         let steps = self.store.steps(job.id).await?;
-        Ok(JobView { job, steps })
+        Ok(JobView {
+            job,
+            steps,
+            summary: None,
+        })
     }
 
     /// Starts a job for `caller`'s `project` (fetched with `bearer`), once per `key`: a repeat
@@ -252,7 +270,8 @@ impl Jobs {
     }
 
     /// One page of the caller's jobs (of `project`, when given), newest first, and the token of
-    /// the next page (empty after the last).
+    /// the next page (empty after the last). Each job carries a summary of its steps, not the
+    /// steps themselves.
     pub async fn list(
         &self,
         caller: UserId,
@@ -273,10 +292,18 @@ impl Jobs {
             .list_jobs(caller, project, before, page.fetch())
             .await?;
         let (rows, next) = studio_core::page::finish(page, rows, |j| j.id.to_string());
-        let mut jobs = Vec::with_capacity(rows.len());
-        for job in rows {
-            jobs.push(self.view(job).await?);
-        }
+        // Steps in brief, for the whole page in one query: a list stays small however many
+        // steps its jobs have (security review M9); GetJob gives a job's steps.
+        let ids: Vec<JobId> = rows.iter().map(|j| j.id).collect();
+        let mut summaries = self.store.summaries(&ids).await?;
+        let jobs = rows
+            .into_iter()
+            .map(|job| JobView {
+                summary: Some(summaries.remove(&job.id).unwrap_or_default()),
+                steps: Vec::new(),
+                job,
+            })
+            .collect();
         Ok((jobs, next))
     }
 

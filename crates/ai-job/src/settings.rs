@@ -57,6 +57,9 @@ pub struct Settings {
     /// What one job and one user may ask for.
     #[serde(default)]
     pub limits: crate::limits::Limits,
+    /// How long published outbox rows and old progress events are kept.
+    #[serde(default)]
+    pub retention: crate::retention::Retention,
 }
 
 /// A part of the service a process runs.

@@ -192,6 +192,15 @@ impl Application {
                 self.settings.max_deliveries,
                 shutdown.clone(),
             ));
+            let prune = crate::retention::run(
+                pool.clone(),
+                self.settings.retention.clone(),
+                shutdown.clone(),
+            );
+            tasks.spawn(async move {
+                prune.await;
+                Ok(())
+            });
         }
         if self.settings.has(Role::Worker) {
             let worker = Worker {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use studio_ai_job::service::{RenderLeases, RenderReport};
-use studio_ai_job::store::{JobStore, NewStep, RenderOutput, RenderedFile, State};
+use studio_ai_job::store::{DeadLetter, JobStore, NewStep, RenderOutput, RenderedFile, State};
 use studio_ai_job::MIGRATOR;
 use studio_core::error::ErrorCode;
 use studio_core::id::{ProjectId, UserId};
@@ -170,7 +170,10 @@ async fn a_dead_letter_does_not_fail_a_step_held_under_a_live_lease() {
         .unwrap();
     let plan = store.steps(job.id).await.unwrap()[0].clone();
     store.claim(plan.id, "w", LEASE).await.unwrap().unwrap();
-    assert!(!store.fail_dead_lettered(plan.id, "dead").await.unwrap());
+    assert!(matches!(
+        store.fail_dead_lettered(plan.id, "dead").await.unwrap(),
+        DeadLetter::HeldUntil(_)
+    ));
     assert_eq!(store.steps(job.id).await.unwrap()[0].state, State::Running);
     assert!(!store.job(job.id).await.unwrap().state.is_final());
     // The worker is gone: its lease runs out.
@@ -179,7 +182,10 @@ async fn a_dead_letter_does_not_fail_a_step_held_under_a_live_lease() {
         .execute(&pool)
         .await
         .unwrap();
-    assert!(store.fail_dead_lettered(plan.id, "dead").await.unwrap());
+    assert_eq!(
+        store.fail_dead_lettered(plan.id, "dead").await.unwrap(),
+        DeadLetter::Failed
+    );
     assert_eq!(store.steps(job.id).await.unwrap()[0].state, State::Failed);
     assert_eq!(store.job(job.id).await.unwrap().state, State::Failed);
     pool.close().await;

@@ -510,7 +510,7 @@ relay_interval_ms = 100
 max_deliveries = {max_deliveries}
 [ai_job.limits]
 # The broker-restart trial and the benchmark start many jobs for one user at once.
-max_active_jobs_per_user = 100
+max_active_jobs_per_user = 10000
 [ai_job.database]
 url = "{job_db}"
 max_connections = 6

@@ -112,6 +112,9 @@ pub struct GoogleStartDto {
     /// Send the browser here.
     pub authorization_url: String,
     pub state: String,
+    /// Keep this in the browser (`sessionStorage`) and send it to finish: a sign-in started
+    /// elsewhere cannot be finished here.
+    pub binding: String,
     /// Seconds to finish the sign-in.
     pub expires_in: i64,
 }
@@ -123,6 +126,8 @@ pub struct GoogleFinishBody {
     pub code: String,
     /// `state` from the redirect's query.
     pub state: String,
+    /// The `binding` that `/v1/auth/google/start` returned to this client.
+    pub binding: String,
 }
 
 /// Frame shape of the video.

@@ -78,6 +78,9 @@ pub struct RateLimitSettings {
     /// (its last entry is used: the one our proxy appended). Unset: the TCP peer address, and any
     /// such header is ignored, since a client could forge it.
     pub client_ip_header: Option<String>,
+    /// Progress streams (WebSocket or Server-Sent Events) one user may hold open at once; one
+    /// more gets 429 until another closes. Default 10.
+    pub max_streams_per_user: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -90,6 +93,7 @@ impl Default for RateLimitSettings {
             auth_per_ip_per_minute: 20,
             auth_per_ip_burst: 10,
             client_ip_header: None,
+            max_streams_per_user: 10,
         }
     }
 }
@@ -131,6 +135,7 @@ impl Validate for Settings {
             ("per_user_burst", r.per_user_burst),
             ("auth_per_ip_per_minute", r.auth_per_ip_per_minute),
             ("auth_per_ip_burst", r.auth_per_ip_burst),
+            ("max_streams_per_user", r.max_streams_per_user),
         ] {
             if v == 0 {
                 return Err(SettingsError::invalid(

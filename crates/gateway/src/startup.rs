@@ -176,7 +176,12 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(origins))
                 .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                // Idempotency-Key lets a browser retry a job start safely.
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::HeaderName::from_static("idempotency-key"),
+                ])
                 .expose_headers([header::RETRY_AFTER])
                 .max_age(Duration::from_secs(settings.cors.max_age_s)),
         );

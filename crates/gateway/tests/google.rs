@@ -91,18 +91,20 @@ async fn google_sign_in_with_pkce_against_a_fake_google() {
     assert_eq!(q["state"], started["state"].as_str().unwrap());
     assert!(q["scope"].contains("openid") && q["scope"].contains("email"));
 
-    let finish = |code: &str, state: &str| {
-        let body = serde_json::json!({"code": code, "state": state});
+    let binding = started["binding"].as_str().unwrap().to_owned();
+    assert!(binding.len() >= 40, "a 32-byte secret: {binding}");
+    let finish = |code: &str, state: &str, binding: &str| {
+        let body = serde_json::json!({"code": code, "state": state, "binding": binding});
         let p = &p;
         async move {
             p.call("POST", "/v1/auth/google/finish", None, Some(body))
                 .await
         }
     };
-    let (status, _, _) = finish("4/0Afake", "not-a-state").await;
+    let (status, _, _) = finish("4/0Afake", "not-a-state", &binding).await;
     assert_eq!(status, 401);
     let state = q["state"].clone();
-    let (status, _, pair) = finish("4/0Afake-code", &state).await;
+    let (status, _, pair) = finish("4/0Afake-code", &state, &binding).await;
     assert_eq!(status, 200, "{pair}");
     assert_eq!(pair["user"]["email"], "ada.lovelace@gmail.com");
     assert_eq!(pair["user"]["display_name"], "Ada Lovelace");
@@ -136,7 +138,7 @@ async fn google_sign_in_with_pkce_against_a_fake_google() {
     );
 
     // The state is single-use; a second sign-in with a new state finds the same account.
-    let (status, _, _) = finish("4/0Afake-code", &state).await;
+    let (status, _, _) = finish("4/0Afake-code", &state, &binding).await;
     assert_eq!(status, 401, "a state cannot be replayed");
     let (_, _, again) = p
         .call(
@@ -146,7 +148,12 @@ async fn google_sign_in_with_pkce_against_a_fake_google() {
             None,
         )
         .await;
-    let (status, _, second) = finish("4/0Aother", again["state"].as_str().unwrap()).await;
+    let (status, _, second) = finish(
+        "4/0Aother",
+        again["state"].as_str().unwrap(),
+        again["binding"].as_str().unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(second["user"]["id"], pair["user"]["id"]);
     p.stop().await;
@@ -176,7 +183,7 @@ async fn google_does_not_adopt_an_unverified_password_account() {
             "POST",
             "/v1/auth/google/finish",
             None,
-            Some(serde_json::json!({"code": "4/0Afake", "state": started["state"]})),
+            Some(serde_json::json!({"code": "4/0Afake", "state": started["state"], "binding": started["binding"]})),
         )
         .await;
     assert_eq!(status, 200, "{pair}");
@@ -218,5 +225,48 @@ async fn google_does_not_adopt_an_unverified_password_account() {
         )
         .await;
     assert_eq!(status, 200);
+    p.stop().await;
+}
+
+/// A link carrying the code and state of a sign-in someone else started (login CSRF) signs no
+/// one in: finishing needs the binding secret of the client that started it (security review
+/// M6).
+#[tokio::test]
+async fn a_sign_in_started_elsewhere_cannot_be_finished_here() {
+    let (_google, p) = google_and_platform().await;
+    let start = || async {
+        let (status, _, started) = p
+            .call(
+                "GET",
+                &format!("/v1/auth/google/start?redirect_uri={}", urlencode(REDIRECT)),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        started
+    };
+    let finish = |state: &serde_json::Value, binding: Option<&serde_json::Value>| {
+        let mut body = serde_json::json!({"code": "4/0Aattacker", "state": state});
+        if let Some(b) = binding {
+            body["binding"] = b.clone();
+        }
+        let p = &p;
+        async move {
+            p.call("POST", "/v1/auth/google/finish", None, Some(body))
+                .await
+        }
+    };
+    let attackers = start().await;
+    let victims = start().await;
+    // The victim's browser holds its own binding, not the attacker's.
+    let (status, _, _) = finish(&attackers["state"], Some(&victims["binding"])).await;
+    assert_eq!(status, 401);
+    // Without a binding the body is refused outright.
+    let (status, _, problem) = finish(&victims["state"], None).await;
+    assert_eq!(status, 400, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("binding"), "{problem}");
+    let (status, _, pair) = finish(&victims["state"], Some(&victims["binding"])).await;
+    assert_eq!(status, 200, "{pair}");
     p.stop().await;
 }

@@ -127,3 +127,143 @@ async fn a_job_over_the_length_limit_is_refused_before_any_step() {
     assert_eq!(status, 201, "{job}");
     p.stop().await;
 }
+
+/// Guessing one account's password from many addresses, or past the gateway on the user
+/// service's own port, meets the same per-account limit (security review M4).
+#[tokio::test]
+async fn ten_wrong_passwords_for_one_account_get_429_from_any_address() {
+    let mut options = Options::default();
+    options.rate_limit.client_ip_header = Some("x-forwarded-for".into());
+    let p = Platform::start_with(options).await;
+    p.register("target@example.com").await;
+    let attempt = |i: u32, password: &'static str| {
+        let p = &p;
+        async move {
+            p.http
+                .post(p.url("/v1/auth/sign-in"))
+                .header("x-forwarded-for", format!("198.51.100.{i}"))
+                .json(&json!({"email": "target@example.com", "password": password}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for i in 1..=10 {
+        assert_eq!(attempt(i, "wrong password").await, 401, "attempt {i}");
+    }
+    assert_eq!(
+        attempt(11, "wrong password").await,
+        429,
+        "from an eleventh address"
+    );
+    assert_eq!(
+        attempt(12, "correct horse battery").await,
+        429,
+        "even the right one, for now"
+    );
+    let mut users = studio_proto::user::v1::user_service_client::UserServiceClient::connect(
+        p.user_grpc.clone(),
+    )
+    .await
+    .unwrap();
+    let status = users
+        .sign_in(studio_proto::user::v1::SignInRequest {
+            email: "target@example.com".into(),
+            password: "wrong password".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    // Another account is not affected.
+    p.register("bystander@example.com").await;
+    assert!(p.sign_in("bystander@example.com").await["access_token"].is_string());
+    p.stop().await;
+}
+
+/// Progress streams per user are capped, and a WebSocket client cannot make the gateway buffer
+/// big messages (security review M7).
+#[tokio::test]
+async fn a_user_gets_at_most_n_event_streams() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut options = Options::default();
+    options.rate_limit.max_streams_per_user = 2;
+    let p = Platform::start_with(options).await;
+    let (token, _, _) = p.register("watcher@example.com").await;
+    let id = project(
+        &p,
+        &token,
+        json!({"title": "Fable", "source_text": fable()}),
+    )
+    .await;
+    let (_, job) = start(&p, &token, &id).await;
+    let events = p.url(&format!("/v1/jobs/{}/events", job["id"].as_str().unwrap()));
+    let sse = || {
+        let (p, token, events) = (&p, &token, &events);
+        async move { p.http.get(events).bearer_auth(token).send().await.unwrap() }
+    };
+    // No worker runs: the job stays queued and its streams stay open.
+    let first = sse().await;
+    assert_eq!(first.status(), 200);
+    let second = sse().await;
+    assert_eq!(second.status(), 200);
+    let third = sse().await;
+    assert_eq!(third.status(), 429);
+    drop(first);
+    // The gateway notices the closed stream (at the latest at its 15 s keep-alive).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let reopened = loop {
+        let r = sse().await;
+        if r.status() == 200 || std::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert_eq!(reopened.status(), 200, "a closed stream frees its slot");
+    drop((second, reopened));
+
+    // A 1 MiB message from a WebSocket client closes the socket (1009). (The slots of the
+    // streams just dropped free up as the gateway notices them.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut socket = loop {
+        let mut request = events
+            .replace("http://", "ws://")
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, _)) => break socket,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("no WebSocket: {e}"),
+        }
+    };
+    socket
+        .send(Message::Text("x".repeat(1 << 20).into()))
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(message) = socket.next().await {
+            match message {
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("the socket was closed");
+    if let Some(code) = closed {
+        assert_eq!(code, 1009);
+    }
+    p.stop().await;
+}

@@ -654,7 +654,7 @@ async fn cors_answers_configured_origins_only() {
             .header("access-control-request-method", "POST")
             .header(
                 "access-control-request-headers",
-                "authorization, content-type",
+                "authorization, content-type, idempotency-key",
             )
             .send()
     };
@@ -670,6 +670,11 @@ async fn cors_answers_configured_origins_only() {
         .unwrap()
         .contains("POST"));
     assert_eq!(headers["access-control-max-age"], "600");
+    // A browser may send Idempotency-Key, so a retried job start is safe (security review L4).
+    assert!(headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("idempotency-key"));
     let other = preflight("https://evil.example").await.unwrap();
     assert!(!other.headers().contains_key("access-control-allow-origin"));
     // A real request from the allowed origin carries the header too.

@@ -350,9 +350,44 @@ impl Worker {
             .head(&video_key)
             .await
             .map_err(retryable("checking final.mp4"))?;
-        Ok(head
-            .filter(|h| h.size == uploaded.size_bytes)
-            .map(|_| manifest))
+        if head.is_none_or(|h| h.size != uploaded.size_bytes) {
+            return Ok(None);
+        }
+        // Same size is not the same video (a zombie's upload over its successor's, another
+        // encoder): every file must have the SHA-256 the manifest recorded (security review M1).
+        let scratch = self
+            .work_dir
+            .join("tasks")
+            .join(format!("{}-{}-check", task.step_id, task.fencing_token));
+        tokio::fs::create_dir_all(&scratch)
+            .await
+            .map_err(|e| Failure::Retryable(format!("{}: {e}", scratch.display())))?;
+        let checked = self.all_match(&manifest, &scratch).await;
+        let _ = tokio::fs::remove_dir_all(&scratch).await;
+        Ok(checked?.then_some(manifest))
+    }
+
+    /// Whether every file of `manifest` is stored with the size and SHA-256 it records.
+    async fn all_match(&self, manifest: &Manifest, scratch: &Path) -> Result<bool, Failure> {
+        for (i, file) in manifest.files.iter().enumerate() {
+            let Ok(key) = ObjectKey::parse(file.storage_key.clone()) else {
+                return Ok(false);
+            };
+            let local = scratch.join(format!("{i}"));
+            match self.storage.get_to_file(&key, &local).await {
+                Ok(_) => {}
+                Err(studio_storage::StorageError::NotFound(_)) => return Ok(false),
+                Err(e) => return Err(retryable("checking an earlier upload")(e)),
+            }
+            let (size, sha256) = digest(&local)
+                .await
+                .map_err(|e| Failure::Retryable(format!("{}: {e}", local.display())))?;
+            if size != file.size_bytes || sha256 != file.sha256 {
+                tracing::warn!(key = %file.storage_key, "an earlier upload does not match its manifest; rendering again");
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     async fn render(
@@ -506,6 +541,71 @@ async fn digest(path: &Path) -> std::io::Result<(u64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An earlier attempt's `final.mp4` of the recorded size but other bytes (a zombie's late
+    /// upload over its successor's) is not reused: it is rendered again (security review M1).
+    #[tokio::test]
+    async fn an_earlier_upload_is_reused_only_with_its_recorded_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn ObjectStore> =
+            Arc::new(studio_storage::local::LocalStore::new(dir.path().join("objects")).unwrap());
+        let channel = tonic::transport::Channel::from_static("http://127.0.0.1:9").connect_lazy();
+        let worker = Worker {
+            id: "w".into(),
+            queue: Arc::new(studio_queue::memory::MemoryQueue::new()),
+            queue_name: "render".into(),
+            storage: storage.clone(),
+            leases: RenderLeaseServiceClient::new(channel),
+            encoder: VideoEncoder::default(),
+            lease: Duration::from_secs(60),
+            grace: Duration::from_secs(1),
+            render_jobs: 1,
+            work_dir: dir.path().join("work"),
+            render_timeout: Duration::from_secs(60),
+            status: Arc::default(),
+        };
+        let task = RenderTask {
+            output_prefix: "projects/p/jobs/j/outputs/".into(),
+            step_id: "s".into(),
+            fencing_token: 2,
+            ..RenderTask::default()
+        };
+        let video = b"the successor's video".to_vec();
+        let (size, sha) = {
+            let path = dir.path().join("v");
+            std::fs::write(&path, &video).unwrap();
+            digest(&path).await.unwrap()
+        };
+        let key = worker.key(&task, "final.mp4").unwrap();
+        let manifest = Manifest {
+            files: vec![ManifestFile {
+                kind: "video".into(),
+                storage_key: key.to_string(),
+                size_bytes: size,
+                sha256: sha,
+            }],
+            duration_s: 1.0,
+            render_seconds: 1.0,
+            encoder: "libx264".into(),
+        };
+        storage
+            .put(
+                &worker.key(&task, MANIFEST).unwrap(),
+                serde_json::to_vec(&manifest).unwrap().into(),
+                "application/json",
+            )
+            .await
+            .unwrap();
+        storage
+            .put(&key, video.clone().into(), "video/mp4")
+            .await
+            .unwrap();
+        assert!(worker.finished_upload(&task).await.unwrap().is_some());
+        let mut other = video.clone();
+        other.reverse(); // same size, other bytes
+        storage.put(&key, other.into(), "video/mp4").await.unwrap();
+        assert!(worker.finished_upload(&task).await.unwrap().is_none());
+    }
 
     #[test]
     fn input_paths_stay_inside_the_task_folder() {

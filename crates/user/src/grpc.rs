@@ -105,14 +105,15 @@ impl pb::user_service_server::UserService for GrpcUser {
         &self,
         request: Request<pb::StartGoogleSignInRequest>,
     ) -> Result<Response<pb::StartGoogleSignInResponse>, Status> {
-        let (authorization_url, state, expires_in_s) = self
+        let started = self
             .service
             .start_google(&request.into_inner().redirect_uri)
             .await?;
         Ok(Response::new(pb::StartGoogleSignInResponse {
-            authorization_url,
-            state,
-            expires_in_s,
+            authorization_url: started.authorization_url,
+            state: started.state,
+            expires_in_s: started.expires_in_s,
+            binding: started.binding,
         }))
     }
 
@@ -121,7 +122,10 @@ impl pb::user_service_server::UserService for GrpcUser {
         request: Request<pb::FinishGoogleSignInRequest>,
     ) -> Result<Response<pb::TokenPair>, Status> {
         let r = request.into_inner();
-        let pair = self.service.finish_google(&r.code, &r.state).await?;
+        let pair = self
+            .service
+            .finish_google(&r.code, &r.state, &r.binding)
+            .await?;
         Ok(Response::new(pair.into()))
     }
 

@@ -16,4 +16,5 @@ pub mod repo;
 pub mod service;
 pub mod settings;
 pub mod startup;
+pub mod throttle;
 pub mod tokens;

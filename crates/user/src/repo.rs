@@ -32,6 +32,8 @@ pub struct OAuthState {
     pub pkce_verifier: String,
     pub redirect_uri: String,
     pub expires_at: DateTime<Utc>,
+    /// SHA-256 of the secret the starting client keeps.
+    pub binding_hash: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -229,15 +231,18 @@ impl Repo {
         pkce_verifier: &str,
         redirect_uri: &str,
         expires_at: DateTime<Utc>,
+        binding_hash: &[u8],
     ) -> Result<(), sqlx::Error> {
         sqlx::query!(
-            r#"INSERT INTO oauth_states (state, provider, pkce_verifier, redirect_uri, expires_at)
-               VALUES ($1, $2, $3, $4, $5)"#,
+            r#"INSERT INTO oauth_states
+                   (state, provider, pkce_verifier, redirect_uri, expires_at, binding_hash)
+               VALUES ($1, $2, $3, $4, $5, $6)"#,
             state,
             provider,
             pkce_verifier,
             redirect_uri,
-            expires_at
+            expires_at,
+            binding_hash
         )
         .execute(&self.pool)
         .await?;
@@ -257,7 +262,7 @@ impl Repo {
         sqlx::query_as!(
             OAuthState,
             r#"DELETE FROM oauth_states WHERE state = $1 AND provider = $2
-               RETURNING pkce_verifier, redirect_uri, expires_at"#,
+               RETURNING pkce_verifier, redirect_uri, expires_at, binding_hash"#,
             state,
             provider
         )

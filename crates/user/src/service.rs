@@ -68,6 +68,16 @@ pub struct TokenPair {
     pub user: Account,
 }
 
+/// A started Google sign-in.
+#[derive(Debug, Clone)]
+pub struct GoogleStart {
+    pub authorization_url: String,
+    pub state: String,
+    /// The secret the starting client keeps and presents to finish.
+    pub binding: String,
+    pub expires_in_s: i64,
+}
+
 /// The user service.
 #[derive(Debug, Clone)]
 pub struct UserService {
@@ -77,6 +87,7 @@ pub struct UserService {
     auth: AuthSettings,
     google: Option<Google>,
     validation: Arc<jsonwebtoken::Validation>,
+    throttle: Arc<crate::throttle::SignInThrottle>,
 }
 
 fn db(err: sqlx::Error) -> Error {
@@ -111,7 +122,12 @@ impl UserService {
         google: Option<Google>,
     ) -> Self {
         let validation = Arc::new(studio_auth::validation(&auth.issuer, &auth.audience, 5));
+        let throttle = Arc::new(crate::throttle::SignInThrottle::new(
+            auth.max_sign_in_failures,
+            std::time::Duration::from_secs(auth.sign_in_failure_window_s),
+        ));
         UserService {
+            throttle,
             repo,
             keys,
             passwords,
@@ -190,6 +206,16 @@ impl UserService {
         if password.chars().count() > MAX_LEN {
             return Err(refused());
         }
+        if let Err(wait) = self.throttle.check(&email.normalized) {
+            metrics::counter!("user_sign_in_throttled_total").increment(1);
+            return Err(Error::new(
+                ErrorCode::ResourceExhausted,
+                format!(
+                    "too many wrong passwords for this account; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            ));
+        }
         let user = self
             .repo
             .user_by_email(&email.normalized)
@@ -206,8 +232,10 @@ impl UserService {
             })?;
         let Some(user) = user.filter(|_| ok) else {
             metrics::counter!("user_sign_in_failures_total").increment(1);
+            self.throttle.failed(&email.normalized);
             return Err(refused());
         };
+        self.throttle.succeeded(&email.normalized);
         let mut tx = self.repo.pool.begin().await.map_err(db)?;
         let pair = self.issue(&mut tx, UserId(user.id), None).await?;
         tx.commit().await.map_err(db)?;
@@ -309,10 +337,15 @@ impl UserService {
     /// Starts Google sign-in; returns (authorization URL, state, lifetime in seconds).
     /// `FailedPrecondition` when Google sign-in is not configured; `InvalidArgument` for a
     /// redirect URI that is not registered.
-    pub async fn start_google(&self, redirect_uri: &str) -> Result<(String, String, i64), Error> {
+    /// Starts Google sign-in: the authorization URL to send the browser to, the `state` Google
+    /// sends back, a `binding` secret the starting client keeps (in `sessionStorage`) and must
+    /// present to finish, and the seconds the sign-in stays open. Only the binding's SHA-256 is
+    /// stored.
+    pub async fn start_google(&self, redirect_uri: &str) -> Result<GoogleStart, Error> {
         let google = self.google()?;
         let start = google.start(redirect_uri)?;
         let expires_at = Utc::now() + chrono::Duration::seconds(google.state_ttl_s());
+        let binding = tokens::random_secret();
         self.repo
             .insert_oauth_state(
                 &start.state,
@@ -320,26 +353,47 @@ impl UserService {
                 start.pkce_verifier.expose_secret(),
                 redirect_uri,
                 expires_at,
+                &tokens::refresh_hash(&binding),
             )
             .await
             .map_err(db)?;
-        Ok((start.authorization_url, start.state, google.state_ttl_s()))
+        Ok(GoogleStart {
+            authorization_url: start.authorization_url,
+            state: start.state,
+            binding,
+            expires_in_s: google.state_ttl_s(),
+        })
     }
 
-    /// Finishes Google sign-in: exchanges the code (with the PKCE verifier), reads the userinfo,
+    /// Finishes Google sign-in: checks that `binding` is the secret of the client that started
+    /// it (so a link carrying someone else's code and state signs no one in: login CSRF,
+    /// security review M6), exchanges the code (with the PKCE verifier), reads the userinfo,
     /// then signs in the linked account, links an account with the same verified email, or
-    /// creates one.
-    pub async fn finish_google(&self, code: &str, state: &str) -> Result<TokenPair, Error> {
+    /// creates one. A state is spent by its first finish, right or wrong.
+    pub async fn finish_google(
+        &self,
+        code: &str,
+        state: &str,
+        binding: &str,
+    ) -> Result<TokenPair, Error> {
         let google = self.google()?;
+        let refused = || Error::unauthenticated("sign-in state is unknown or expired; start again");
         let pending = self
             .repo
             .take_oauth_state(state, "google")
             .await
             .map_err(db)?
             .filter(|p| p.expires_at > Utc::now())
-            .ok_or_else(|| {
-                Error::unauthenticated("sign-in state is unknown or expired; start again")
-            })?;
+            .ok_or_else(refused)?;
+        let presented = tokens::refresh_hash(binding.trim());
+        // Digests of a random secret: comparing them tells a guesser nothing.
+        let bound = pending.binding_hash.as_deref() == Some(presented.as_slice());
+        if !bound {
+            metrics::counter!("user_google_unbound_finishes_total").increment(1);
+            return Err(Error::unauthenticated(
+                "this sign-in was started in another browser; start again here",
+            ));
+        }
         let identity = google
             .exchange(code, &pending.pkce_verifier, &pending.redirect_uri)
             .await?;

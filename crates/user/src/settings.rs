@@ -55,6 +55,11 @@ pub struct AuthSettings {
     /// `production`). Default false: a deployment that forgets its key, or misspells
     /// `STUDIO_ENV`, stops instead of sealing signing keys with a published key.
     pub allow_development_kek: bool,
+    /// Wrong passwords for one account within `sign_in_failure_window_s` after which its
+    /// sign-ins are refused (429) until the oldest ages out. Default 10.
+    pub max_sign_in_failures: u32,
+    /// The window of `max_sign_in_failures`, seconds. Default 900 (15 minutes).
+    pub sign_in_failure_window_s: u64,
 }
 
 /// The development key-encryption key; production refuses to start with it.
@@ -70,6 +75,8 @@ impl Default for AuthSettings {
             reuse_grace_s: 5,
             key_encryption_key: SecretString::from(DEVELOPMENT_KEK),
             allow_development_kek: false,
+            max_sign_in_failures: 10,
+            sign_in_failure_window_s: 900,
         }
     }
 }

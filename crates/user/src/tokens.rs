@@ -42,6 +42,11 @@ pub fn new_refresh_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// 32 random bytes, base64url: a secret a client keeps (a sign-in's binding).
+pub fn random_secret() -> String {
+    new_refresh_token()
+}
+
 /// What is stored for a refresh token: its SHA-256. A high-entropy random token needs no salt.
 pub fn refresh_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()

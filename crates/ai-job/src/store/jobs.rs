@@ -5,7 +5,7 @@ use studio_core::id::{JobId, ProjectId, StepId, UserId};
 
 use super::events::record_event;
 use super::outbox::{announce_next_stage, insert_steps};
-use super::{state, Job, JobStore, NewStep, Step, StoreError};
+use super::{state, Job, JobStore, NewStep, Step, StepSummary, StoreError};
 
 /// A `Job` from a row with the job columns.
 macro_rules! job_from_row {
@@ -170,6 +170,38 @@ impl JobStore {
         record_event(&mut tx, id, "cancelled").await?;
         tx.commit().await?;
         self.job(id).await
+    }
+    /// Per job of `jobs`, in one query: its finished and total steps, and the output of its
+    /// succeeded render step, if any. A job without steps is missing from the map.
+    pub async fn summaries(
+        &self,
+        jobs: &[JobId],
+    ) -> Result<std::collections::HashMap<JobId, StepSummary>, StoreError> {
+        let ids: Vec<uuid::Uuid> = jobs.iter().map(|j| j.0).collect();
+        let rows = sqlx::query!(
+            r#"SELECT job_id,
+                      count(*) FILTER (WHERE state = 'succeeded') AS "done!",
+                      count(*) AS "total!",
+                      (array_agg(output) FILTER (WHERE kind = 'render' AND state = 'succeeded'))[1]
+                          AS render_output
+               FROM steps WHERE job_id = ANY($1) GROUP BY job_id"#,
+            &ids
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    JobId(r.job_id),
+                    StepSummary {
+                        done: r.done,
+                        total: r.total,
+                        render_output: r.render_output,
+                    },
+                )
+            })
+            .collect())
     }
 
     /// Every step of `job`, by stage, then scene (per-job steps first), then id.

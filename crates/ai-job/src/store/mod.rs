@@ -26,9 +26,10 @@ use studio_pipeline::graph::{Runner, StepKind};
 pub use events::EVENTS_CHANNEL;
 pub use model::{
     Job, JobEvent, Lease, NewStep, RenderInput, RenderOutput, RenderedFile, State, Step,
+    StepSummary,
 };
 pub(crate) use outbox::reannounce;
-pub use steps::Expired;
+pub use steps::{DeadLetter, Expired};
 pub use studio_queue::lease::Failure;
 
 use crate::{RENDER_QUEUE, STEPS_QUEUE};

@@ -130,6 +130,17 @@ pub struct Lease {
     pub fencing_token: i64,
 }
 
+/// A job's steps in brief, for lists.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepSummary {
+    /// Steps succeeded.
+    pub done: i64,
+    /// Steps in all.
+    pub total: i64,
+    /// The output of the succeeded render step.
+    pub render_output: Option<serde_json::Value>,
+}
+
 /// What the render step is given, written by the timeline step.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RenderInput {

@@ -10,6 +10,16 @@ use studio_core::id::{JobId, ProjectId, StepId};
 use super::events::record_event;
 use super::outbox::{announce, announce_next_stage, insert_steps};
 use super::{fenced, fenced_step, state, Failure, JobStore, Lease, NewStep, State, StoreError};
+/// What became of a dead-lettered step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetter {
+    /// It and its job failed now.
+    Failed,
+    /// It or its job had already ended; nothing changed.
+    Ended,
+    /// A worker holds it under a lease until then; nothing changed yet.
+    HeldUntil(chrono::DateTime<chrono::Utc>),
+}
 
 /// A running step whose lease ran out, and how many attempts it may have.
 #[derive(Debug, Clone)]
@@ -166,14 +176,21 @@ impl JobStore {
     }
 
     /// Fails `step` and its job because the step's message was dead-lettered: every worker that
-    /// took it stopped or failed before settling it. Returns false, changing nothing, when the
-    /// step or the job had already ended, or when a worker holds the step under a live lease (a
-    /// later attempt is running: its result must not be thrown away; security review M2).
-    pub async fn fail_dead_lettered(&self, step: StepId, reason: &str) -> Result<bool, StoreError> {
+    /// took it stopped or failed before settling it. Changes nothing and answers
+    /// [`DeadLetter::Ended`] when the step or the job had already ended, or
+    /// [`DeadLetter::HeldUntil`] while a worker holds the step under a live lease: a later attempt
+    /// may be running, and its result must not be thrown away (security review M2); ask again
+    /// once the lease has run out.
+    pub async fn fail_dead_lettered(
+        &self,
+        step: StepId,
+        reason: &str,
+    ) -> Result<DeadLetter, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query!(
             r#"SELECT s.job_id, s.kind, s.state AS step_state, j.state AS job_state,
-                      COALESCE(s.state = 'running' AND s.lease_expires_at > now(), false) AS "held!"
+                      COALESCE(s.state = 'running' AND s.lease_expires_at > now(), false) AS "held!",
+                      s.lease_expires_at
                FROM steps s JOIN jobs j ON j.id = s.job_id
                WHERE s.id = $1 FOR UPDATE OF s, j"#,
             step.0
@@ -181,10 +198,15 @@ impl JobStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
-            return Ok(false);
+            return Ok(DeadLetter::Ended);
         };
-        if state(&row.step_state)?.is_final() || state(&row.job_state)?.is_final() || row.held {
-            return Ok(false);
+        if state(&row.step_state)?.is_final() || state(&row.job_state)?.is_final() {
+            return Ok(DeadLetter::Ended);
+        }
+        if row.held {
+            if let Some(until) = row.lease_expires_at {
+                return Ok(DeadLetter::HeldUntil(until));
+            }
         }
         let job = JobId(row.job_id);
         let message = format!("{} failed: {reason}", row.kind);
@@ -206,7 +228,7 @@ impl JobStore {
         .await?;
         record_event(&mut tx, job, &message).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(DeadLetter::Failed)
     }
 
     /// The lease `token` holds on `step`, for settling work reported from elsewhere (a

@@ -105,11 +105,13 @@ pub async fn google_start(
     Ok(Json(GoogleStartDto {
         authorization_url: started.authorization_url,
         state: started.state,
+        binding: started.binding,
         expires_in: started.expires_in_s,
     }))
 }
 
-/// Finishes Google sign-in with the `code` and `state` Google redirected with.
+/// Finishes Google sign-in with the `code` and `state` Google redirected with, and the
+/// `binding` that `/v1/auth/google/start` gave this client.
 #[utoipa::path(post, path = "/v1/auth/google/finish", tag = "auth", request_body = GoogleFinishBody,
     responses((status = 200, description = "Signed in", body = TokenPairDto), Problems))]
 pub async fn google_finish(
@@ -119,6 +121,7 @@ pub async fn google_finish(
     let request = pb::FinishGoogleSignInRequest {
         code: body.code,
         state: body.state,
+        binding: body.binding,
     };
     let pair = state
         .user

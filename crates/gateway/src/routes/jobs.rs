@@ -207,6 +207,10 @@ pub async fn job_events(
         })?,
     };
     let authed = Authed::verify(&state, token).await?;
+    // Held for as long as the stream is open: a user gets a bounded number of them.
+    let slot = state
+        .limits
+        .open_stream(&authed.caller.user_id.to_string())?;
     // No deadline: the stream lasts as long as the job.
     let mut request = grpc(
         pb::WatchJobRequest { id },
@@ -221,11 +225,18 @@ pub async fn job_events(
     let stream = state.jobs.clone().watch_job(request).await?.into_inner();
     let events = stream.map(|r| r.map(JobEventDto::from));
     match ws {
+        // Clients only listen: their messages are small or a protocol error (close 1009).
         Ok(upgrade) => Ok(upgrade
-            .on_upgrade(move |socket| pump(socket, events))
+            .max_message_size(MAX_CLIENT_MESSAGE)
+            .max_frame_size(MAX_CLIENT_MESSAGE)
+            .on_upgrade(move |socket| async move {
+                pump(socket, events).await;
+                drop(slot);
+            })
             .into_response()),
         Err(_) => {
-            let sse = events.map(|r| {
+            let sse = events.map(move |r| {
+                let _slot = &slot;
                 Ok::<_, Infallible>(match r {
                     Ok(e) => Event::default()
                         .event("progress")
@@ -241,6 +252,9 @@ pub async fn job_events(
         }
     }
 }
+
+/// The largest message a WebSocket client may send, bytes.
+const MAX_CLIENT_MESSAGE: usize = 4096;
 
 /// Sends events as JSON text messages, then closes normally (or with 1011 on an upstream error).
 async fn pump(
@@ -271,7 +285,15 @@ async fn pump(
             },
             incoming = socket.recv() => match incoming {
                 // The client went away.
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                None | Some(Ok(Message::Close(_))) => return,
+                // A message over MAX_CLIENT_MESSAGE, or a broken frame.
+                Some(Err(_)) => {
+                    close = CloseFrame {
+                        code: axum::extract::ws::close_code::SIZE,
+                        reason: "clients of this socket only listen".into(),
+                    };
+                    break;
+                }
                 Some(Ok(_)) => {}
             },
         }

@@ -34,6 +34,7 @@ impl Default for Options {
                 auth_per_ip_per_minute: 100_000,
                 auth_per_ip_burst: 100_000,
                 client_ip_header: None,
+                max_streams_per_user: 10,
             },
             google: None,
             cors: Default::default(),
@@ -143,6 +144,7 @@ impl Platform {
                 output_url_ttl_s: 60,
                 max_deliveries: 5,
                 limits: options.limits.clone(),
+                retention: Default::default(),
             })
             .await
             .expect("ai-job service starts");
