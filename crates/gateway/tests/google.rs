@@ -265,7 +265,10 @@ async fn a_sign_in_started_elsewhere_cannot_be_finished_here() {
     // Without a binding the body is refused outright.
     let (status, _, problem) = finish(&victims["state"], None).await;
     assert_eq!(status, 400, "{problem}");
-    assert!(problem["detail"].as_str().unwrap().contains("binding"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("binding"),
+        "{problem}"
+    );
     let (status, _, pair) = finish(&victims["state"], Some(&victims["binding"])).await;
     assert_eq!(status, 200, "{pair}");
     p.stop().await;

@@ -5,7 +5,8 @@
 //!   Google sign-in, key rotation — in domain types;
 //! - `grpc.rs`: the `studio.user.v1.UserService` adapter; `http.rs`: JWKS, probes, metrics;
 //! - `repo.rs`: Postgres; `keys.rs`: sealed Ed25519 signing keys; `password.rs`: argon2id;
-//!   `tokens.rs`: token material; `google.rs`: OAuth 2.0 + PKCE against Google.
+//!   `tokens.rs`: token material; `google.rs`: OAuth 2.0 + PKCE against Google;
+//!   `throttle.rs`: failed sign-ins per account; `retention.rs`: pruning of expired tokens.
 
 pub mod google;
 pub mod grpc;
@@ -13,8 +14,12 @@ pub mod http;
 pub mod keys;
 pub mod password;
 pub mod repo;
+pub mod retention;
 pub mod service;
 pub mod settings;
 pub mod startup;
 pub mod throttle;
 pub mod tokens;
+
+/// The service's migrations, applied at start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -30,7 +30,7 @@ impl Application {
     /// one; read it back with [`Application::grpc_addr`]).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let pool = studio_core::db::connect(&settings.database, "user.database").await?;
-        sqlx::migrate!("./migrations")
+        crate::MIGRATOR
             .run(&pool)
             .await
             .context("applying user migrations")?;
@@ -106,7 +106,8 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown.wait_owned());
         tracing::info!(%grpc_addr, %http_addr, "user service listening");
-        let (grpc, http) = tokio::join!(grpc, async { http.await });
+        let prune = crate::retention::run(self.pool.clone(), shutdown.clone());
+        let (grpc, http, ()) = tokio::join!(grpc, async { http.await }, prune);
         grpc.context("user gRPC server")?;
         http.context("user HTTP server")?;
         self.pool.close().await;

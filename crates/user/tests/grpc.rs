@@ -77,3 +77,60 @@ async fn register_sign_in_and_me_over_grpc() {
     task.await.unwrap().unwrap();
     drop_database(&db_name).await;
 }
+
+/// Refresh tokens a day past their expiry, and families left without tokens, are pruned; live
+/// ones stay (security review L5).
+#[tokio::test]
+async fn expired_refresh_tokens_and_empty_families_are_pruned() {
+    let (db_name, db) = fresh_database("userprune").await;
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    studio_user::MIGRATOR.run(&pool).await.unwrap();
+    let user = uuid::Uuid::now_v7();
+    sqlx::query("INSERT INTO users (id, email, email_normalized) VALUES ($1, 'a@example.com', 'a@example.com')")
+        .bind(user)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (old, live) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    for (family, created) in [(old, "now() - interval '40 days'"), (live, "now()")] {
+        sqlx::query(&format!(
+            "INSERT INTO refresh_families (id, user_id, created_at) VALUES ($1, $2, {created})"
+        ))
+        .bind(family)
+        .bind(user)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    for (hash, family, expires) in [
+        (b"old-1".to_vec(), old, "now() - interval '10 days'"),
+        (b"old-2".to_vec(), old, "now() - interval '2 days'"),
+        (b"live".to_vec(), live, "now() + interval '29 days'"),
+    ] {
+        sqlx::query(&format!(
+            "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)
+             VALUES ($1, $2, $3, {expires})"
+        ))
+        .bind(hash)
+        .bind(family)
+        .bind(user)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        studio_user::retention::prune_once(&pool).await.unwrap(),
+        (2, 1)
+    );
+    let left: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM refresh_tokens")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, [b"live".to_vec()]);
+    assert_eq!(
+        studio_user::retention::prune_once(&pool).await.unwrap(),
+        (0, 0)
+    );
+    pool.close().await;
+    drop_database(&db_name).await;
+}
