@@ -10,6 +10,9 @@
 #                                     objects kept in target/platform-NAME/objects (local
 #                                     storage); logs under target/platform-NAME/
 #   platform_stop                     stops them (SIGTERM: they finish in-flight requests)
+#
+# This is a development machine's platform: the user service may use the public development
+# key-encryption key (set STUDIO__USER__AUTH__KEY_ENCRYPTION_KEY to use your own).
 
 PLATFORM_PIDS=()
 
@@ -37,6 +40,7 @@ platform_start() {
   STUDIO__USER__GRPC_ADDR="127.0.0.1:$((base + 51))" \
   STUDIO__USER__HTTP_ADDR="127.0.0.1:$((base + 1))" \
   STUDIO__USER__DATABASE__URL="$server/studio_${name}_user" \
+  STUDIO__USER__AUTH__ALLOW_DEVELOPMENT_KEK="${STUDIO__USER__AUTH__ALLOW_DEVELOPMENT_KEK:-true}" \
     "$PLATFORM_BIN/user" >"$PLATFORM_LOGS/user.log" 2>&1 &
   PLATFORM_PIDS+=($!)
   platform_wait "http://127.0.0.1:$((base + 1))/readyz" user

@@ -17,6 +17,15 @@ use std::time::Duration;
 use studio_testkit::free_port;
 use studio_testkit::s3::{S3Server, ACCESS_KEY as S3_ACCESS_KEY, SECRET_KEY as S3_SECRET_KEY};
 
+/// The value of a counter in Prometheus text (summed over its label sets).
+pub fn counter(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// The folder holding the service binaries (next to the test binary's `deps/`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();

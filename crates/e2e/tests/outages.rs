@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use studio_e2e::api::Api;
-use studio_e2e::{Broker, Options, Platform};
+use studio_e2e::{counter, Broker, Options, Platform};
 
 /// Waits until `job` has a step of `kind` in `state`.
 async fn step_in(pool: &sqlx::PgPool, job: &str, kind: &str, state: &str, timeout: Duration) {
@@ -31,15 +31,6 @@ async fn step_in(pool: &sqlx::PgPool, job: &str, kind: &str, state: &str, timeou
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// The value of a counter in Prometheus text (summed over its label sets).
-fn counter(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use studio_e2e::api::{Api, FABLE};
-use studio_e2e::{Broker, Options, Platform};
+use studio_e2e::{counter, Broker, Options, Platform};
 use studio_testkit::media::probe;
 use studio_testkit::texts::letters;
 
@@ -499,15 +499,6 @@ async fn running_step(
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// The value of a counter in Prometheus text (summed over its label sets).
-fn counter(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[tokio::test]

@@ -182,6 +182,18 @@ pub struct SpeechRequest {
     pub sentence_pause_s: f64,
 }
 
+impl SpeechRequest {
+    /// `Invalid` when every sentence is empty: there is nothing to say.
+    pub fn check_words(&self) -> Result<(), crate::ProviderError> {
+        if self.sentences.iter().all(|s| s.trim().is_empty()) {
+            return Err(crate::ProviderError::invalid(
+                "nothing to say: every sentence is empty",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One sentence placed in the audio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimedText {

@@ -8,15 +8,14 @@
 //! pauses whatever the voice.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::capability::{Describe, Produced, SpeechSynth};
 use crate::error::ProviderError;
+use crate::local::bridge::Bridge;
 use crate::types::*;
 
 /// The aligner script, passed to Python with `-c`.
@@ -95,7 +94,7 @@ impl PocketSphinx {
     /// A sentence whose alignment comes back inconsistent (other words than its own, times out
     /// of order or outside the sentence) keeps no word times and is captioned by letters.
     ///
-    /// Errors: `Transient` when the aligner cannot be run or fails.
+    /// Errors: `Unavailable` when Python cannot be run; `Transient` when the aligner fails.
     pub async fn align(&self, speech: &mut Speech) -> Result<(), ProviderError> {
         let todo: Vec<usize> = (0..speech.sentences.len())
             .filter(|&i| speech.sentences[i].words.is_empty())
@@ -111,28 +110,9 @@ impl PocketSphinx {
                 serde_json::json!({"text": s.text, "start": s.start, "end": s.end})
             }).collect::<Vec<_>>(),
         });
-        let mut child = tokio::process::Command::new(&self.python)
-            .args(["-c", SCRIPT])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| ProviderError::transient(format!("pocketsphinx cannot be run: {e}")))?;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin
-            .write_all(job.to_string().as_bytes())
-            .await
-            .map_err(|e| ProviderError::transient(format!("writing to pocketsphinx: {e}")))?;
-        drop(stdin);
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
+        let mut bridge = Bridge::start("pocketsphinx", &self.python, SCRIPT, &job).await?;
         let mut done = 0;
-        while let Some(line) = lines
-            .next_line()
-            .await
-            .map_err(|e| ProviderError::transient(format!("reading from pocketsphinx: {e}")))?
-        {
+        while let Some(line) = bridge.next_line().await? {
             let Some(&i) = todo.get(done) else { break };
             let line: Line = serde_json::from_str(&line).map_err(|e| {
                 ProviderError::transient(format!("pocketsphinx said something unexpected ({e})"))
@@ -149,22 +129,7 @@ impl PocketSphinx {
             }
             done += 1;
         }
-        let status = child
-            .wait_with_output()
-            .await
-            .map_err(|e| ProviderError::transient(format!("pocketsphinx: {e}")))?;
-        if !status.status.success() || done != todo.len() {
-            return Err(ProviderError::transient(format!(
-                "pocketsphinx failed ({}) after {done} of {} sentences: {}",
-                status.status,
-                todo.len(),
-                String::from_utf8_lossy(&status.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or_default()
-            )));
-        }
-        Ok(())
+        bridge.finish(done, todo.len(), "sentences").await
     }
 }
 

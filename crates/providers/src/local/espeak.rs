@@ -126,11 +126,7 @@ impl SpeechSynth for EspeakSpeech {
         request: &SpeechRequest,
         out: &Path,
     ) -> Result<Produced<Speech>, ProviderError> {
-        if request.sentences.iter().all(|s| s.trim().is_empty()) {
-            return Err(ProviderError::invalid(
-                "nothing to say: every sentence is empty",
-            ));
-        }
+        request.check_words()?;
         let mut sample_rate = 22_050;
         let mut samples: Vec<i16> = Vec::new();
         let mut timed = Vec::new();

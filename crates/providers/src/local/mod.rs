@@ -9,6 +9,7 @@
 //!   FluidSynth.
 
 pub mod align;
+pub mod bridge;
 pub mod card;
 pub mod espeak;
 pub mod media;

@@ -8,14 +8,13 @@
 //! environment at `~/.cache/studio/piper`.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::capability::{Describe, Produced, SpeechSynth};
 use crate::error::ProviderError;
+use crate::local::bridge::Bridge;
 use crate::local::espeak::write_wav;
 use crate::types::*;
 use crate::vendor::Joined;
@@ -135,11 +134,7 @@ impl SpeechSynth for PiperSpeech {
         request: &SpeechRequest,
         out: &Path,
     ) -> Result<Produced<Speech>, ProviderError> {
-        if request.sentences.iter().all(|s| s.trim().is_empty()) {
-            return Err(ProviderError::invalid(
-                "nothing to say: every sentence is empty",
-            ));
-        }
+        request.check_words()?;
         // Piper's length scale stretches every phoneme: 0.5 speaks twice as fast.
         let length_scale = (f64::from(studio_style::narrator::RATE_WPM)
             / f64::from(request.voice.rate_wpm.max(1)))
@@ -150,29 +145,10 @@ impl SpeechSynth for PiperSpeech {
             "length_scale": length_scale,
             "out": out,
         });
-        let mut child = tokio::process::Command::new(&self.python)
-            .args(["-c", SCRIPT])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| ProviderError::unavailable(format!("piper cannot be run: {e}")))?;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin
-            .write_all(job.to_string().as_bytes())
-            .await
-            .map_err(|e| ProviderError::transient(format!("writing to piper: {e}")))?;
-        drop(stdin);
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
+        let mut bridge = Bridge::start("piper", &self.python, SCRIPT, &job).await?;
         let mut joined = Joined::default();
         let mut spoken = 0;
-        while let Some(line) = lines
-            .next_line()
-            .await
-            .map_err(|e| ProviderError::transient(format!("reading from piper: {e}")))?
-        {
+        while let Some(line) = bridge.next_line().await? {
             let Some(sentence) = request.sentences.get(spoken) else {
                 break;
             };
@@ -193,21 +169,9 @@ impl SpeechSynth for PiperSpeech {
             joined.time_words(line.words);
             spoken += 1;
         }
-        let status = child
-            .wait_with_output()
-            .await
-            .map_err(|e| ProviderError::transient(format!("piper: {e}")))?;
-        if !status.status.success() || spoken != request.sentences.len() {
-            return Err(ProviderError::transient(format!(
-                "piper failed ({}) after {spoken} of {} sentences: {}",
-                status.status,
-                request.sentences.len(),
-                String::from_utf8_lossy(&status.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or_default()
-            )));
-        }
+        bridge
+            .finish(spoken, request.sentences.len(), "sentences")
+            .await?;
         let audio = out.join("speech.wav");
         write_wav(&audio, joined.sample_rate, &joined.samples)?;
         Ok(Produced::free(joined.speech(audio)))

@@ -251,11 +251,7 @@ impl SpeechSynth for CartesiaSpeech {
         request: &SpeechRequest,
         out: &Path,
     ) -> Result<Produced<Speech>, ProviderError> {
-        if request.sentences.iter().all(|s| s.trim().is_empty()) {
-            return Err(ProviderError::invalid(
-                "nothing to say: every sentence is empty",
-            ));
-        }
+        request.check_words()?;
         let speed = f64::from(request.voice.rate_wpm) / f64::from(studio_style::narrator::RATE_WPM);
         let mut joined = super::Joined::default();
         let mut characters = 0u64;

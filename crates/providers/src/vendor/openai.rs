@@ -321,11 +321,7 @@ impl SpeechSynth for OpenAiSpeech {
         request: &SpeechRequest,
         out: &Path,
     ) -> Result<Produced<Speech>, ProviderError> {
-        if request.sentences.iter().all(|s| s.trim().is_empty()) {
-            return Err(ProviderError::invalid(
-                "nothing to say: every sentence is empty",
-            ));
-        }
+        request.check_words()?;
         let speed = (f64::from(request.voice.rate_wpm)
             / f64::from(studio_style::narrator::RATE_WPM))
         .clamp(0.25, 4.0);
