@@ -69,6 +69,15 @@ async fn finish_render_refuses_keys_outside_the_job_and_non_render_steps() {
         .unwrap();
     let (lease, _) = leases.claim(render.id, "w", LEASE).await.unwrap().unwrap();
     let token = lease.fencing_token;
+    // The token is not the count of claims: it cannot be guessed from the step id.
+    assert!(token > 1 << 20, "{token}");
+    for guess in [1, 2, token - 1, token + 1] {
+        let e = leases
+            .finish(render.id, guess, done(Vec::new()))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::FailedPrecondition, "guess {guess}");
+    }
 
     let other = format!(
         "projects/{}/jobs/{}/outputs/final.mp4",

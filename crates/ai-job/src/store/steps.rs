@@ -45,6 +45,11 @@ impl JobStore {
     }
 
     /// [`JobStore::claim`], only when the step is stored as `kind` (when given).
+    ///
+    /// Each claim raises the fencing token by 1 plus 40 random bits (from `gen_random_uuid`, a
+    /// strong random source): it still only grows, so a stale holder is fenced as before, and it
+    /// cannot be guessed from a step id, so no one but the holder can settle or keep the lease
+    /// (security review H1).
     pub async fn claim_kind(
         &self,
         step: StepId,
@@ -58,7 +63,8 @@ impl JobStore {
             r#"UPDATE steps s
                SET state = 'running', attempts = s.attempts + 1, lease_owner = $2,
                    lease_expires_at = now() + make_interval(secs => $3),
-                   fencing_token = s.fencing_token + 1,
+                   fencing_token = s.fencing_token + 1
+                       + ('x' || substr(md5(gen_random_uuid()::text), 1, 10))::bit(40)::bigint,
                    started_at = COALESCE(s.started_at, now())
                FROM jobs j
                WHERE s.id = $1 AND j.id = s.job_id AND j.state IN ('queued', 'running')
