@@ -6,13 +6,20 @@
 #   platform_start NAME PORT_BASE     creates databases studio_NAME_{user,project,ai_job} if
 #                                     missing and starts the services on PORT_BASE+0 (gateway),
 #                                     +1/+2/+3/+4 (HTTP of user, project, ai-job, media-render),
-#                                     +51/+52/+53/+54 (their gRPC); queues are prefixed "NAME.",
+#                                     +51/+52/+53/+54 (their gRPC), +55 (ai-job's render
+#                                     leases); queues are prefixed "NAME.",
 #                                     objects kept in target/platform-NAME/objects (local
 #                                     storage); logs under target/platform-NAME/
 #   platform_stop                     stops them (SIGTERM: they finish in-flight requests)
 #
 # This is a development machine's platform: the user service may use the public development
-# key-encryption key (set STUDIO__USER__AUTH__KEY_ENCRYPTION_KEY to use your own).
+# key-encryption key (set STUDIO__USER__AUTH__KEY_ENCRYPTION_KEY to use your own), and the
+# services the public development service-identity keys (STUDIO_DEV_KEYS=false refuses them).
+export STUDIO__USER__IDENTITY__ALLOW_DEVELOPMENT_KEYS="${STUDIO_DEV_KEYS:-true}"
+export STUDIO__PROJECT__IDENTITY__ALLOW_DEVELOPMENT_KEYS="${STUDIO_DEV_KEYS:-true}"
+export STUDIO__AI_JOB__IDENTITY__ALLOW_DEVELOPMENT_KEYS="${STUDIO_DEV_KEYS:-true}"
+export STUDIO__MEDIA_RENDER__IDENTITY__ALLOW_DEVELOPMENT_KEYS="${STUDIO_DEV_KEYS:-true}"
+export STUDIO__GATEWAY__IDENTITY__ALLOW_DEVELOPMENT_KEYS="${STUDIO_DEV_KEYS:-true}"
 
 PLATFORM_PIDS=()
 
@@ -53,6 +60,7 @@ platform_start() {
   local objects="$PWD/$PLATFORM_LOGS/objects"
   mkdir -p "$objects"
   STUDIO__AI_JOB__GRPC_ADDR="127.0.0.1:$((base + 53))" \
+  STUDIO__AI_JOB__LEASE_ADDR="127.0.0.1:$((base + 55))" \
   STUDIO__AI_JOB__HTTP_ADDR="127.0.0.1:$((base + 3))" \
   STUDIO__AI_JOB__DATABASE__URL="$server/studio_${name}_ai_job" \
   STUDIO__AI_JOB__AUTH__JWKS_URL="$jwks" \
@@ -65,7 +73,7 @@ platform_start() {
   platform_wait "http://127.0.0.1:$((base + 3))/readyz" ai-job
   STUDIO__MEDIA_RENDER__GRPC_ADDR="127.0.0.1:$((base + 54))" \
   STUDIO__MEDIA_RENDER__HTTP_ADDR="127.0.0.1:$((base + 4))" \
-  STUDIO__MEDIA_RENDER__AI_JOB_URL="http://127.0.0.1:$((base + 53))" \
+  STUDIO__MEDIA_RENDER__AI_JOB_LEASE_URL="http://127.0.0.1:$((base + 55))" \
   STUDIO__MEDIA_RENDER__QUEUE_PREFIX="$name." \
   STUDIO__MEDIA_RENDER__STORAGE__BACKEND=local STUDIO__MEDIA_RENDER__STORAGE__ROOT="$objects" \
   STUDIO__MEDIA_RENDER__WORK_DIR="$PWD/$PLATFORM_LOGS/media-render-work" \

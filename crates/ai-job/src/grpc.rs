@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::Stream;
+use studio_auth::service::ServiceChannel;
 use studio_auth::{Caller, JwksVerifier};
 use studio_core::id::{JobId, ProjectId, StepId};
 use studio_core::page::Page;
@@ -18,7 +19,6 @@ use studio_proto::project::v1 as project_pb;
 use studio_proto::project::v1::project_service_client::ProjectServiceClient;
 use studio_proto::render::v1 as render_pb;
 use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::messages;
@@ -160,7 +160,7 @@ impl From<project_pb::Project> for ProjectSource {
 
 /// [`Projects`] over the project service's gRPC API.
 #[derive(Debug, Clone)]
-pub struct GrpcProjects(pub ProjectServiceClient<Channel>);
+pub struct GrpcProjects(pub ProjectServiceClient<ServiceChannel>);
 
 fn with_bearer<T>(body: T, bearer: &str) -> Result<Request<T>, Error> {
     let mut request = Request::new(body);

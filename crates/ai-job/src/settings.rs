@@ -14,9 +14,13 @@ use studio_storage::StorageSettings;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// gRPC listen address (JobService, RenderLeaseService). Default `127.0.0.1:50053`.
+    /// gRPC listen address of `JobService` (callers: the gateway). Default `127.0.0.1:50053`.
     #[serde(default = "default_grpc_addr")]
     pub grpc_addr: String,
+    /// gRPC listen address of `RenderLeaseService`, its own listener (callers: media-render
+    /// workers, with the render-lease key). Default `127.0.0.1:50055`.
+    #[serde(default = "default_lease_addr")]
+    pub lease_addr: String,
     /// HTTP listen address for `/healthz`, `/readyz`, `/metrics`. Default `127.0.0.1:8083`.
     #[serde(default = "default_http_addr")]
     pub http_addr: String,
@@ -60,6 +64,10 @@ pub struct Settings {
     /// How long published outbox rows and old progress events are kept.
     #[serde(default)]
     pub retention: crate::retention::Retention,
+    /// The platform key (tokens to the project service; the gateway's tokens) and the
+    /// render-lease key (media-render's tokens).
+    #[serde(default)]
+    pub identity: studio_auth::service::IdentitySettings,
 }
 
 /// A part of the service a process runs.
@@ -125,6 +133,10 @@ fn default_http_addr() -> String {
     "127.0.0.1:8083".to_owned()
 }
 
+fn default_lease_addr() -> String {
+    "127.0.0.1:50055".to_owned()
+}
+
 fn default_project_url() -> String {
     "http://127.0.0.1:50052".to_owned()
 }
@@ -155,6 +167,9 @@ impl Validate for Settings {
     fn validate(&self) -> Result<(), SettingsError> {
         parse_addr("ai_job.grpc_addr", &self.grpc_addr)?;
         parse_addr("ai_job.http_addr", &self.http_addr)?;
+        parse_addr("ai_job.lease_addr", &self.lease_addr)?;
+        self.identity
+            .validate("ai_job", studio_auth::service::LeaseKey::Held)?;
         self.database.validate("ai_job.database")?;
         if self.roles.is_empty() {
             return Err(SettingsError::invalid(

@@ -1,12 +1,15 @@
 //! Builds the ai-job service from settings and runs its roles until shutdown: `api` (gRPC
-//! JobService and RenderLeaseService, the outbox relay and the lease sweeper) and `worker`
-//! (step workers).
+//! JobService and, on its own listener, RenderLeaseService; the outbox relay and the lease
+//! sweeper) and `worker` (step workers). Every gRPC call needs a service token
+//! ([`studio_auth::service`]): the platform key's for JobService, the render-lease key's for
+//! RenderLeaseService.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use studio_auth::service::{audience, LeaseKey, ServiceIdentity};
 use studio_auth::JwksVerifier;
 use studio_core::Shutdown;
 use studio_providers::cache::ResultCache;
@@ -34,10 +37,19 @@ struct Shared {
     projects: GrpcProjects,
 }
 
+/// The gRPC listeners of the `api` role.
+struct ApiListeners {
+    /// JobService.
+    jobs: TcpListener,
+    /// RenderLeaseService.
+    leases: TcpListener,
+}
+
 /// The built service with its listeners bound.
 pub struct Application {
-    grpc: Option<TcpListener>,
+    grpc: Option<ApiListeners>,
     http: TcpListener,
+    identity: ServiceIdentity,
     shared: Shared,
     queue: Arc<dyn WorkQueue>,
     settings: Settings,
@@ -55,6 +67,9 @@ impl Application {
     /// Connects to Postgres (applying migrations), the broker (declaring the queues) and the
     /// object store, builds the provider chains, and binds the ports (0 picks a free one).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let identity = settings
+            .identity
+            .identity("ai_job", "ai-job", LeaseKey::Held)?;
         let pool = studio_core::db::connect(&settings.database, "ai_job.database").await?;
         crate::MIGRATOR
             .run(&pool)
@@ -97,16 +112,21 @@ impl Application {
             graph: Arc::new(Graph::standard()),
             projects: GrpcProjects(
                 studio_proto::project::v1::project_service_client::ProjectServiceClient::new(
-                    projects,
+                    identity.tokens(audience::PROJECT).channel(projects),
                 ),
             ),
         };
         let grpc = if settings.has(Role::Api) {
-            Some(
-                TcpListener::bind(&settings.grpc_addr)
+            Some(ApiListeners {
+                jobs: TcpListener::bind(&settings.grpc_addr)
                     .await
                     .with_context(|| format!("binding ai_job.grpc_addr {}", settings.grpc_addr))?,
-            )
+                leases: TcpListener::bind(&settings.lease_addr)
+                    .await
+                    .with_context(|| {
+                        format!("binding ai_job.lease_addr {}", settings.lease_addr)
+                    })?,
+            })
         } else {
             None
         };
@@ -116,15 +136,21 @@ impl Application {
         Ok(Application {
             grpc,
             http,
+            identity,
             shared,
             queue,
             settings,
         })
     }
 
-    /// The gRPC address, when this process runs the `api` role.
+    /// The gRPC address of JobService, when this process runs the `api` role.
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
-        self.grpc.as_ref().and_then(|l| l.local_addr().ok())
+        self.grpc.as_ref().and_then(|l| l.jobs.local_addr().ok())
+    }
+
+    /// The gRPC address of RenderLeaseService, when this process runs the `api` role.
+    pub fn lease_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().and_then(|l| l.leases.local_addr().ok())
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -137,8 +163,9 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let pool = self.shared.store.pool.clone();
         let mut tasks = tokio::task::JoinSet::new();
-        if let Some(listener) = self.grpc {
-            let addr = listener.local_addr()?;
+        if let Some(listeners) = self.grpc {
+            let addr = listeners.jobs.local_addr()?;
+            let lease_addr = listeners.leases.local_addr()?;
             let events = crate::watch::EventHub::start(&self.shared.store)
                 .await
                 .context("listening for job events")?;
@@ -159,23 +186,36 @@ impl Application {
             };
             let server = tonic::transport::Server::builder()
                 .layer(studio_telemetry::grpc::TraceLayer)
+                .layer(self.identity.guard(audience::AI_JOB).layer())
                 .add_service(
                     studio_proto::job::v1::job_service_server::JobServiceServer::new(GrpcJobs {
                         jobs,
                         verifier,
                     }),
                 )
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listeners.jobs),
+                    shutdown.wait_owned(),
+                );
+            let lease_server = tonic::transport::Server::builder()
+                .layer(studio_telemetry::grpc::TraceLayer)
+                .layer(self.identity.lease_guard().layer())
                 .add_service(
                     studio_proto::job::v1::render_lease_service_server::RenderLeaseServiceServer::new(
                         GrpcRenderLeases { leases },
                     ),
                 )
                 .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listener),
+                    tonic::transport::server::TcpIncoming::from(listeners.leases),
                     shutdown.wait_owned(),
                 );
-            tracing::info!(grpc_addr = %addr, "ai-job api listening");
+            tracing::info!(grpc_addr = %addr, %lease_addr, "ai-job api listening");
             tasks.spawn(async move { server.await.context("ai-job gRPC server") });
+            tasks.spawn(async move {
+                lease_server
+                    .await
+                    .context("ai-job render-lease gRPC server")
+            });
             let relay = crate::relay::run(
                 self.shared.store.clone(),
                 self.queue.clone(),

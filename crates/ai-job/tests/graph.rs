@@ -199,8 +199,12 @@ async fn a_step_past_its_deadline_fails_the_job_naming_the_limit() {
     assert_eq!(job.state, State::Failed);
     assert!(job.error.contains("step_timeout_s"), "{}", job.error);
     let steps = h.store.steps(job.id).await.unwrap();
-    let stall = steps.iter().find(|s| s.kind == Stall::NAME).unwrap();
-    assert_eq!(stall.state, State::Failed);
+    // With a 1 s limit, a real step slowed by a loaded machine may be the one past it: the
+    // property holds for whichever step it was (usually the stall).
+    let stall = steps
+        .iter()
+        .find(|s| s.state == State::Failed && s.error.contains("step_timeout_s"))
+        .unwrap_or_else(|| panic!("no step failed on the deadline: {steps:?}"));
     assert_eq!(stall.attempts, 1, "a deadline is not retried");
     let held: Option<chrono::DateTime<chrono::Utc>> =
         sqlx::query_scalar("SELECT lease_expires_at FROM steps WHERE id = $1")

@@ -7,7 +7,10 @@
 //! `min_refresh_interval`, so a flood of forged `kid`s cannot hammer the user service) and when the
 //! cache is older than `max_age`. A token is accepted only with `alg: EdDSA`, a known `kid`, a
 //! valid signature, the configured `iss` and `aud`, and `exp` in the future.
+//!
+//! Services prove who they are to each other with service tokens ([`service`]).
 
+pub mod service;
 mod verifier;
 
 use serde::{Deserialize, Serialize};

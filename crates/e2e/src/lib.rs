@@ -260,6 +260,8 @@ pub struct Platform {
     pub ai_job_workers: Vec<Service>,
     pub media_render: Service,
     pub gateway_service: Service,
+    /// The loopback ports of every listener.
+    pub ports: Ports,
 }
 
 impl Platform {
@@ -378,6 +380,7 @@ impl Platform {
             ai_job_workers,
             media_render,
             gateway_service,
+            ports,
         }
     }
 
@@ -412,16 +415,19 @@ impl Platform {
 
 /// The loopback ports of one platform run.
 #[derive(Debug, Clone, Copy)]
-struct Ports {
-    user_grpc: u16,
-    user_http: u16,
-    project_grpc: u16,
-    project_http: u16,
-    job_grpc: u16,
-    job_http: u16,
-    render_grpc: u16,
-    render_http: u16,
-    gateway_http: u16,
+pub struct Ports {
+    pub user_grpc: u16,
+    pub user_http: u16,
+    pub project_grpc: u16,
+    pub project_http: u16,
+    /// ai-job's JobService.
+    pub job_grpc: u16,
+    /// ai-job's RenderLeaseService.
+    pub job_lease: u16,
+    pub job_http: u16,
+    pub render_grpc: u16,
+    pub render_http: u16,
+    pub gateway_http: u16,
 }
 
 impl Ports {
@@ -432,12 +438,43 @@ impl Ports {
             project_grpc: free_port(),
             project_http: free_port(),
             job_grpc: free_port(),
+            job_lease: free_port(),
             job_http: free_port(),
             render_grpc: free_port(),
             render_http: free_port(),
             gateway_http: free_port(),
         }
     }
+
+    /// Every gRPC listener of the run, by service, with the audience it accepts.
+    pub fn grpc(&self) -> [(&'static str, u16, &'static str); 5] {
+        use studio_auth::service::audience;
+        [
+            ("user", self.user_grpc, audience::USER),
+            ("project", self.project_grpc, audience::PROJECT),
+            ("ai-job", self.job_grpc, audience::AI_JOB),
+            (
+                "ai-job render leases",
+                self.job_lease,
+                audience::RENDER_LEASE,
+            ),
+            ("media-render", self.render_grpc, audience::MEDIA_RENDER),
+        ]
+    }
+}
+
+/// The `identity` table of section `section`: the development keys, accepted (`lease`: with
+/// the render-lease key).
+fn identity_toml(section: &str, lease: bool) -> String {
+    use studio_auth::service::{DEVELOPMENT_KEY, DEVELOPMENT_RENDER_LEASE_KEY};
+    let lease = if lease {
+        format!("render_lease_key = \"{DEVELOPMENT_RENDER_LEASE_KEY}\"\n")
+    } else {
+        String::new()
+    };
+    format!(
+        "[{section}.identity]\nkey = \"{DEVELOPMENT_KEY}\"\n{lease}allow_development_keys = true\n"
+    )
 }
 
 /// The settings file (`config/default.toml`) every service of a run reads: its ports, its
@@ -451,32 +488,42 @@ fn config_toml(
     options: &Options,
     work: &Path,
 ) -> String {
-    let Ports {
-        user_grpc,
-        user_http,
-        project_grpc,
-        project_http,
-        job_grpc,
-        job_http,
-        render_grpc,
-        render_http,
-        gateway_http,
-    } = *ports;
-    let jwks = format!("http://127.0.0.1:{user_http}/.well-known/jwks.json");
     let storage = format!(
         "backend = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\naccess_key_id = \"{S3_ACCESS_KEY}\"\nsecret_access_key = \"{S3_SECRET_KEY}\"\n"
     );
-    let queue = options.broker.toml();
+    let jwks = format!("http://127.0.0.1:{}/.well-known/jwks.json", ports.user_http);
     let auth = format!("jwks_url = \"{jwks}\"\nissuer = \"studio\"\naudience = \"studio-api\"\n");
-    format!(
-        r#"[telemetry]
-log_filter = "info"
+    [
+        "[telemetry]\nlog_filter = \"info\"\n".to_owned(),
+        user_toml(ports, &urls["user"]),
+        project_toml(ports, &urls["project"], &auth),
+        gateway_toml(ports, &auth),
+        ai_job_toml(
+            ports,
+            &urls["ai_job"],
+            &auth,
+            &storage,
+            queue_prefix,
+            options,
+            work,
+        ),
+        media_render_toml(ports, &storage, queue_prefix, options, work),
+    ]
+    .join("\n")
+}
 
-[user]
+fn user_toml(ports: &Ports, db: &str) -> String {
+    let Ports {
+        user_grpc,
+        user_http,
+        ..
+    } = *ports;
+    format!(
+        r#"[user]
 grpc_addr = "127.0.0.1:{user_grpc}"
 http_addr = "127.0.0.1:{user_http}"
 [user.database]
-url = "{user_db}"
+url = "{db}"
 max_connections = 6
 [user.auth]
 issuer = "studio"
@@ -486,16 +533,41 @@ refresh_ttl_s = 86400
 reuse_grace_s = 5
 key_encryption_key = "c3R1ZGlvLWRldmVsb3BtZW50LWtleS0wMDAwMDAwMDA="
 allow_development_kek = true
+{identity}"#,
+        identity = identity_toml("user", false),
+    )
+}
 
-[project]
+fn project_toml(ports: &Ports, db: &str, auth: &str) -> String {
+    let Ports {
+        project_grpc,
+        project_http,
+        ..
+    } = *ports;
+    format!(
+        r#"[project]
 grpc_addr = "127.0.0.1:{project_grpc}"
 http_addr = "127.0.0.1:{project_http}"
 [project.database]
-url = "{project_db}"
+url = "{db}"
 max_connections = 6
 [project.auth]
 {auth}
-[gateway]
+{identity}"#,
+        identity = identity_toml("project", false),
+    )
+}
+
+fn gateway_toml(ports: &Ports, auth: &str) -> String {
+    let Ports {
+        user_grpc,
+        project_grpc,
+        job_grpc,
+        gateway_http,
+        ..
+    } = *ports;
+    format!(
+        r#"[gateway]
 http_addr = "127.0.0.1:{gateway_http}"
 user_url = "http://127.0.0.1:{user_grpc}"
 project_url = "http://127.0.0.1:{project_grpc}"
@@ -509,9 +581,31 @@ per_user_per_minute = 100000
 per_user_burst = 10000
 auth_per_ip_per_minute = 10000
 auth_per_ip_burst = 1000
+{identity}"#,
+        identity = identity_toml("gateway", false),
+    )
+}
 
-[ai_job]
+fn ai_job_toml(
+    ports: &Ports,
+    db: &str,
+    auth: &str,
+    storage: &str,
+    queue_prefix: &str,
+    options: &Options,
+    work: &Path,
+) -> String {
+    let Ports {
+        project_grpc,
+        job_grpc,
+        job_lease,
+        job_http,
+        ..
+    } = *ports;
+    format!(
+        r#"[ai_job]
 grpc_addr = "127.0.0.1:{job_grpc}"
+lease_addr = "127.0.0.1:{job_lease}"
 http_addr = "127.0.0.1:{job_http}"
 project_url = "http://127.0.0.1:{project_grpc}"
 queue_prefix = "{queue_prefix}"
@@ -521,7 +615,7 @@ max_deliveries = {max_deliveries}
 # The broker-restart trial and the benchmark start many jobs for one user at once.
 max_active_jobs_per_user = 10000
 [ai_job.database]
-url = "{job_db}"
+url = "{db}"
 max_connections = 6
 [ai_job.auth]
 {auth}
@@ -537,11 +631,35 @@ max_attempts = 5
 retry_backoff_ms = 200
 grace_s = 5
 work_dir = "{work}/ai-job"
+{identity}"#,
+        queue = options.broker.toml(),
+        concurrency = options.worker_concurrency,
+        step_lease = options.step_lease_s,
+        max_deliveries = options.max_deliveries,
+        work = work.display(),
+        providers = providers_toml(options),
+        identity = identity_toml("ai_job", true),
+    )
+}
 
-[media_render]
+fn media_render_toml(
+    ports: &Ports,
+    storage: &str,
+    queue_prefix: &str,
+    options: &Options,
+    work: &Path,
+) -> String {
+    let Ports {
+        job_lease,
+        render_grpc,
+        render_http,
+        ..
+    } = *ports;
+    format!(
+        r#"[media_render]
 grpc_addr = "127.0.0.1:{render_grpc}"
 http_addr = "127.0.0.1:{render_http}"
-ai_job_url = "http://127.0.0.1:{job_grpc}"
+ai_job_lease_url = "http://127.0.0.1:{job_lease}"
 queue_prefix = "{queue_prefix}"
 lease_s = {render_lease}
 max_deliveries = {max_deliveries}
@@ -552,17 +670,13 @@ work_dir = "{work}/media-render"
 {queue}
 [media_render.storage]
 {storage}
-"#,
-        user_db = urls["user"],
-        project_db = urls["project"],
-        job_db = urls["ai_job"],
-        concurrency = options.worker_concurrency,
-        step_lease = options.step_lease_s,
+{identity}"#,
+        queue = options.broker.toml(),
         render_lease = options.render_lease_s,
         render_timeout = options.render_timeout_s,
         max_deliveries = options.max_deliveries,
         work = work.display(),
-        providers = providers_toml(options),
+        identity = identity_toml("media_render", true),
     )
 }
 

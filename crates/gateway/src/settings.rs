@@ -31,6 +31,9 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     #[serde(default)]
     pub cors: CorsSettings,
+    /// The platform key the gateway signs its service tokens with.
+    #[serde(default)]
+    pub identity: studio_auth::service::IdentitySettings,
 }
 
 fn default_http_addr() -> String {
@@ -111,6 +114,8 @@ pub struct CorsSettings {
 impl Validate for Settings {
     fn validate(&self) -> Result<(), SettingsError> {
         parse_addr("gateway.http_addr", &self.http_addr)?;
+        self.identity
+            .validate("gateway", studio_auth::service::LeaseKey::NotHeld)?;
         for (key, url) in [
             ("gateway.user_url", &self.user_url),
             ("gateway.project_url", &self.project_url),

@@ -11,6 +11,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use studio_auth::service::{audience, LeaseKey};
 use studio_auth::JwksVerifier;
 use studio_core::{Error, ErrorCode, Shutdown};
 use studio_proto::job::v1::job_service_client::JobServiceClient;
@@ -246,18 +247,16 @@ impl Application {
     /// Binds the port (0 picks a free one); the services are connected on first use.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let timeout = Duration::from_millis(settings.upstream_timeout_ms);
+        let identity = settings
+            .identity
+            .identity("gateway", "gateway", LeaseKey::NotHeld)?;
+        let user = channel(&settings.user_url, "gateway.user_url", timeout)?;
+        let project = channel(&settings.project_url, "gateway.project_url", timeout)?;
+        let jobs = channel(&settings.ai_job_url, "gateway.ai_job_url", timeout)?;
         let state = AppState {
-            user: UserServiceClient::new(channel(&settings.user_url, "gateway.user_url", timeout)?),
-            project: ProjectServiceClient::new(channel(
-                &settings.project_url,
-                "gateway.project_url",
-                timeout,
-            )?),
-            jobs: JobServiceClient::new(channel(
-                &settings.ai_job_url,
-                "gateway.ai_job_url",
-                timeout,
-            )?),
+            user: UserServiceClient::new(identity.tokens(audience::USER).channel(user)),
+            project: ProjectServiceClient::new(identity.tokens(audience::PROJECT).channel(project)),
+            jobs: JobServiceClient::new(identity.tokens(audience::AI_JOB).channel(jobs)),
             verifier: Arc::new(JwksVerifier::new(settings.auth.clone())),
             limits: Arc::new(Limits::new(&settings.rate_limit)),
             timeout,

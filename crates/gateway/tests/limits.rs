@@ -163,11 +163,13 @@ async fn ten_wrong_passwords_for_one_account_get_429_from_any_address() {
         429,
         "even the right one, for now"
     );
-    let mut users = studio_proto::user::v1::user_service_client::UserServiceClient::connect(
-        p.user_grpc.clone(),
-    )
-    .await
-    .unwrap();
+    let mut users = studio_proto::user::v1::user_service_client::UserServiceClient::new(
+        studio_auth::service::ServiceIdentity::development("gateway")
+            .tokens(studio_auth::service::audience::USER)
+            .connect(p.user_grpc.clone())
+            .await
+            .unwrap(),
+    );
     let status = users
         .sign_in(studio_proto::user::v1::SignInRequest {
             email: "target@example.com".into(),

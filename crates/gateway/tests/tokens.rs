@@ -51,7 +51,13 @@ async fn token_from_twin(
     let url = format!("http://{}", twin.grpc_addr());
     let shutdown = Shutdown::new();
     let task = tokio::spawn(twin.run_until_stopped(shutdown.clone()));
-    let mut client = UserServiceClient::connect(url).await.unwrap();
+    let mut client = UserServiceClient::new(
+        studio_auth::service::ServiceIdentity::development("gateway")
+            .tokens(studio_auth::service::audience::USER)
+            .connect(url)
+            .await
+            .unwrap(),
+    );
     let pair = client
         .sign_in(pb::SignInRequest {
             email: email.to_owned(),
@@ -131,12 +137,13 @@ async fn forged_expired_and_misaddressed_tokens_get_401() {
     assert_eq!(status, 401);
 
     // The project service checks tokens itself too (gRPC straight past the gateway).
-    let mut projects =
-        studio_proto::project::v1::project_service_client::ProjectServiceClient::connect(
-            p.project_grpc.clone(),
-        )
-        .await
-        .unwrap();
+    let mut projects = studio_proto::project::v1::project_service_client::ProjectServiceClient::new(
+        studio_auth::service::ServiceIdentity::development("gateway")
+            .tokens(studio_auth::service::audience::PROJECT)
+            .connect(p.project_grpc.clone())
+            .await
+            .unwrap(),
+    );
     for (what, token) in &bad {
         let mut request =
             tonic::Request::new(studio_proto::project::v1::ListProjectsRequest { page: None });
@@ -170,9 +177,13 @@ async fn a_rotated_signing_key_is_picked_up_without_restart() {
         .unwrap()
         .to_owned();
 
-    let mut users = UserServiceClient::connect(p.user_grpc.clone())
-        .await
-        .unwrap();
+    let mut users = UserServiceClient::new(
+        studio_auth::service::ServiceIdentity::development("gateway")
+            .tokens(studio_auth::service::audience::USER)
+            .connect(p.user_grpc.clone())
+            .await
+            .unwrap(),
+    );
     // A plain user may not rotate.
     let mut request = tonic::Request::new(pb::RotateSigningKeyRequest {});
     request

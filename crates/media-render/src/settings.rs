@@ -19,9 +19,10 @@ pub struct Settings {
     /// HTTP listen address for `/healthz`, `/readyz`, `/metrics`. Default `127.0.0.1:8084`.
     #[serde(default = "default_http_addr")]
     pub http_addr: String,
-    /// The ai-job service, which holds the render step's lease. Default `http://127.0.0.1:50053`.
-    #[serde(default = "default_ai_job_url")]
-    pub ai_job_url: String,
+    /// ai-job's render-lease listener (`ai_job.lease_addr`), which holds the render step's
+    /// lease. Default `http://127.0.0.1:50055`.
+    #[serde(default = "default_ai_job_lease_url")]
+    pub ai_job_lease_url: String,
     /// The broker. Default RabbitMQ at `amqp://guest:guest@127.0.0.1:5672/%2f?heartbeat=10`.
     #[serde(default)]
     pub queue: QueueSettings,
@@ -56,6 +57,10 @@ pub struct Settings {
     /// job for good, naming this limit. Default 3600.
     #[serde(default = "default_render_timeout")]
     pub render_timeout_s: u64,
+    /// The render-lease key (tokens to ai-job's lease listener) and the platform key (callers
+    /// of `GetWorkerStatus`).
+    #[serde(default)]
+    pub identity: studio_auth::service::IdentitySettings,
 }
 
 fn default_render_timeout() -> u64 {
@@ -70,8 +75,8 @@ fn default_http_addr() -> String {
     "127.0.0.1:8084".to_owned()
 }
 
-fn default_ai_job_url() -> String {
-    "http://127.0.0.1:50053".to_owned()
+fn default_ai_job_lease_url() -> String {
+    "http://127.0.0.1:50055".to_owned()
 }
 
 fn default_max_deliveries() -> u32 {
@@ -104,12 +109,16 @@ impl Validate for Settings {
     fn validate(&self) -> Result<(), SettingsError> {
         parse_addr("media_render.grpc_addr", &self.grpc_addr)?;
         parse_addr("media_render.http_addr", &self.http_addr)?;
-        if !self.ai_job_url.starts_with("http://") && !self.ai_job_url.starts_with("https://") {
+        if !self.ai_job_lease_url.starts_with("http://")
+            && !self.ai_job_lease_url.starts_with("https://")
+        {
             return Err(SettingsError::invalid(
-                "media_render.ai_job_url",
-                "must be an http(s) URL such as http://127.0.0.1:50053",
+                "media_render.ai_job_lease_url",
+                "must be an http(s) URL such as http://127.0.0.1:50055",
             ));
         }
+        self.identity
+            .validate("media_render", studio_auth::service::LeaseKey::Held)?;
         if !(5..=3600).contains(&self.lease_s) {
             return Err(SettingsError::invalid(
                 "media_render.lease_s",

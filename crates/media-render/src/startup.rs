@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use studio_auth::service::{audience, LeaseKey, ServiceGuard};
 use studio_core::Shutdown;
 use studio_media::ffmpeg::Toolchain;
 use studio_media::VideoEncoder;
@@ -24,6 +25,7 @@ pub struct Application {
     http: TcpListener,
     worker: Worker,
     encoders: Vec<String>,
+    guard: ServiceGuard,
 }
 
 /// Picks the encoder: NVENC only when asked for and its self-test passes, libx264 otherwise.
@@ -52,6 +54,10 @@ pub async fn choose_encoder(
 impl Application {
     /// Tests the encoder, connects to the broker and the store, and binds the ports.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let identity =
+            settings
+                .identity
+                .identity("media_render", "media-render", LeaseKey::Held)?;
         let (encoder, encoders) = choose_encoder(settings.encoder, &Toolchain::default()).await;
         let queue = settings
             .queue
@@ -73,8 +79,8 @@ impl Application {
                 settings.work_dir.display()
             )
         })?;
-        let channel = tonic::transport::Channel::from_shared(settings.ai_job_url.clone())
-            .context("media_render.ai_job_url")?
+        let channel = tonic::transport::Channel::from_shared(settings.ai_job_lease_url.clone())
+            .context("media_render.ai_job_lease_url")?
             .connect_timeout(Duration::from_secs(5))
             .connect_lazy();
         let grpc = TcpListener::bind(&settings.grpc_addr)
@@ -89,7 +95,7 @@ impl Application {
             queue,
             queue_name,
             storage,
-            leases: RenderLeaseServiceClient::new(channel),
+            leases: RenderLeaseServiceClient::new(identity.lease_tokens().channel(channel)),
             encoder,
             lease: settings.lease(),
             grace: Duration::from_secs(settings.grace_s),
@@ -103,6 +109,7 @@ impl Application {
             http,
             worker,
             encoders,
+            guard: identity.guard(audience::MEDIA_RENDER),
         })
     }
 
@@ -127,6 +134,7 @@ impl Application {
         };
         let grpc = tonic::transport::Server::builder()
             .layer(studio_telemetry::grpc::TraceLayer)
+            .layer(self.guard.layer())
             .add_service(pb::render_service_server::RenderServiceServer::new(status))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(self.grpc),

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use studio_auth::service::ServiceChannel;
 use studio_core::Shutdown;
 use studio_media::outputs::OutputKind;
 use studio_media::{RenderOptions, VideoEncoder};
@@ -32,7 +33,6 @@ use studio_queue::{Delivery, WorkQueue};
 use studio_storage::{ObjectKey, ObjectStore};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 /// How long a claim is tried again while ai-job cannot be reached, holding the delivery.
 pub const CLAIM_PATIENCE: Duration = Duration::from_secs(300);
@@ -70,7 +70,7 @@ pub struct Worker {
     pub queue: Arc<dyn WorkQueue>,
     pub queue_name: String,
     pub storage: Arc<dyn ObjectStore>,
-    pub leases: RenderLeaseServiceClient<Channel>,
+    pub leases: RenderLeaseServiceClient<ServiceChannel>,
     pub encoder: VideoEncoder,
     pub lease: Duration,
     pub grace: Duration,
@@ -541,6 +541,7 @@ async fn digest(path: &Path) -> std::io::Result<(u64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use studio_auth::service::LeaseKey;
 
     /// An earlier attempt's `final.mp4` of the recorded size but other bytes (a zombie's late
     /// upload over its successor's) is not reused: it is rendered again (security review M1).
@@ -550,12 +551,15 @@ mod tests {
         let storage: Arc<dyn ObjectStore> =
             Arc::new(studio_storage::local::LocalStore::new(dir.path().join("objects")).unwrap());
         let channel = tonic::transport::Channel::from_static("http://127.0.0.1:9").connect_lazy();
+        let identity = studio_auth::service::IdentitySettings::development(LeaseKey::Held)
+            .identity("media_render", "media-render", LeaseKey::Held)
+            .unwrap();
         let worker = Worker {
             id: "w".into(),
             queue: Arc::new(studio_queue::memory::MemoryQueue::new()),
             queue_name: "render".into(),
             storage: storage.clone(),
-            leases: RenderLeaseServiceClient::new(channel),
+            leases: RenderLeaseServiceClient::new(identity.lease_tokens().channel(channel)),
             encoder: VideoEncoder::default(),
             lease: Duration::from_secs(60),
             grace: Duration::from_secs(1),

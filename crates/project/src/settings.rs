@@ -17,6 +17,10 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Where the user service publishes its keys and what tokens must claim.
     pub auth: VerifierSettings,
+    /// The platform key that callers' service tokens (the gateway's, ai-job's) must be signed
+    /// with.
+    #[serde(default)]
+    pub identity: studio_auth::service::IdentitySettings,
 }
 
 fn default_grpc_addr() -> String {
@@ -32,6 +36,8 @@ impl Validate for Settings {
         parse_addr("project.grpc_addr", &self.grpc_addr)?;
         parse_addr("project.http_addr", &self.http_addr)?;
         self.database.validate("project.database")?;
+        self.identity
+            .validate("project", studio_auth::service::LeaseKey::NotHeld)?;
         if !(self.auth.jwks_url.starts_with("http://")
             || self.auth.jwks_url.starts_with("https://"))
         {

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use studio_auth::service::{audience, LeaseKey, ServiceGuard};
 use studio_auth::JwksVerifier;
 use studio_core::Shutdown;
 use tokio::net::TcpListener;
@@ -21,11 +22,15 @@ pub struct Application {
     service: ProjectService,
     verifier: Arc<JwksVerifier>,
     pool: sqlx::PgPool,
+    guard: ServiceGuard,
 }
 
 impl Application {
     /// Connects, applies migrations and binds both ports (port 0 picks a free one).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let identity = settings
+            .identity
+            .identity("project", "project", LeaseKey::NotHeld)?;
         let pool = studio_core::db::connect(&settings.database, "project.database").await?;
         sqlx::migrate!("./migrations")
             .run(&pool)
@@ -45,6 +50,7 @@ impl Application {
             service,
             verifier,
             pool,
+            guard: identity.guard(audience::PROJECT),
         })
     }
 
@@ -66,6 +72,7 @@ impl Application {
         let http_addr = self.http_addr();
         let grpc = tonic::transport::Server::builder()
             .layer(studio_telemetry::grpc::TraceLayer)
+            .layer(self.guard.layer())
             .add_service(
                 studio_proto::project::v1::project_service_server::ProjectServiceServer::new(
                     GrpcProject {

@@ -6,13 +6,13 @@ mod support;
 
 use std::collections::BTreeSet;
 
+use studio_auth::service::ServiceChannel;
 use studio_proto::common::v1 as common;
 use studio_proto::project::v1 as pb;
 use studio_proto::project::v1::project_service_client::ProjectServiceClient;
 use studio_proto::user::v1 as upb;
 use studio_proto::user::v1::user_service_client::UserServiceClient;
 use support::Services;
-use tonic::transport::Channel;
 
 fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -22,7 +22,7 @@ fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
-async fn register(users: &mut UserServiceClient<Channel>, email: &str) -> String {
+async fn register(users: &mut UserServiceClient<ServiceChannel>, email: &str) -> String {
     users
         .register(upb::RegisterRequest {
             email: email.to_owned(),
@@ -38,12 +38,20 @@ async fn register(users: &mut UserServiceClient<Channel>, email: &str) -> String
 #[tokio::test]
 async fn a_project_lives_and_dies_over_grpc() {
     let p = Services::start().await;
-    let mut users = UserServiceClient::connect(p.user_grpc.clone())
-        .await
-        .unwrap();
-    let mut projects = ProjectServiceClient::connect(p.project_grpc.clone())
-        .await
-        .unwrap();
+    let mut users = UserServiceClient::new(
+        studio_auth::service::ServiceIdentity::development("gateway")
+            .tokens(studio_auth::service::audience::USER)
+            .connect(p.user_grpc.clone())
+            .await
+            .unwrap(),
+    );
+    let mut projects = ProjectServiceClient::new(
+        studio_auth::service::ServiceIdentity::development("gateway")
+            .tokens(studio_auth::service::audience::PROJECT)
+            .connect(p.project_grpc.clone())
+            .await
+            .unwrap(),
+    );
     let token = register(&mut users, "grpc@example.com").await;
     let me = users
         .get_me(authed(upb::GetMeRequest {}, &token))
@@ -154,12 +162,20 @@ fn project_rpcs() -> BTreeSet<String> {
 #[tokio::test]
 async fn another_users_objects_answer_not_found_over_grpc() {
     let p = Services::start().await;
-    let mut users = UserServiceClient::connect(p.user_grpc.clone())
-        .await
-        .unwrap();
-    let mut c = ProjectServiceClient::connect(p.project_grpc.clone())
-        .await
-        .unwrap();
+    let mut users = UserServiceClient::new(
+        studio_auth::service::ServiceIdentity::development("gateway")
+            .tokens(studio_auth::service::audience::USER)
+            .connect(p.user_grpc.clone())
+            .await
+            .unwrap(),
+    );
+    let mut c = ProjectServiceClient::new(
+        studio_auth::service::ServiceIdentity::development("gateway")
+            .tokens(studio_auth::service::audience::PROJECT)
+            .connect(p.project_grpc.clone())
+            .await
+            .unwrap(),
+    );
     let a = register(&mut users, "grpc-a@example.com").await;
     let b = register(&mut users, "grpc-b@example.com").await;
     let project = c

@@ -250,220 +250,261 @@ impl ProvidersSettings {
     /// `media-folder`), a local tool that cannot be run (with the package to install), an
     /// unreadable media folder.
     pub fn build(&self, cache: Option<Arc<ResultCache>>) -> Result<Providers, SettingsError> {
-        let prices = PriceTable::shipped().with(&self.prices);
-        // A vendor model missing from the table is counted as free (right for self-hosted
-        // servers), and said so once at start.
-        let priced = |kind: &str, model: &str| {
-            let price = prices.get(kind, model);
-            if price.is_none() {
-                tracing::warn!(
-                    provider = kind,
-                    model,
-                    "no price for {kind}/{model} in the price table; its calls are counted as 0 micro-USD (add providers.prices.\"{kind}/{model}\")"
-                );
-            }
-            price
+        let builder = Builder {
+            settings: self,
+            cache,
+            prices: PriceTable::shipped().with(&self.prices),
         };
-        fn chain<C: crate::Capability>(
-            settings: &ProvidersSettings,
-            cache: &Option<Arc<ResultCache>>,
-        ) -> Chain<C> {
-            let chain = Chain::new(settings.retry).with_breaker(settings.breaker);
-            match cache {
-                Some(c) => chain.with_cache(c.clone()),
-                None => chain,
-            }
-        }
-        let err = |capability: &'static str, index: usize, spec: &ProviderSpec, e: String| {
-            SettingsError {
-                capability,
-                index,
-                kind: spec.kind.clone(),
-                message: e,
-            }
-        };
-        let unknown = |capability: &'static str, index: usize, spec: &ProviderSpec, known: &str| {
-            err(
-                capability,
-                index,
-                spec,
-                format!("unknown provider kind for {capability}; use one of: {known}"),
-            )
-        };
-        let pe = |e: ProviderError| e.message;
+        Ok(Providers {
+            script: builder.script()?,
+            speech: builder.speech()?,
+            image: builder.image()?,
+            clip: builder.clip()?,
+            music: builder.music()?,
+        })
+    }
+}
 
-        let mut script = chain::<Script>(self, &cache);
-        for (i, spec) in self.script.iter().enumerate() {
-            match spec.kind.as_str() {
-                "text-planner" => script.push(Arc::new(planner::TextPlanner), spec.concurrency),
+/// Builds one chain per capability from [`ProvidersSettings`].
+struct Builder<'a> {
+    settings: &'a ProvidersSettings,
+    cache: Option<Arc<ResultCache>>,
+    prices: PriceTable,
+}
+
+impl SettingsError {
+    fn new(capability: &'static str, index: usize, spec: &ProviderSpec, message: String) -> Self {
+        SettingsError {
+            capability,
+            index,
+            kind: spec.kind.clone(),
+            message,
+        }
+    }
+
+    /// The entry's kind is not one of `known` for this capability.
+    fn unknown(capability: &'static str, index: usize, spec: &ProviderSpec, known: &str) -> Self {
+        Self::new(
+            capability,
+            index,
+            spec,
+            format!("unknown provider kind for {capability}; use one of: {known}"),
+        )
+    }
+
+    /// A provider of the entry could not be made.
+    fn provider(
+        capability: &'static str,
+        index: usize,
+        spec: &ProviderSpec,
+        e: ProviderError,
+    ) -> Self {
+        Self::new(capability, index, spec, e.message)
+    }
+}
+
+impl Builder<'_> {
+    /// An empty chain with the shared retry, breaker and cache settings.
+    fn chain<C: crate::Capability>(&self) -> Chain<C> {
+        let chain = Chain::new(self.settings.retry).with_breaker(self.settings.breaker);
+        match &self.cache {
+            Some(c) => chain.with_cache(c.clone()),
+            None => chain,
+        }
+    }
+
+    /// The price of a vendor model. A model missing from the table is counted as free (right
+    /// for self-hosted servers), and said so once at start.
+    fn priced(&self, kind: &str, model: &str) -> Option<Price> {
+        let price = self.prices.get(kind, model);
+        if price.is_none() {
+            tracing::warn!(
+                provider = kind,
+                model,
+                "no price for {kind}/{model} in the price table; its calls are counted as 0 micro-USD (add providers.prices.\"{kind}/{model}\")"
+            );
+        }
+        price
+    }
+
+    fn script(&self) -> Result<Chain<Script>, SettingsError> {
+        let mut script = self.chain::<Script>();
+        for (i, spec) in self.settings.script.iter().enumerate() {
+            let endpoint = || {
+                spec.endpoint()
+                    .map_err(|e| SettingsError::provider("script", i, spec, e))
+            };
+            let writer = match spec.kind.as_str() {
+                "text-planner" => {
+                    script.push(Arc::new(planner::TextPlanner), spec.concurrency);
+                    continue;
+                }
                 "openai" => {
-                    let endpoint = spec.endpoint().map_err(|e| err("script", i, spec, pe(e)))?;
                     let model = spec.model.as_deref().unwrap_or(openai::CHAT_MODEL);
-                    let chat = openai::OpenAiChat::new(endpoint, model, spec.structured_output);
-                    let writer = LlmWriter::new("openai", Box::new(chat), priced("openai", model));
-                    script.push_limited(
-                        Arc::new(writer),
-                        spec.concurrency,
-                        spec.requests_per_minute,
-                    )
+                    let chat = openai::OpenAiChat::new(endpoint()?, model, spec.structured_output);
+                    LlmWriter::new("openai", Box::new(chat), self.priced("openai", model))
                 }
                 "anthropic" => {
-                    let endpoint = spec.endpoint().map_err(|e| err("script", i, spec, pe(e)))?;
                     let model = spec.model.as_deref().unwrap_or(anthropic::MODEL);
-                    let chat = anthropic::AnthropicChat::new(endpoint, model);
-                    let writer =
-                        LlmWriter::new("anthropic", Box::new(chat), priced("anthropic", model));
-                    script.push_limited(
-                        Arc::new(writer),
-                        spec.concurrency,
-                        spec.requests_per_minute,
-                    )
+                    let chat = anthropic::AnthropicChat::new(endpoint()?, model);
+                    LlmWriter::new("anthropic", Box::new(chat), self.priced("anthropic", model))
                 }
                 _ => {
-                    return Err(unknown(
-                        "script",
-                        i,
-                        spec,
-                        "text-planner, openai, anthropic",
-                    ))
+                    let known = "text-planner, openai, anthropic";
+                    return Err(SettingsError::unknown("script", i, spec, known));
                 }
-            }
+            };
+            script.push_limited(Arc::new(writer), spec.concurrency, spec.requests_per_minute)
         }
-        let mut speech = chain::<Narration>(self, &cache);
+        Ok(script)
+    }
+
+    fn speech(&self) -> Result<Chain<Narration>, SettingsError> {
+        let mut speech = self.chain::<Narration>();
         // PocketSphinx, looked for once, at the first voice that may need it.
         let mut aligner: Option<Result<PocketSphinx, ProviderError>> = None;
-        let mut timed = |i: usize,
-                         spec: &ProviderSpec,
-                         voice: Arc<dyn crate::SpeechSynth>|
-         -> Result<Arc<dyn crate::SpeechSynth>, SettingsError> {
-            if spec.word_timing == WordTiming::Letters {
-                return Ok(voice);
-            }
-            match aligner.get_or_insert_with(|| PocketSphinx::detect(None)) {
-                Ok(a) => Ok(Arc::new(Aligned::new(voice, a.clone()))),
-                Err(e) if spec.word_timing == WordTiming::Pocketsphinx => Err(err(
-                    "speech",
-                    i,
-                    spec,
-                    format!("word_timing = \"pocketsphinx\": {}", e.message),
-                )),
-                Err(e) => {
-                    tracing::debug!(reason = %e.message, "captions without the voice's own word times are timed by letters");
-                    Ok(voice)
-                }
-            }
-        };
-        for (i, spec) in self.speech.iter().enumerate() {
-            match spec.kind.as_str() {
+        for (i, spec) in self.settings.speech.iter().enumerate() {
+            let fail = |e: ProviderError| SettingsError::provider("speech", i, spec, e);
+            let voice: Arc<dyn crate::SpeechSynth> = match spec.kind.as_str() {
                 "espeak-ng" => {
-                    let p = espeak::EspeakSpeech::detect(spec.binary.clone())
-                        .map_err(|e| err("speech", i, spec, pe(e)))?;
-                    speech.push(timed(i, spec, Arc::new(p))?, spec.concurrency)
+                    Arc::new(espeak::EspeakSpeech::detect(spec.binary.clone()).map_err(fail)?)
                 }
-                "openai-speech" => {
-                    let endpoint = spec.endpoint().map_err(|e| err("speech", i, spec, pe(e)))?;
-                    let model = spec.model.as_deref().unwrap_or(openai::SPEECH_MODEL);
-                    let p = openai::OpenAiSpeech::new(
-                        "openai-speech",
-                        endpoint,
-                        model,
-                        spec.voice.as_deref().unwrap_or(openai::VOICE),
-                        spec.audio_format,
-                        priced("openai-speech", model),
-                    );
-                    speech.push_limited(
-                        timed(i, spec, Arc::new(p))?,
-                        spec.concurrency,
-                        spec.requests_per_minute,
-                    )
-                }
-                "piper" => {
-                    let p = piper::PiperSpeech::detect(
+                "piper" => Arc::new(
+                    piper::PiperSpeech::detect(
                         spec.binary.clone(),
                         spec.model.as_ref().map(PathBuf::from),
                     )
-                    .map_err(|e| err("speech", i, spec, pe(e)))?;
-                    speech.push(timed(i, spec, Arc::new(p))?, spec.concurrency)
+                    .map_err(fail)?,
+                ),
+                "openai-speech" => {
+                    let model = spec.model.as_deref().unwrap_or(openai::SPEECH_MODEL);
+                    Arc::new(openai::OpenAiSpeech::new(
+                        "openai-speech",
+                        spec.endpoint().map_err(fail)?,
+                        model,
+                        spec.voice.as_deref().unwrap_or(openai::VOICE),
+                        spec.audio_format,
+                        self.priced("openai-speech", model),
+                    ))
                 }
                 "elevenlabs" => {
-                    let endpoint = spec.endpoint().map_err(|e| err("speech", i, spec, pe(e)))?;
                     let model = spec.model.as_deref().unwrap_or(elevenlabs::MODEL);
-                    let p = elevenlabs::ElevenLabsSpeech::new(
-                        endpoint,
+                    Arc::new(elevenlabs::ElevenLabsSpeech::new(
+                        spec.endpoint().map_err(fail)?,
                         model,
                         spec.voice.as_deref().unwrap_or(elevenlabs::VOICE),
                         spec.voice_settings.clone(),
-                        priced("elevenlabs", model),
-                    );
-                    speech.push_limited(Arc::new(p), spec.concurrency, spec.requests_per_minute)
-                }
-                "cartesia" => {
-                    let endpoint = spec.endpoint().map_err(|e| err("speech", i, spec, pe(e)))?;
-                    let model = spec.model.as_deref().unwrap_or(cartesia::MODEL);
-                    let p = cartesia::CartesiaSpeech::new(
-                        endpoint,
-                        model,
-                        spec.voice.as_deref().unwrap_or(cartesia::VOICE),
-                        priced("cartesia", model),
-                    );
-                    speech.push_limited(
-                        timed(i, spec, Arc::new(p))?,
-                        spec.concurrency,
-                        spec.requests_per_minute,
-                    )
-                }
-                _ => {
-                    return Err(unknown(
-                        "speech",
-                        i,
-                        spec,
-                        "espeak-ng, piper, openai-speech, elevenlabs, cartesia",
+                        self.priced("elevenlabs", model),
                     ))
                 }
+                "cartesia" => {
+                    let model = spec.model.as_deref().unwrap_or(cartesia::MODEL);
+                    Arc::new(cartesia::CartesiaSpeech::new(
+                        spec.endpoint().map_err(fail)?,
+                        model,
+                        spec.voice.as_deref().unwrap_or(cartesia::VOICE),
+                        self.priced("cartesia", model),
+                    ))
+                }
+                _ => {
+                    let known = "espeak-ng, piper, openai-speech, elevenlabs, cartesia";
+                    return Err(SettingsError::unknown("speech", i, spec, known));
+                }
+            };
+            // ElevenLabs times every word itself; the others may need the aligner.
+            let voice = if spec.kind == "elevenlabs" {
+                voice
+            } else {
+                timed(&mut aligner, i, spec, voice)?
+            };
+            if vendor_of(&spec.kind).is_some() {
+                speech.push_limited(voice, spec.concurrency, spec.requests_per_minute)
+            } else {
+                speech.push(voice, spec.concurrency)
             }
         }
-        let mut image = chain::<Picture>(self, &cache);
-        for (i, spec) in self.image.iter().enumerate() {
+        Ok(speech)
+    }
+
+    fn image(&self) -> Result<Chain<Picture>, SettingsError> {
+        let mut image = self.chain::<Picture>();
+        for (i, spec) in self.settings.image.iter().enumerate() {
             match spec.kind.as_str() {
                 "card" => image.push(Arc::new(card::CardImages), spec.concurrency),
                 "media-folder" => {
                     let path = spec.path.as_ref().ok_or_else(|| {
-                        err(
-                            "image",
-                            i,
-                            spec,
-                            "needs `path`, the folder of pictures".into(),
-                        )
+                        let message = "needs `path`, the folder of pictures".into();
+                        SettingsError::new("image", i, spec, message)
                     })?;
-                    let folder =
-                        media::MediaFolder::open(path).map_err(|e| err("image", i, spec, pe(e)))?;
+                    let folder = media::MediaFolder::open(path)
+                        .map_err(|e| SettingsError::provider("image", i, spec, e))?;
                     image.push(Arc::new(folder), spec.concurrency)
                 }
-                _ => return Err(unknown("image", i, spec, "media-folder, card")),
+                _ => {
+                    return Err(SettingsError::unknown(
+                        "image",
+                        i,
+                        spec,
+                        "media-folder, card",
+                    ))
+                }
             }
         }
-        let clip = chain::<Motion>(self, &cache);
-        if let Some((i, spec)) = self.clip.iter().enumerate().next() {
-            return Err(unknown("clip", i, spec, "(no local clip provider yet)"));
+        Ok(image)
+    }
+
+    fn clip(&self) -> Result<Chain<Motion>, SettingsError> {
+        match self.settings.clip.iter().enumerate().next() {
+            Some((i, spec)) => Err(SettingsError::unknown(
+                "clip",
+                i,
+                spec,
+                "(no local clip provider yet)",
+            )),
+            None => Ok(self.chain::<Motion>()),
         }
-        let mut music = chain::<Score>(self, &cache);
-        for (i, spec) in self.music.iter().enumerate() {
+    }
+
+    fn music(&self) -> Result<Chain<Score>, SettingsError> {
+        let mut music = self.chain::<Score>();
+        for (i, spec) in self.settings.music.iter().enumerate() {
             match spec.kind.as_str() {
                 "fluidsynth" => {
                     let p =
                         music::FluidSynthMusic::detect(spec.binary.clone(), spec.soundfont.clone())
-                            .map_err(|e| err("music", i, spec, pe(e)))?;
+                            .map_err(|e| SettingsError::provider("music", i, spec, e))?;
                     music.push(Arc::new(p), spec.concurrency)
                 }
-                _ => return Err(unknown("music", i, spec, "fluidsynth")),
+                _ => return Err(SettingsError::unknown("music", i, spec, "fluidsynth")),
             }
         }
-        Ok(Providers {
-            script,
-            speech,
-            image,
-            clip,
-            music,
-        })
+        Ok(music)
+    }
+}
+
+/// `voice` with its untimed words force-aligned by PocketSphinx, unless `word_timing` is
+/// `letters`. PocketSphinx is looked for once (`aligner`); missing, it is an error only when
+/// `word_timing = "pocketsphinx"` asks for it.
+fn timed(
+    aligner: &mut Option<Result<PocketSphinx, ProviderError>>,
+    i: usize,
+    spec: &ProviderSpec,
+    voice: Arc<dyn crate::SpeechSynth>,
+) -> Result<Arc<dyn crate::SpeechSynth>, SettingsError> {
+    if spec.word_timing == WordTiming::Letters {
+        return Ok(voice);
+    }
+    match aligner.get_or_insert_with(|| PocketSphinx::detect(None)) {
+        Ok(a) => Ok(Arc::new(Aligned::new(voice, a.clone()))),
+        Err(e) if spec.word_timing == WordTiming::Pocketsphinx => Err(SettingsError::new(
+            "speech",
+            i,
+            spec,
+            format!("word_timing = \"pocketsphinx\": {}", e.message),
+        )),
+        Err(e) => {
+            tracing::debug!(reason = %e.message, "captions without the voice's own word times are timed by letters");
+            Ok(voice)
+        }
     }
 }

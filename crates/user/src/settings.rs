@@ -23,6 +23,9 @@ pub struct Settings {
     /// Google sign-in; disabled when absent.
     #[serde(default)]
     pub google: Option<GoogleSettings>,
+    /// The platform key that callers' service tokens must be signed with (the gateway's).
+    #[serde(default)]
+    pub identity: studio_auth::service::IdentitySettings,
 }
 
 fn default_grpc_addr() -> String {
@@ -201,7 +204,8 @@ impl Validate for Settings {
                 })?;
             }
         }
-        Ok(())
+        self.identity
+            .validate("user", studio_auth::service::LeaseKey::NotHeld)
     }
 }
 
@@ -211,7 +215,7 @@ mod tests {
 
     fn settings(auth: &str) -> Settings {
         toml::from_str(&format!(
-            "[database]\nurl = \"postgres://studio@127.0.0.1/studio\"\n[auth]\n{auth}"
+            "[database]\nurl = \"postgres://studio@127.0.0.1/studio\"\n[identity]\nallow_development_keys = true\n[auth]\n{auth}"
         ))
         .unwrap()
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use secrecy::ExposeSecret;
+use studio_auth::service::{audience, LeaseKey, ServiceGuard};
 use studio_core::Shutdown;
 use tokio::net::TcpListener;
 
@@ -23,12 +24,16 @@ pub struct Application {
     http: TcpListener,
     service: UserService,
     pool: sqlx::PgPool,
+    guard: ServiceGuard,
 }
 
 impl Application {
     /// Connects, applies migrations, loads signing keys and binds both ports (port 0 picks a free
     /// one; read it back with [`Application::grpc_addr`]).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let identity = settings
+            .identity
+            .identity("user", "user", LeaseKey::NotHeld)?;
         let pool = studio_core::db::connect(&settings.database, "user.database").await?;
         crate::MIGRATOR
             .run(&pool)
@@ -69,6 +74,7 @@ impl Application {
             http,
             service,
             pool,
+            guard: identity.guard(audience::USER),
         })
     }
 
@@ -91,6 +97,7 @@ impl Application {
         let http_addr = self.http_addr();
         let grpc = tonic::transport::Server::builder()
             .layer(studio_telemetry::grpc::TraceLayer)
+            .layer(self.guard.layer())
             .add_service(
                 studio_proto::user::v1::user_service_server::UserServiceServer::new(GrpcUser {
                     service: self.service.clone(),

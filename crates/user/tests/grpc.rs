@@ -1,11 +1,11 @@
 //! The user service over gRPC directly: register, sign in, who am I, a wrong password.
 
+use studio_auth::service::{audience, ServiceChannel, ServiceIdentity};
 use studio_core::settings::DatabaseSettings;
 use studio_core::Shutdown;
 use studio_proto::user::v1 as upb;
 use studio_proto::user::v1::user_service_client::UserServiceClient;
 use studio_testkit::db::{drop_database, fresh_database};
-use tonic::transport::Channel;
 
 fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -15,7 +15,7 @@ fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
-async fn register(users: &mut UserServiceClient<Channel>, email: &str) -> String {
+async fn register(users: &mut UserServiceClient<ServiceChannel>, email: &str) -> String {
     users
         .register(upb::RegisterRequest {
             email: email.to_owned(),
@@ -43,12 +43,24 @@ async fn register_sign_in_and_me_over_grpc() {
         },
         password: Default::default(),
         google: None,
+        identity: Default::default(),
     })
     .await
     .expect("user service starts");
     let grpc = format!("http://{}", app.grpc_addr());
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    let mut users = UserServiceClient::connect(grpc).await.unwrap();
+    // Without the gateway's service token, even the public RPCs are refused on this port.
+    let mut bare = UserServiceClient::connect(grpc.clone()).await.unwrap();
+    let refused = bare
+        .sign_in(upb::SignInRequest {
+            email: "grpc@example.com".into(),
+            password: "correct horse battery".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let tokens = ServiceIdentity::development("gateway").tokens(audience::USER);
+    let mut users = UserServiceClient::new(tokens.connect(grpc).await.unwrap());
     register(&mut users, "grpc@example.com").await;
     let pair = users
         .sign_in(upb::SignInRequest {

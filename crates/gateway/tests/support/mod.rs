@@ -52,6 +52,10 @@ pub struct Platform {
     pub user_grpc: String,
     pub user_http: String,
     pub project_grpc: String,
+    /// ai-job's JobService.
+    pub job_grpc: String,
+    /// ai-job's RenderLeaseService.
+    pub job_lease: String,
     pub user_db: String,
     pub user_db_name: String,
     project_db_name: String,
@@ -78,6 +82,7 @@ pub fn user_settings(db_url: &str, options: &Options) -> studio_user::settings::
         },
         password: Default::default(),
         google: options.google.clone(),
+        identity: Default::default(),
     }
 }
 
@@ -116,6 +121,7 @@ impl Platform {
                 http_addr: "127.0.0.1:0".to_owned(),
                 database: DatabaseSettings::new(&project_db),
                 auth: verifier(&user_http),
+                identity: Default::default(),
             })
             .await
             .expect("project service starts");
@@ -128,6 +134,7 @@ impl Platform {
         let ai_job =
             studio_ai_job::startup::Application::build(studio_ai_job::settings::Settings {
                 grpc_addr: "127.0.0.1:0".to_owned(),
+                lease_addr: "127.0.0.1:0".to_owned(),
                 http_addr: "127.0.0.1:0".to_owned(),
                 database: DatabaseSettings::new(&job_db),
                 auth: verifier(&user_http),
@@ -145,10 +152,12 @@ impl Platform {
                 max_deliveries: 5,
                 limits: options.limits.clone(),
                 retention: Default::default(),
+                identity: Default::default(),
             })
             .await
             .expect("ai-job service starts");
         let job_grpc = format!("http://{}", ai_job.grpc_addr().expect("api role"));
+        let job_lease = format!("http://{}", ai_job.lease_addr().expect("api role"));
         tasks.push(tokio::spawn(ai_job.run_until_stopped(shutdown.clone())));
 
         let gateway =
@@ -156,12 +165,13 @@ impl Platform {
                 http_addr: "127.0.0.1:0".to_owned(),
                 user_url: user_grpc.clone(),
                 project_url: project_grpc.clone(),
-                ai_job_url: job_grpc,
+                ai_job_url: job_grpc.clone(),
                 auth: verifier(&user_http),
                 body_limit_bytes: 2 * 1024 * 1024,
                 upstream_timeout_ms: 10_000,
                 rate_limit: options.rate_limit.clone(),
                 cors: options.cors.clone(),
+                identity: Default::default(),
             })
             .await
             .expect("gateway starts");
@@ -174,6 +184,8 @@ impl Platform {
             user_grpc,
             user_http,
             project_grpc,
+            job_grpc,
+            job_lease,
             user_db,
             user_db_name,
             project_db_name,

@@ -34,6 +34,7 @@ impl Services {
             },
             password: Default::default(),
             google: None,
+            identity: Default::default(),
         })
         .await
         .expect("user service starts");
@@ -51,6 +52,7 @@ impl Services {
                 http_addr: "127.0.0.1:0".to_owned(),
                 database: DatabaseSettings::new(&project_db),
                 auth: verifier,
+                identity: Default::default(),
             })
             .await
             .expect("project service starts");
