@@ -213,13 +213,22 @@ impl Jobs {
             scene: None,
             stage: self.graph.stage(StepKind::Plan) as i32,
             max_attempts: self.max_attempts,
-            input: serde_json::to_value(PlanInput { request })
+            input: serde_json::to_value(PlanInput::default())
                 .map_err(|e| internal("encoding the plan input", e))?,
         };
+        let request =
+            serde_json::to_value(&request).map_err(|e| internal("encoding the request", e))?;
         let active_limit = self.limits.max_active_jobs_per_user;
         let (job, created) = self
             .store
-            .create_job(caller, project, key, &[plan], i64::from(active_limit))
+            .create_job(
+                caller,
+                project,
+                key,
+                Some(&request),
+                &[plan],
+                i64::from(active_limit),
+            )
             .await
             .map_err(|e| match e {
                 StoreError::TooManyActive(active) => {

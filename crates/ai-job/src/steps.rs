@@ -54,19 +54,33 @@ pub struct Done {
     pub spawn: Vec<NewStep>,
 }
 
-/// The plan step's input: the whole request, resolved when the job started.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The plan step's input. The request, resolved when the job started, is stored once on the
+/// job and read from there (security review H2); jobs started before carry it here.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PlanInput {
-    pub request: VideoRequest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<VideoRequest>,
 }
 
-/// What the steps after the plan are given.
+/// What the steps after the plan are given: which scene. The request and the plan are read
+/// from the job's row and the plan step's output, each stored once; jobs started before carry
+/// copies of both here.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SceneInput {
-    request: VideoRequest,
-    plan: ScenePlan,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request: Option<VideoRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    plan: Option<ScenePlan>,
     /// Scene index; `None` for per-job steps and the moral's narration.
     scene: Option<usize>,
+}
+
+/// The request, the plan and the finished outputs a step after the plan works from.
+struct Context {
+    request: VideoRequest,
+    plan: ScenePlan,
+    scene: Option<usize>,
+    done: Vec<Finished>,
 }
 
 /// The timeline step's output.
@@ -151,19 +165,49 @@ impl StepContext {
         Ok(key.as_str().to_owned())
     }
 
-    /// Outputs of the job's succeeded steps of stages below `stage`, read back from their rows.
-    async fn finished(&self, lease: &Lease, stage: u32) -> Result<Vec<Finished>, Failure> {
+    /// The job's request: the copy a step of an older job carries, or the one stored on the
+    /// job.
+    async fn request(
+        &self,
+        lease: &Lease,
+        carried: Option<VideoRequest>,
+    ) -> Result<VideoRequest, Failure> {
+        if let Some(request) = carried {
+            return Ok(request);
+        }
+        let stored = self
+            .store
+            .job_request(lease.job_id)
+            .await
+            .map_err(|e| Failure::Retryable(format!("reading the job's request: {e}")))?
+            .ok_or_else(|| {
+                Failure::Final("the job has no stored request; start the job again".into())
+            })?;
+        serde_json::from_value(stored).map_err(|e| {
+            Failure::Final(format!(
+                "the job's request is unreadable ({e}); start the job again"
+            ))
+        })
+    }
+
+    /// What a step after the plan works from: its scene, the request, the plan (the plan
+    /// step's output) and the outputs of the job's succeeded steps of stages below `stage`,
+    /// read back from their rows.
+    async fn context(&self, lease: &Lease, stage: u32) -> Result<Context, Failure> {
+        let input: SceneInput = input(lease)?;
         let steps = self
             .store
             .steps(lease.job_id)
             .await
             .map_err(|e| Failure::Retryable(format!("reading the job's steps: {e}")))?;
+        let mut plan = input.plan;
         let mut done = Vec::new();
         for step in steps.into_iter().filter(|s| s.state == State::Succeeded) {
             let Some(kind) = self.graph.kind(&step.kind) else {
                 continue;
             };
-            if self.graph.stage(kind) >= stage || matches!(kind, StepKind::Plan) {
+            let is_plan = matches!(kind, StepKind::Plan);
+            if (is_plan && plan.is_some()) || (!is_plan && self.graph.stage(kind) >= stage) {
                 continue;
             }
             let output =
@@ -173,17 +217,32 @@ impl StepContext {
                         step.kind, step.id
                     ))
                 })?;
+            if is_plan {
+                plan = output.into_plan();
+                continue;
+            }
             let scene = step.scene.map(|s| s as usize);
             done.push(Finished {
                 key: StepKey { kind, scene },
                 output,
             });
         }
-        Ok(done)
+        let plan = plan.ok_or_else(|| {
+            Failure::Final("the job's plan step has no plan; start the job again".into())
+        })?;
+        Ok(Context {
+            request: self.request(lease, input.request).await?,
+            plan,
+            scene: input.scene,
+            done,
+        })
     }
 
     async fn plan(&self, lease: &Lease) -> Result<Done, Failure> {
-        let PlanInput { request } = input(lease)?;
+        let PlanInput { request: carried } = input(lease)?;
+        // A job started by an earlier release has no request of its own: its steps carry it.
+        let carries = carried.is_some();
+        let request = self.request(lease, carried).await?;
         let ran = self
             .graph
             .plan(&request, &self.providers)
@@ -195,6 +254,7 @@ impl StepContext {
         };
         let output = ran.output.to_json();
         let plan = ran.output.into_plan().expect("the plan step makes a plan");
+        // Each spawned step names its scene only: the request and the plan stay stored once.
         let spawn = self
             .graph
             .after_plan(&request, &plan)
@@ -205,8 +265,8 @@ impl StepContext {
                 stage: self.graph.stage(key.kind) as i32,
                 max_attempts: self.max_attempts,
                 input: to_json(&SceneInput {
-                    request: request.clone(),
-                    plan: plan.clone(),
+                    request: carries.then(|| request.clone()),
+                    plan: carries.then(|| plan.clone()),
                     scene: key.scene,
                 }),
             })
@@ -221,17 +281,16 @@ impl StepContext {
     /// A provider step or an extension: runs it with the outputs before it, records its provider
     /// call, and uploads its files.
     async fn step(&self, kind: StepKind, lease: &Lease) -> Result<Done, Failure> {
-        let input: SceneInput = input(lease)?;
-        let done = self.finished(lease, self.graph.stage(kind)).await?;
+        let context = self.context(lease, self.graph.stage(kind)).await?;
         let key = StepKey {
             kind,
-            scene: input.scene,
+            scene: context.scene,
         };
         let step_input = StepInput {
-            request: &input.request,
-            plan: &input.plan,
-            scene: input.scene,
-            done: &done,
+            request: &context.request,
+            plan: &context.plan,
+            scene: context.scene,
+            done: &context.done,
         };
         let ran = self
             .graph
@@ -256,11 +315,11 @@ impl StepContext {
     /// Composes the timeline from the outputs before it, stores it, and adds the render step
     /// with the inputs it must fetch.
     async fn timeline(&self, lease: &Lease) -> Result<Done, Failure> {
-        let input: SceneInput = input(lease)?;
-        let done = self
-            .finished(lease, self.graph.stage(StepKind::Timeline))
+        let context = self
+            .context(lease, self.graph.stage(StepKind::Timeline))
             .await?;
-        let assembly = graph::assemble(&input.request, &input.plan, &done).map_err(failure)?;
+        let assembly =
+            graph::assemble(&context.request, &context.plan, &context.done).map_err(failure)?;
         let (project, job) = (lease.project_id.to_string(), lease.job_id.to_string());
         let key = keys::job_timeline(&project, &job).map_err(storage_error)?;
         let bytes = serde_json::to_vec_pretty(&assembly.timeline)
@@ -281,7 +340,7 @@ impl StepContext {
         Ok(Done {
             output: to_json(&TimelineOutput {
                 timeline_key: key.as_str().to_owned(),
-                scenes: input.plan.scenes.len(),
+                scenes: context.plan.scenes.len(),
             }),
             cost_micro_usd: 0,
             spawn: vec![NewStep {

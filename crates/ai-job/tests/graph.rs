@@ -25,6 +25,27 @@ use studio_queue::{QueueSpec, WorkQueue};
 use studio_storage::local::LocalStore;
 use studio_testkit::db::{drop_database, fresh_database};
 
+fn fable_request() -> VideoRequest {
+    VideoRequest {
+        aspect: AspectPreset::Square,
+        music: MusicChoice::Silent,
+        ..VideoRequest::new(PlanSource::Text {
+            text: "The ant worked all summer. The grasshopper sang and danced.".into(),
+            section: None,
+        })
+    }
+}
+
+fn plan_step(input: PlanInput) -> NewStep {
+    NewStep {
+        kind: StepKind::Plan.name().into(),
+        scene: None,
+        stage: 0,
+        max_attempts: 2,
+        input: serde_json::to_value(input).unwrap(),
+    }
+}
+
 /// A step worker and the relay over a fresh database, running `graph`.
 struct Harness {
     name: String,
@@ -89,26 +110,40 @@ impl Harness {
         }
     }
 
-    /// Starts a job planning a two-sentence fable.
+    /// Starts a job planning a two-sentence fable, its request stored on the job.
     async fn job(&self) -> studio_ai_job::store::Job {
-        let request = VideoRequest {
-            aspect: AspectPreset::Square,
-            music: MusicChoice::Silent,
-            ..VideoRequest::new(PlanSource::Text {
-                text: "The ant worked all summer. The grasshopper sang and danced.".into(),
-                section: None,
-            })
-        };
-        let plan = NewStep {
-            kind: StepKind::Plan.name().into(),
-            scene: None,
-            stage: 0,
-            max_attempts: 2,
-            input: serde_json::to_value(PlanInput { request }).unwrap(),
+        let request = serde_json::to_value(fable_request()).unwrap();
+        let (job, _) = self
+            .store
+            .create_job(
+                UserId::new(),
+                ProjectId::new(),
+                "graph",
+                Some(&request),
+                &[plan_step(PlanInput::default())],
+                100,
+            )
+            .await
+            .unwrap();
+        job
+    }
+
+    /// Starts the same job as a release before this one did: the request in the plan step's
+    /// input, none on the job.
+    async fn job_carrying_its_request(&self) -> studio_ai_job::store::Job {
+        let input = PlanInput {
+            request: Some(fable_request()),
         };
         let (job, _) = self
             .store
-            .create_job(UserId::new(), ProjectId::new(), "graph", &[plan], 100)
+            .create_job(
+                UserId::new(),
+                ProjectId::new(),
+                "carried",
+                None,
+                &[plan_step(input)],
+                100,
+            )
             .await
             .unwrap();
         job
@@ -130,18 +165,8 @@ async fn a_kind_registered_only_in_the_graph_runs_distributed() {
     let job = h.job().await;
 
     // No media-render worker here: the job ends its provider stages with the render queued.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    let steps = loop {
-        let steps = store.steps(job.id).await.unwrap();
-        let render = steps.iter().find(|s| s.kind == StepKind::Render.name());
-        if render.is_some() {
-            break steps;
-        }
-        let j = store.job(job.id).await.unwrap();
-        assert!(!j.state.is_final(), "the job ended: {}", j.error);
-        assert!(tokio::time::Instant::now() < deadline, "{steps:#?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    until_render(&store, &job).await;
+    let steps = store.steps(job.id).await.unwrap();
     let counted: Vec<_> = steps.iter().filter(|s| s.kind == WordCount::NAME).collect();
     let narrations = steps
         .iter()
@@ -172,6 +197,115 @@ async fn a_kind_registered_only_in_the_graph_runs_distributed() {
     assert!(input.inputs.contains_key("narration/0.wav"), "{input:?}");
     assert!(input.output_prefix.ends_with("/outputs/"));
     h.stop().await;
+}
+
+/// Waits until `job` has its render step (its provider stages done); panics if it ends first.
+async fn until_render(store: &JobStore, job: &studio_ai_job::store::Job) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let steps = store.steps(job.id).await.unwrap();
+        if steps.iter().any(|s| s.kind == StepKind::Render.name()) {
+            return;
+        }
+        let j = store.job(job.id).await.unwrap();
+        assert!(!j.state.is_final(), "the job ended: {}", j.error);
+        assert!(tokio::time::Instant::now() < deadline, "{steps:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A job started by the release before this one (the request in the plan step's input, none on
+/// the job) still runs to its render: its steps carry the request and the plan as they did.
+#[tokio::test]
+async fn a_job_whose_steps_carry_the_request_still_runs() {
+    let h = Harness::start(Graph::standard(), WorkerSettings::default()).await;
+    let job = h.job_carrying_its_request().await;
+    until_render(&h.store, &job).await;
+    let carried: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM steps WHERE job_id = $1 AND kind = 'narration' AND input ? 'request'",
+    )
+    .bind(job.id.0)
+    .fetch_one(&h.pool)
+    .await
+    .unwrap();
+    assert!(carried > 0, "the narration steps carry the request");
+    h.stop().await;
+}
+
+/// Step inputs do not copy the job's request: planning 20 KB of text stores the text once on the
+/// job, and every spawned step names only its scene (security review H2). Before, each of the
+/// plan's steps held the whole text and the whole plan.
+#[tokio::test]
+async fn step_inputs_do_not_copy_the_request() {
+    let (name, url) = fresh_database("aijobsize").await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    MIGRATOR.run(&pool).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = JobStore {
+        pool: pool.clone(),
+        queues: Queues::prefixed("size-test."),
+    };
+    let context = StepContext {
+        store: store.clone(),
+        storage: Arc::new(LocalStore::new(dir.path().join("objects")).unwrap()),
+        providers: Arc::new(ProvidersSettings::default().build(None).unwrap()),
+        graph: Arc::new(Graph::standard()),
+        work_dir: dir.path().join("work"),
+        max_attempts: 2,
+    };
+    let alice =
+        std::fs::read_to_string(studio_testkit::texts::path("alice-in-wonderland.txt")).unwrap();
+    let start = alice.find("Alice was beginning").unwrap();
+    let mut end = start + 20_000;
+    while !alice.is_char_boundary(end) {
+        end += 1;
+    }
+    let text = alice[start..end].to_owned();
+    let request = VideoRequest {
+        music: MusicChoice::Silent,
+        ..VideoRequest::new(PlanSource::Text {
+            text: text.clone(),
+            section: None,
+        })
+    };
+    let request = serde_json::to_value(request).unwrap();
+    let (job, _) = store
+        .create_job(
+            UserId::new(),
+            ProjectId::new(),
+            "size",
+            Some(&request),
+            &[plan_step(PlanInput::default())],
+            100,
+        )
+        .await
+        .unwrap();
+    let plan = store.steps(job.id).await.unwrap().remove(0);
+    let lease = store
+        .claim(plan.id, "size-test", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("the plan step is claimable");
+    let done = context.run(&lease).await.unwrap();
+    store
+        .complete(&lease, done.output, done.cost_micro_usd, &done.spawn)
+        .await
+        .unwrap();
+    let (steps, inputs): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), sum(pg_column_size(input))::bigint FROM steps WHERE job_id = $1",
+    )
+    .bind(job.id.0)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(steps > 20, "the plan spawned {steps} steps");
+    assert!(
+        (inputs as usize) < 3 * text.len(),
+        "{steps} step inputs take {inputs} bytes for {} bytes of text",
+        text.len()
+    );
+    pool.close().await;
+    drop_database(&name).await;
 }
 
 /// A step that runs past `step_timeout_s` is stopped and fails the job for good, naming the

@@ -26,11 +26,18 @@ async fn a_list_summarises_steps_instead_of_carrying_them() {
     let mut big: Vec<NewStep> = (0..5_000).map(|i| step("narration", Some(i))).collect();
     big.push(step("render", None));
     let (job, _) = store
-        .create_job(owner, ProjectId::new(), "big", &big, 10)
+        .create_job(owner, ProjectId::new(), "big", None, &big, 10)
         .await
         .unwrap();
     let (small, _) = store
-        .create_job(owner, ProjectId::new(), "small", &[step("plan", None)], 10)
+        .create_job(
+            owner,
+            ProjectId::new(),
+            "small",
+            None,
+            &[step("plan", None)],
+            10,
+        )
         .await
         .unwrap();
     // A tenth done, and the render with its files.
@@ -90,11 +97,11 @@ async fn old_outbox_rows_and_events_are_pruned() {
     };
     let owner = UserId::new();
     let (old, _) = store
-        .create_job(owner, ProjectId::new(), "old", &[plan()], 10)
+        .create_job(owner, ProjectId::new(), "old", None, &[plan()], 10)
         .await
         .unwrap();
     let (new, _) = store
-        .create_job(owner, ProjectId::new(), "new", &[plan()], 10)
+        .create_job(owner, ProjectId::new(), "new", None, &[plan()], 10)
         .await
         .unwrap();
     // The old job ended 40 days ago, with three events; its outbox row went out 8 days ago.

@@ -52,6 +52,7 @@ async fn a_stuck_broker_does_not_hold_the_outbox() {
             UserId::new(),
             ProjectId::new(),
             "stuck",
+            None,
             std::slice::from_ref(&step),
             10,
         )
@@ -75,6 +76,7 @@ async fn a_stuck_broker_does_not_hold_the_outbox() {
                 UserId::new(),
                 ProjectId::new(),
                 "meanwhile",
+                None,
                 std::slice::from_ref(&step),
                 10,
             )

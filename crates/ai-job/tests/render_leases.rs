@@ -54,6 +54,7 @@ async fn finish_render_refuses_keys_outside_the_job_and_non_render_steps() {
             UserId::new(),
             project,
             "render",
+            None,
             &[step("render", json!({}))],
             10,
         )
@@ -129,6 +130,7 @@ async fn finish_render_refuses_keys_outside_the_job_and_non_render_steps() {
             UserId::new(),
             project,
             "plan",
+            None,
             &[step("plan", json!({}))],
             10,
         )
@@ -174,7 +176,7 @@ async fn a_dead_letter_does_not_fail_a_step_held_under_a_live_lease() {
         input: json!({}),
     };
     let (job, _) = store
-        .create_job(UserId::new(), ProjectId::new(), "dlq", &[step], 10)
+        .create_job(UserId::new(), ProjectId::new(), "dlq", None, &[step], 10)
         .await
         .unwrap();
     let plan = store.steps(job.id).await.unwrap()[0].clone();

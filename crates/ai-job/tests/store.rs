@@ -86,13 +86,13 @@ async fn a_job_runs_stage_by_stage_and_creation_is_idempotent() {
     let s = &db.store;
     let (owner, project) = (UserId::new(), ProjectId::new());
     let (job, created) = s
-        .create_job(owner, project, "start-1", &plan(), 100)
+        .create_job(owner, project, "start-1", None, &plan(), 100)
         .await
         .unwrap();
     assert!(created);
     assert_eq!(job.state, State::Queued);
     let (again, created) = s
-        .create_job(owner, project, "start-1", &plan(), 100)
+        .create_job(owner, project, "start-1", None, &plan(), 100)
         .await
         .unwrap();
     assert_eq!((again.id, created), (job.id, false), "same key, same job");
@@ -150,7 +150,7 @@ async fn a_zombie_worker_cannot_overwrite_the_step_another_worker_finished() {
     let db = db().await;
     let s = &db.store;
     let (job, _) = s
-        .create_job(UserId::new(), ProjectId::new(), "k", &plan(), 100)
+        .create_job(UserId::new(), ProjectId::new(), "k", None, &plan(), 100)
         .await
         .unwrap();
     let step = s.steps(job.id).await.unwrap()[0].id;
@@ -208,7 +208,7 @@ async fn retries_back_off_and_a_final_failure_fails_the_job_keeping_finished_wor
     let db = db().await;
     let s = &db.store;
     let (job, _) = s
-        .create_job(UserId::new(), ProjectId::new(), "k", &plan(), 100)
+        .create_job(UserId::new(), ProjectId::new(), "k", None, &plan(), 100)
         .await
         .unwrap();
     let steps = s.steps(job.id).await.unwrap();
@@ -287,6 +287,7 @@ async fn the_relay_publishes_each_outbox_row_once_across_concurrent_relays() {
             UserId::new(),
             ProjectId::new(),
             &format!("k{i}"),
+            None,
             &plan(),
             100,
         )
@@ -316,7 +317,7 @@ async fn the_relay_publishes_each_outbox_row_once_across_concurrent_relays() {
     );
     // Publishing to a queue that does not exist keeps the row for later.
     let (job, _) = s
-        .create_job(UserId::new(), ProjectId::new(), "late", &plan(), 100)
+        .create_job(UserId::new(), ProjectId::new(), "late", None, &plan(), 100)
         .await
         .unwrap();
     let empty = MemoryQueue::new();
@@ -342,7 +343,7 @@ async fn progress_events_stream_live_in_order_until_the_job_ends() {
     let s = db.store.clone();
     let owner = UserId::new();
     let (job, _) = s
-        .create_job(owner, ProjectId::new(), "watched", &plan(), 100)
+        .create_job(owner, ProjectId::new(), "watched", None, &plan(), 100)
         .await
         .unwrap();
     let hub = studio_ai_job::watch::EventHub::start(&s).await.unwrap();
@@ -409,11 +410,11 @@ async fn cancelling_stops_claims_and_rejects_the_running_worker_and_only_the_own
     let owner = UserId::new();
     let project = ProjectId::new();
     let (job, _) = s
-        .create_job(owner, project, "c", &plan(), 100)
+        .create_job(owner, project, "c", None, &plan(), 100)
         .await
         .unwrap();
     let (other, _) = s
-        .create_job(owner, project, "d", &plan(), 100)
+        .create_job(owner, project, "d", None, &plan(), 100)
         .await
         .unwrap();
     let steps = s.steps(job.id).await.unwrap();

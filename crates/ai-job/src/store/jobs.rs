@@ -26,13 +26,15 @@ macro_rules! job_from_row {
 }
 
 impl JobStore {
-    /// Creates a job with its steps and announces the lowest stage's steps, in one transaction.
-    /// Idempotent per (owner, key): a repeat returns the first job and `false`.
+    /// Creates a job with its `request` (stored once, read by every step) and its steps, and
+    /// announces the lowest stage's steps, in one transaction. Idempotent per (owner, key): a
+    /// repeat returns the first job and `false`.
     pub async fn create_job(
         &self,
         owner: UserId,
         project: ProjectId,
         idempotency_key: &str,
+        request: Option<&serde_json::Value>,
         steps: &[NewStep],
         max_active: i64,
     ) -> Result<(Job, bool), StoreError> {
@@ -68,12 +70,13 @@ impl JobStore {
         }
         let id = JobId::new();
         sqlx::query!(
-            r#"INSERT INTO jobs (id, owner_id, project_id, idempotency_key)
-               VALUES ($1, $2, $3, $4)"#,
+            r#"INSERT INTO jobs (id, owner_id, project_id, idempotency_key, request)
+               VALUES ($1, $2, $3, $4, $5)"#,
             id.0,
             owner.0,
             project.0,
-            idempotency_key
+            idempotency_key,
+            request
         )
         .execute(&mut *tx)
         .await?;
@@ -82,6 +85,16 @@ impl JobStore {
         record_event(&mut tx, id, "queued").await?;
         tx.commit().await?;
         Ok((self.job(id).await?, true))
+    }
+
+    /// The request job `id` was started with (stored once per job); `None` for jobs started
+    /// before it was stored there (their steps' inputs carry it). `NotFound` when there is no
+    /// such job.
+    pub async fn job_request(&self, id: JobId) -> Result<Option<serde_json::Value>, StoreError> {
+        sqlx::query_scalar!("SELECT request FROM jobs WHERE id = $1", id.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("job"))
     }
 
     /// The job `id`. `NotFound` when there is none.
