@@ -139,7 +139,7 @@ pub enum Problems {
     /// The object does not exist or is not yours.
     #[response(status = 404, content_type = "application/problem+json")]
     NotFound(Problem),
-    /// It exists already, or the state does not allow it.
+    /// It exists already, the state does not allow it, or an account limit is reached.
     #[response(status = 409, content_type = "application/problem+json")]
     Conflict(Problem),
     /// The body is larger than the gateway accepts.

@@ -269,3 +269,77 @@ async fn a_user_gets_at_most_n_event_streams() {
     }
     p.stop().await;
 }
+
+/// One user owns at most `project.limits` projects, assets and presets: the next create is
+/// 409 naming the setting, and deleting one makes room (security review H3).
+#[tokio::test]
+async fn a_users_projects_assets_and_presets_are_capped() {
+    let p = Platform::start_with(Options {
+        project_limits: studio_project::settings::Limits {
+            max_projects_per_user: 2,
+            max_assets_per_user: 1,
+            max_presets_per_user: 1,
+        },
+        ..Options::default()
+    })
+    .await;
+    let (token, _, _) = p.register("hoarder@example.com").await;
+    let body = json!({"title": "Owls", "topic": "owls"});
+    let first = project(&p, &token, body.clone()).await;
+    project(&p, &token, body.clone()).await;
+    let (status, _, problem) = p
+        .call("POST", "/v1/projects", Some(&token), Some(body.clone()))
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("max_projects_per_user"), "{detail}");
+    // Another user is not affected.
+    let (other, _, _) = p.register("bystander-2@example.com").await;
+    project(&p, &other, body.clone()).await;
+    let (status, _, _) = p
+        .call(
+            "DELETE",
+            &format!("/v1/projects/{first}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let second = project(&p, &token, body).await;
+
+    let asset = |n: u32| {
+        json!({"kind": "image", "storage_key": format!("projects/{second}/assets/{n}.png"),
+               "media": {"mime_type": "image/png", "width_px": 64, "height_px": 64}})
+    };
+    let path = format!("/v1/projects/{second}/assets");
+    let (status, _, created) = p.call("POST", &path, Some(&token), Some(asset(1))).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, _, problem) = p.call("POST", &path, Some(&token), Some(asset(2))).await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_assets_per_user"),
+        "{problem}"
+    );
+
+    let style = studio_style::BUILT_IN[0].1;
+    let preset = |name: &str| json!({"name": name, "style_toml": style});
+    let (status, _, created) = p
+        .call("POST", "/v1/presets", Some(&token), Some(preset("mine-1")))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, _, problem) = p
+        .call("POST", "/v1/presets", Some(&token), Some(preset("mine-2")))
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_presets_per_user"),
+        "{problem}"
+    );
+    p.stop().await;
+}

@@ -70,19 +70,71 @@ pub struct ProjectWrite<'a> {
     pub settings: &'a ProjectSettings,
 }
 
+/// What a user may own only so many of (`[project.limits]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    Projects,
+    Assets,
+    Presets,
+}
+
+/// An insert that would take its owner past a [`Quota`]: how many they own now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full(pub i64);
+
+/// Takes `owner`'s lock for `quota` until `tx` ends, and answers whether they own fewer than
+/// `max` rows of it, so two inserts cannot both pass the last free place.
+async fn within(
+    tx: &mut sqlx::PgConnection,
+    quota: Quota,
+    owner: Uuid,
+    max: i64,
+) -> Result<Result<(), Full>, sqlx::Error> {
+    let (name, count) = match quota {
+        Quota::Projects => (
+            "projects",
+            "SELECT count(*) FROM projects WHERE owner_id = $1",
+        ),
+        Quota::Assets => ("assets", "SELECT count(*) FROM assets WHERE owner_id = $1"),
+        Quota::Presets => (
+            "presets",
+            "SELECT count(*) FROM presets WHERE owner_id = $1",
+        ),
+    };
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("{name}:{owner}"))
+        .execute(&mut *tx)
+        .await?;
+    let owned: i64 = sqlx::query_scalar(count)
+        .bind(owner)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(if owned < max {
+        Ok(())
+    } else {
+        Err(Full(owned))
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct Repo {
     pub pool: PgPool,
 }
 
 impl Repo {
+    /// Inserts a project unless its owner has `max` already.
     pub async fn insert_project(
         &self,
         id: Uuid,
         owner: Uuid,
         p: ProjectWrite<'_>,
-    ) -> Result<ProjectRow, sqlx::Error> {
-        sqlx::query_as!(
+        max: i64,
+    ) -> Result<Result<ProjectRow, Full>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        if let Err(full) = within(&mut tx, Quota::Projects, owner, max).await? {
+            return Ok(Err(full));
+        }
+        let row = sqlx::query_as!(
             ProjectRow,
             r#"INSERT INTO projects (id, owner_id, title, source_text, topic, aspect, style, settings)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -97,8 +149,10 @@ impl Repo {
             p.style,
             Json(p.settings) as _
         )
-        .fetch_one(&self.pool)
-        .await
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(row))
     }
 
     pub async fn project(&self, id: Uuid, owner: Uuid) -> Result<Option<ProjectRow>, sqlx::Error> {
@@ -338,15 +392,22 @@ impl Repo {
         Ok(found.is_some())
     }
 
+    /// Inserts an asset unless its owner has `max` already; `None` when the project is not
+    /// the owner's.
     pub async fn insert_asset(
         &self,
         id: Uuid,
         project: Uuid,
         owner: Uuid,
         a: &crate::domain::NewAsset,
-    ) -> Result<Option<AssetRow>, sqlx::Error> {
+        max: i64,
+    ) -> Result<Result<Option<AssetRow>, Full>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        if let Err(full) = within(&mut tx, Quota::Assets, owner, max).await? {
+            return Ok(Err(full));
+        }
         // INSERT … SELECT: nothing is written unless the project is the owner's.
-        sqlx::query_as!(
+        let row = sqlx::query_as!(
             AssetRow,
             r#"INSERT INTO assets (id, project_id, owner_id, scene_id, kind, storage_key, mime_type,
                                    size_bytes, width_px, height_px, duration_s, sha256, credit)
@@ -368,8 +429,10 @@ impl Repo {
             a.media.sha256.to_lowercase(),
             a.credit
         )
-        .fetch_optional(&self.pool)
-        .await
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(row))
     }
 
     pub async fn asset(&self, id: Uuid, owner: Uuid) -> Result<Option<AssetRow>, sqlx::Error> {
@@ -440,13 +503,19 @@ impl Repo {
         Ok(found.is_some())
     }
 
+    /// Inserts a preset unless its owner has `max` already.
     pub async fn insert_preset(
         &self,
         owner: Uuid,
         name: &str,
         description: &str,
         style_toml: &str,
-    ) -> Result<(), sqlx::Error> {
+        max: i64,
+    ) -> Result<Result<(), Full>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        if let Err(full) = within(&mut tx, Quota::Presets, owner, max).await? {
+            return Ok(Err(full));
+        }
         sqlx::query!(
             "INSERT INTO presets (owner_id, name, description, style_toml) VALUES ($1, $2, $3, $4)",
             owner,
@@ -454,9 +523,10 @@ impl Repo {
             description,
             style_toml
         )
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(Ok(()))
     }
 
     pub async fn delete_preset(&self, owner: Uuid, name: &str) -> Result<bool, sqlx::Error> {

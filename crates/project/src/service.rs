@@ -8,7 +8,19 @@ use studio_core::{Error, ErrorCode};
 use studio_style::{Style, BUILT_IN};
 
 use crate::domain::*;
-use crate::repo::{AssetRow, ProjectRow, ProjectWrite, Repo, SceneRow};
+use crate::repo::{AssetRow, Full, ProjectRow, ProjectWrite, Repo, SceneRow};
+use crate::settings::Limits;
+
+/// The answer to a create past a quota: how many the caller owns, the setting, and what to do.
+fn full(what: &str, Full(owned): Full, setting: &str) -> Error {
+    Error::new(
+        ErrorCode::FailedPrecondition,
+        format!(
+            "you have {owned} {what}, the most one account may have (project.limits.{setting}); \
+             delete one to make room"
+        ),
+    )
+}
 
 fn db(err: sqlx::Error) -> Error {
     tracing::error!(error = %err, "database error");
@@ -107,11 +119,12 @@ fn uuid_cursor(page: &Page) -> Result<Option<uuid::Uuid>, Error> {
 #[derive(Debug, Clone)]
 pub struct ProjectService {
     repo: Repo,
+    limits: Limits,
 }
 
 impl ProjectService {
-    pub fn new(repo: Repo) -> Self {
-        ProjectService { repo }
+    pub fn new(repo: Repo, limits: Limits) -> Self {
+        ProjectService { repo, limits }
     }
 
     /// Checks that `style` names a built-in preset or one of the owner's.
@@ -134,7 +147,8 @@ impl ProjectService {
         ))
     }
 
-    /// Creates a project. Errors: `InvalidArgument` naming the field.
+    /// Creates a project. Errors: `InvalidArgument` naming the field; `FailedPrecondition` when
+    /// the caller owns `max_projects_per_user` projects already.
     pub async fn create_project(&self, caller: Caller, new: NewProject) -> Result<Project, Error> {
         let title = check_title(&new.title)?;
         new.settings.check()?;
@@ -146,9 +160,11 @@ impl ProjectService {
                 id.0,
                 caller.user_id.0,
                 write(&title, &new.source, new.aspect, &new.style, &new.settings),
+                i64::from(self.limits.max_projects_per_user),
             )
             .await
-            .map_err(db)?;
+            .map_err(db)?
+            .map_err(|f| full("projects", f, "max_projects_per_user"))?;
         tracing::info!(project_id = %id, user_id = %caller.user_id, "project created");
         project(row)
     }
@@ -346,7 +362,8 @@ impl ProjectService {
     }
 
     /// Records an asset. `InvalidArgument` for a `scene_id` outside the project or a storage key
-    /// outside `projects/{project}/`.
+    /// outside `projects/{project}/`; `FailedPrecondition` when the caller owns
+    /// `max_assets_per_user` assets already.
     pub async fn create_asset(
         &self,
         caller: Caller,
@@ -368,9 +385,16 @@ impl ProjectService {
         }
         let row = self
             .repo
-            .insert_asset(AssetId::new().0, project_id.0, caller.user_id.0, &new)
+            .insert_asset(
+                AssetId::new().0,
+                project_id.0,
+                caller.user_id.0,
+                &new,
+                i64::from(self.limits.max_assets_per_user),
+            )
             .await
             .map_err(db)?
+            .map_err(|f| full("assets", f, "max_assets_per_user"))?
             .ok_or_else(|| Error::not_found("project"))?;
         asset(row)
     }
@@ -443,7 +467,8 @@ impl ProjectService {
     }
 
     /// Stores a preset after checking its TOML as `studio render --style` would.
-    /// Errors: `InvalidArgument` (name, style_toml), `AlreadyExists`.
+    /// Errors: `InvalidArgument` (name, style_toml), `AlreadyExists`, `FailedPrecondition` when
+    /// the caller owns `max_presets_per_user` presets already.
     pub async fn create_preset(
         &self,
         caller: Caller,
@@ -469,7 +494,13 @@ impl ProjectService {
             description.trim().chars().take(500).collect()
         };
         self.repo
-            .insert_preset(caller.user_id.0, name, &description, style_toml)
+            .insert_preset(
+                caller.user_id.0,
+                name,
+                &description,
+                style_toml,
+                i64::from(self.limits.max_presets_per_user),
+            )
             .await
             .map_err(|e| match &e {
                 sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => Error::new(
@@ -478,7 +509,8 @@ impl ProjectService {
                 )
                 .with_field("name"),
                 _ => db(e),
-            })?;
+            })?
+            .map_err(|f| full("presets", f, "max_presets_per_user"))?;
         Ok(Preset {
             name: name.to_owned(),
             built_in: false,

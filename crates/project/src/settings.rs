@@ -21,6 +21,32 @@ pub struct Settings {
     /// with.
     #[serde(default)]
     pub identity: studio_auth::service::IdentitySettings,
+    /// How many projects, assets and presets one user may own.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Per-user quotas (`[project.limits]`), checked in the transaction of each create, so
+/// concurrent creates cannot pass the last free place together (security review H3).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Projects one user may own. Default 1000 (each may hold up to 1 MB of text).
+    pub max_projects_per_user: u32,
+    /// Assets one user may own, all projects together. Default 10000.
+    pub max_assets_per_user: u32,
+    /// Style presets one user may own. Default 100.
+    pub max_presets_per_user: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_projects_per_user: 1000,
+            max_assets_per_user: 10_000,
+            max_presets_per_user: 100,
+        }
+    }
 }
 
 fn default_grpc_addr() -> String {
@@ -36,6 +62,14 @@ impl Validate for Settings {
         parse_addr("project.grpc_addr", &self.grpc_addr)?;
         parse_addr("project.http_addr", &self.http_addr)?;
         self.database.validate("project.database")?;
+        let l = &self.limits;
+        if l.max_projects_per_user == 0 || l.max_assets_per_user == 0 || l.max_presets_per_user == 0
+        {
+            return Err(SettingsError::invalid(
+                "project.limits",
+                "max_projects_per_user, max_assets_per_user and max_presets_per_user must be at least 1",
+            ));
+        }
         self.identity
             .validate("project", studio_auth::service::LeaseKey::NotHeld)?;
         if !(self.auth.jwks_url.starts_with("http://")

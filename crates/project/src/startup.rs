@@ -36,7 +36,7 @@ impl Application {
             .run(&pool)
             .await
             .context("applying project migrations")?;
-        let service = ProjectService::new(Repo { pool: pool.clone() });
+        let service = ProjectService::new(Repo { pool: pool.clone() }, settings.limits.clone());
         let verifier = Arc::new(JwksVerifier::new(settings.auth.clone()));
         let grpc = TcpListener::bind(&settings.grpc_addr)
             .await

@@ -20,6 +20,7 @@ pub struct Options {
     pub google: Option<studio_user::settings::GoogleSettings>,
     pub cors: studio_gateway::settings::CorsSettings,
     pub limits: studio_ai_job::limits::Limits,
+    pub project_limits: studio_project::settings::Limits,
 }
 
 impl Default for Options {
@@ -39,6 +40,7 @@ impl Default for Options {
             google: None,
             cors: Default::default(),
             limits: Default::default(),
+            project_limits: Default::default(),
         }
     }
 }
@@ -122,6 +124,7 @@ impl Platform {
                 database: DatabaseSettings::new(&project_db),
                 auth: verifier(&user_http),
                 identity: Default::default(),
+                limits: options.project_limits.clone(),
             })
             .await
             .expect("project service starts");

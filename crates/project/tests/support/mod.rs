@@ -53,6 +53,7 @@ impl Services {
                 database: DatabaseSettings::new(&project_db),
                 auth: verifier,
                 identity: Default::default(),
+                limits: Default::default(),
             })
             .await
             .expect("project service starts");
