@@ -185,8 +185,8 @@ impl Application {
                 store: self.shared.store.clone(),
             };
             let server = tonic::transport::Server::builder()
-                .layer(studio_telemetry::grpc::TraceLayer)
                 .layer(self.identity.guard(audience::AI_JOB).layer())
+                .layer(studio_telemetry::grpc::TraceLayer)
                 .add_service(
                     studio_proto::job::v1::job_service_server::JobServiceServer::new(GrpcJobs {
                         jobs,
@@ -198,8 +198,8 @@ impl Application {
                     shutdown.wait_owned(),
                 );
             let lease_server = tonic::transport::Server::builder()
-                .layer(studio_telemetry::grpc::TraceLayer)
                 .layer(self.identity.lease_guard().layer())
+                .layer(studio_telemetry::grpc::TraceLayer)
                 .add_service(
                     studio_proto::job::v1::render_lease_service_server::RenderLeaseServiceServer::new(
                         GrpcRenderLeases { leases },

@@ -17,7 +17,9 @@
 //!
 //! What a listener answers ([`ServiceGuard`]): no service token → `UNAUTHENTICATED`; a user's
 //! access token alone (or a service token for another listener) → `PERMISSION_DENIED`; a forged,
-//! expired or malformed token → `UNAUTHENTICATED`. User access tokens are EdDSA-signed by the user
+//! expired or malformed token → `UNAUTHENTICATED`. Refusals are counted in
+//! `grpc_server_refused_total{audience,code}` and logged; the guard sits outside the gRPC
+//! telemetry layer, so refused calls make no per-path metric series. User access tokens are EdDSA-signed by the user
 //! service and can never pass as service tokens (HS256 only, another key, another `iss`).
 
 use std::sync::{Arc, Mutex};
@@ -479,7 +481,14 @@ impl ServiceGuard {
 
 impl tonic::service::Interceptor for ServiceGuard {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let caller = self.check(request.metadata())?;
+        let caller = self.check(request.metadata()).inspect_err(|status| {
+            metrics::counter!(
+                "grpc_server_refused_total",
+                "audience" => self.audience,
+                "code" => format!("{:?}", status.code()),
+            )
+            .increment(1);
+        })?;
         request.extensions_mut().insert(caller);
         Ok(request)
     }

@@ -133,8 +133,8 @@ impl Application {
             status: self.worker.status.clone(),
         };
         let grpc = tonic::transport::Server::builder()
-            .layer(studio_telemetry::grpc::TraceLayer)
             .layer(self.guard.layer())
+            .layer(studio_telemetry::grpc::TraceLayer)
             .add_service(pb::render_service_server::RenderServiceServer::new(status))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(self.grpc),

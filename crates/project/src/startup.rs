@@ -71,8 +71,8 @@ impl Application {
         let grpc_addr = self.grpc_addr();
         let http_addr = self.http_addr();
         let grpc = tonic::transport::Server::builder()
-            .layer(studio_telemetry::grpc::TraceLayer)
             .layer(self.guard.layer())
+            .layer(studio_telemetry::grpc::TraceLayer)
             .add_service(
                 studio_proto::project::v1::project_service_server::ProjectServiceServer::new(
                     GrpcProject {

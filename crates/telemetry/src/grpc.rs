@@ -2,6 +2,11 @@
 //! `grpc_server_requests_total{service,method,code}` and
 //! `grpc_server_request_duration_seconds{service,method}`, and a client interceptor that sends the
 //! current trace context.
+//!
+//! Labels stay bounded: a path no service answers (`UNIMPLEMENTED`) is counted as
+//! `service="unknown", method="unknown"`, so a peer sending random paths cannot create metric
+//! series (security review M10). Put the service-identity check outside this layer, so that
+//! refused callers never reach it either.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,6 +80,11 @@ where
                 };
                 let code_name = format!("{:?}", tonic::Code::from_i32(code));
                 tracing::Span::current().record("rpc.grpc.status_code", code);
+                let (service, method) = if code == tonic::Code::Unimplemented as i32 {
+                    ("unknown".to_owned(), "unknown".to_owned())
+                } else {
+                    (service, method)
+                };
                 metrics::counter!(
                     "grpc_server_requests_total",
                     "service" => service.clone(),
@@ -103,4 +113,61 @@ pub fn inject(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, ton
     crate::inject_context(&mut headers);
     *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(headers);
     Ok(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::{Layer as _, Service as _, ServiceExt as _};
+
+    /// A router that answers one method and `UNIMPLEMENTED` to every other path, as tonic's does.
+    fn router(
+        request: http::Request<()>,
+    ) -> std::future::Ready<Result<http::Response<()>, std::convert::Infallible>> {
+        let code = if request.uri().path() == "/studio.user.v1.UserService/GetMe" {
+            "0"
+        } else {
+            "12"
+        };
+        let mut response = http::Response::new(());
+        response
+            .headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static(code));
+        std::future::ready(Ok(response))
+    }
+
+    #[test]
+    fn random_paths_do_not_make_metric_series() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            runtime.block_on(async {
+                let mut service = TraceLayer.layer(tower::service_fn(router));
+                for i in 0..1000 {
+                    let path = if i % 100 == 0 {
+                        "/studio.user.v1.UserService/GetMe".to_owned()
+                    } else {
+                        format!("/random.{i}.Service/Method{i}")
+                    };
+                    let request = http::Request::builder().uri(path).body(()).unwrap();
+                    service.ready().await.unwrap().call(request).await.unwrap();
+                }
+            })
+        });
+        let rendered = handle.render();
+        let services: std::collections::BTreeSet<&str> = rendered
+            .lines()
+            .filter(|l| l.starts_with("grpc_server_requests_total{"))
+            .filter_map(|l| l.split("service=\"").nth(1))
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        assert_eq!(
+            services,
+            ["studio.user.v1.UserService", "unknown"].into(),
+            "{rendered}"
+        );
+    }
 }

@@ -96,8 +96,8 @@ impl Application {
         let grpc_addr = self.grpc_addr();
         let http_addr = self.http_addr();
         let grpc = tonic::transport::Server::builder()
-            .layer(studio_telemetry::grpc::TraceLayer)
             .layer(self.guard.layer())
+            .layer(studio_telemetry::grpc::TraceLayer)
             .add_service(
                 studio_proto::user::v1::user_service_server::UserServiceServer::new(GrpcUser {
                     service: self.service.clone(),
