@@ -223,6 +223,9 @@ pub struct Options {
     pub openai: Option<String>,
     /// media-render's `render_timeout_s`. Default 3600.
     pub render_timeout_s: u64,
+    /// A loopback port the ai-job worker processes reach Postgres through (a
+    /// `studio_testkit::proxy::TcpProxy` in front of it), instead of Postgres itself.
+    pub worker_database_port: Option<u16>,
 }
 
 /// The variable the ai-job processes read the OpenAI key from in these tests.
@@ -239,6 +242,7 @@ impl Options {
             max_deliveries: 5,
             openai: None,
             render_timeout_s: 3600,
+            worker_database_port: None,
         }
     }
 }
@@ -336,15 +340,17 @@ impl Platform {
         let mut ai_job_workers: Vec<Service> = (0..options.workers.max(1))
             .map(|i| {
                 let http = free_port();
-                service(
-                    &format!("ai-job-worker-{i}"),
-                    "ai-job",
-                    ready(http),
-                    &[
-                        ("STUDIO__AI_JOB__ROLES", "worker".to_owned()),
-                        ("STUDIO__AI_JOB__HTTP_ADDR", format!("127.0.0.1:{http}")),
-                    ],
-                )
+                let mut env = vec![
+                    ("STUDIO__AI_JOB__ROLES", "worker".to_owned()),
+                    ("STUDIO__AI_JOB__HTTP_ADDR", format!("127.0.0.1:{http}")),
+                ];
+                if let Some(port) = options.worker_database_port {
+                    env.push((
+                        "STUDIO__AI_JOB__DATABASE__URL",
+                        with_port(&urls["ai_job"], port),
+                    ));
+                }
+                service(&format!("ai-job-worker-{i}"), "ai-job", ready(http), &env)
             })
             .collect();
         let mut media_render = service("media-render", "media-render", ready(render_http), &[]);
@@ -411,6 +417,17 @@ impl Platform {
             studio_testkit::db::drop_database(db).await;
         }
     }
+}
+
+/// `url` (`postgres://user@host:port/db`) with its host and port replaced by `127.0.0.1:port`.
+fn with_port(url: &str, port: u16) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let user = authority
+        .rsplit_once('@')
+        .map(|(user, _)| format!("{user}@"))
+        .unwrap_or_default();
+    format!("{scheme}://{user}127.0.0.1:{port}/{path}")
 }
 
 /// The loopback ports of one platform run.

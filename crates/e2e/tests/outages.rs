@@ -92,3 +92,56 @@ async fn a_render_past_its_deadline_fails_the_job_naming_the_limit() {
     assert!(error.contains("media_render.render_timeout_s"), "{done}");
     platform.stop().await;
 }
+
+/// Postgres unreachable from the step workers for 40 s in the middle of a job (every connection
+/// dropped, new ones closed at once, through a TCP proxy): the workers hold their deliveries and
+/// try again, the job succeeds, and nothing is dead-lettered (security review H5).
+#[tokio::test]
+async fn a_postgres_blip_fails_no_job() {
+    let postgres = studio_testkit::db::admin_url();
+    let authority = postgres
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|a| a.rsplit('@').next())
+        .unwrap();
+    let upstream = tokio::net::lookup_host(authority)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = studio_testkit::proxy::TcpProxy::start(upstream).await;
+    let mut options = Options::new(Broker::local_rabbitmq());
+    options.worker_database_port = Some(proxy.port);
+    let platform = Platform::start(options).await;
+    let api = Api::new(&platform);
+    let token = api.register("postgres-blip@example.com").await;
+    let project = api.fable_project(&token, "1:1").await;
+    let (status, job) = api.start(&token, &project, "postgres-blip").await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let pool = sqlx::PgPool::connect(&platform.ai_job_db_url)
+        .await
+        .unwrap();
+    step_in(&pool, &id, "plan", "succeeded", Duration::from_secs(120)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    proxy.restore();
+    let done = api.wait(&token, &id, Duration::from_secs(300)).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(
+        proxy.dropped() > 0,
+        "the cut dropped the workers' connections"
+    );
+    let metrics = platform.ai_job_api.metrics().await;
+    assert_eq!(counter(&metrics, "ai_job_dead_lettered_total"), 0.0);
+    let dead: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM steps WHERE job_id = $1 AND error LIKE '%dead-letter%'",
+    )
+    .bind(id.parse::<uuid::Uuid>().unwrap())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(dead, 0);
+    pool.close().await;
+    platform.stop().await;
+}

@@ -51,6 +51,24 @@ pub async fn choose_encoder(
     }
 }
 
+/// The channel to ai-job's render-lease listener at `url`. Every call has a deadline of a third
+/// of the `lease`, and HTTP/2 keep-alive pings find a half-open connection as fast, so a
+/// heartbeat that gets no answer fails in time for the next one instead of hanging while the
+/// lease runs out (security review L6).
+///
+/// Errors: `url` is not a URI.
+pub fn lease_channel(url: &str, lease: Duration) -> anyhow::Result<tonic::transport::Channel> {
+    let deadline = (lease / 3).max(Duration::from_secs(1));
+    Ok(tonic::transport::Channel::from_shared(url.to_owned())
+        .context("media_render.ai_job_lease_url")?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(deadline)
+        .http2_keep_alive_interval(deadline)
+        .keep_alive_timeout(deadline)
+        .keep_alive_while_idle(true)
+        .connect_lazy())
+}
+
 impl Application {
     /// Tests the encoder, connects to the broker and the store, and binds the ports.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
@@ -79,10 +97,7 @@ impl Application {
                 settings.work_dir.display()
             )
         })?;
-        let channel = tonic::transport::Channel::from_shared(settings.ai_job_lease_url.clone())
-            .context("media_render.ai_job_lease_url")?
-            .connect_timeout(Duration::from_secs(5))
-            .connect_lazy();
+        let channel = lease_channel(&settings.ai_job_lease_url, settings.lease())?;
         let grpc = TcpListener::bind(&settings.grpc_addr)
             .await
             .with_context(|| format!("binding media_render.grpc_addr {}", settings.grpc_addr))?;
@@ -176,5 +191,75 @@ impl pb::render_service_server::RenderService for StatusService {
             encoders: self.encoders.clone(),
             current_job_id: self.status.lock().await.current_job.clone(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use studio_auth::service::ServiceIdentity;
+    use studio_proto::job::v1 as job_pb;
+    use studio_proto::job::v1::render_lease_service_server::{
+        RenderLeaseService, RenderLeaseServiceServer,
+    };
+
+    /// A lease service that takes every call and never answers.
+    struct Silent;
+
+    #[tonic::async_trait]
+    impl RenderLeaseService for Silent {
+        async fn claim_render(
+            &self,
+            _: tonic::Request<job_pb::ClaimRenderRequest>,
+        ) -> Result<tonic::Response<job_pb::ClaimRenderResponse>, tonic::Status> {
+            std::future::pending().await
+        }
+        async fn heartbeat_render(
+            &self,
+            _: tonic::Request<job_pb::HeartbeatRenderRequest>,
+        ) -> Result<tonic::Response<job_pb::HeartbeatRenderResponse>, tonic::Status> {
+            std::future::pending().await
+        }
+        async fn finish_render(
+            &self,
+            _: tonic::Request<pb::RenderResult>,
+        ) -> Result<tonic::Response<job_pb::FinishRenderResponse>, tonic::Status> {
+            std::future::pending().await
+        }
+    }
+
+    /// A heartbeat that ai-job never answers fails with a deadline instead of hanging while the
+    /// lease runs out (security review L6).
+    #[tokio::test]
+    async fn an_unanswered_heartbeat_fails_within_its_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let identity = ServiceIdentity::development("media-render");
+        let server = tonic::transport::Server::builder()
+            .layer(identity.lease_guard().layer())
+            .add_service(RenderLeaseServiceServer::new(Silent))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+        let server = tokio::spawn(server);
+        let lease = Duration::from_secs(6);
+        let channel = lease_channel(&url, lease).unwrap();
+        let mut leases = RenderLeaseServiceClient::new(identity.lease_tokens().channel(channel));
+        let beat = job_pb::HeartbeatRenderRequest {
+            step_id: "s".into(),
+            fencing_token: 1,
+            lease_s: lease.as_secs() as u32,
+        };
+        // The outer bound only keeps a regression from hanging the suite.
+        let answer = tokio::time::timeout(lease, leases.heartbeat_render(beat))
+            .await
+            .expect("the call's own deadline ends it before the lease does");
+        let status = answer.unwrap_err();
+        assert!(
+            matches!(
+                status.code(),
+                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+            ),
+            "{status:?}"
+        );
+        server.abort();
     }
 }

@@ -7,6 +7,7 @@
 //! - [`moto`]: moto's SQS server;
 //! - [`openai`], [`anthropic`], [`elevenlabs`], [`cartesia`]: fakes of those vendors' APIs on local ports,
 //!   following their documented shapes;
+//! - [`proxy`]: a TCP proxy a test can cut, for outages of Postgres or any TCP service;
 //! - [`media`]: ffprobe, frame hashes, loudness and PCM read back with FFmpeg, independently of
 //!   the engine;
 //! - [`texts`]: the example texts in `examples/texts` and ways to compare narrated words.
@@ -19,6 +20,7 @@ pub mod elevenlabs;
 pub mod media;
 pub mod moto;
 pub mod openai;
+pub mod proxy;
 pub mod rabbit;
 pub mod s3;
 pub mod texts;
