@@ -149,15 +149,21 @@ impl StepContext {
         Ok(cost)
     }
 
-    /// Uploads a produced file as this step's artifact `name`; returns its key.
-    async fn upload(&self, lease: &Lease, path: &Path, name: &str) -> Result<String, Failure> {
-        let key = keys::step_artifact(
+    /// The key of this attempt's artifact `name`.
+    fn artifact(&self, lease: &Lease, name: &str) -> Result<studio_storage::ObjectKey, Failure> {
+        keys::step_artifact(
             &lease.project_id.to_string(),
             &lease.job_id.to_string(),
             &lease.step_id.to_string(),
+            lease.attempt,
             name,
         )
-        .map_err(storage_error)?;
+        .map_err(storage_error)
+    }
+
+    /// Uploads a produced file as this attempt's artifact `name`; returns its key.
+    async fn upload(&self, lease: &Lease, path: &Path, name: &str) -> Result<String, Failure> {
+        let key = self.artifact(lease, name)?;
         self.storage
             .put_file(&key, path, content_type(name))
             .await
@@ -321,7 +327,7 @@ impl StepContext {
         let assembly =
             graph::assemble(&context.request, &context.plan, &context.done).map_err(failure)?;
         let (project, job) = (lease.project_id.to_string(), lease.job_id.to_string());
-        let key = keys::job_timeline(&project, &job).map_err(storage_error)?;
+        let key = self.artifact(lease, "timeline.json")?;
         let bytes = serde_json::to_vec_pretty(&assembly.timeline)
             .map_err(|e| Failure::Final(format!("timeline: {e}")))?;
         self.storage

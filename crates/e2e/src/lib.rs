@@ -276,7 +276,9 @@ impl Platform {
         std::fs::create_dir_all(&s3_root).unwrap();
         let s3 = S3Server::start(&s3_root).await;
         let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
-        let bucket = format!("studio-e2e-{tag}");
+        // Short: s3s-fs keeps each object's metadata in a file named after base64(bucket) and
+        // base64(key), which must fit the file system's 255-byte names.
+        let bucket = format!("e2e-{tag}");
         let store = studio_storage::s3::S3Store::new(s3_settings(&s3.endpoint, &bucket)).unwrap();
         store.ensure_bucket().await.unwrap();
         let queue_prefix = format!("e2e-{tag}.");

@@ -554,6 +554,23 @@ async fn a_stopped_worker_cannot_overwrite_the_step_its_successor_finished() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(music().await, finished, "the zombie changed nothing");
+    // Nor in storage: artifacts live under their attempt, so the key the step recorded was
+    // written once, by the attempt that recorded it (security review M1).
+    let recorded = finished.0.as_ref().unwrap()["music"]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        recorded.contains(&format!("/{}/", finished.1)),
+        "{recorded} is under its attempt {}",
+        finished.1
+    );
+    let uploads = platform.s3.uploads_ending_with(&recorded);
+    assert_eq!(
+        uploads.values().copied().collect::<Vec<_>>(),
+        vec![1],
+        "{uploads:?}"
+    );
     assert_exactly_once(&platform, &done).await;
     pool.close().await;
     platform.stop().await;

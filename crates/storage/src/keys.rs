@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! projects/{project}/assets/{asset}/{file}           user uploads
-//! projects/{project}/jobs/{job}/steps/{step}/{file}  step artifacts (narration, pictures, music)
-//! projects/{project}/jobs/{job}/timeline.json        what media-render renders
+//! projects/{project}/jobs/{job}/steps/{step}/{attempt}/{file}
+//!                                                    step artifacts (narration, pictures, music,
+//!                                                    the timeline media-render renders), per
+//!                                                    attempt (each claim of a step is one)
 //! projects/{project}/jobs/{job}/outputs/{file}       final.mp4, captions.srt/.vtt, thumbnail.jpg
 //! cache/{capability}/{hh}/{sha256}                   content-addressed provider cache entries
 //! ```
@@ -73,25 +75,24 @@ pub fn job_output(project: &str, job: &str, file: &str) -> Result<ObjectKey, Sto
     ObjectKey::parse(format!("projects/{project}/jobs/{job}/outputs/{file}"))
 }
 
-/// `projects/{project}/jobs/{job}/steps/{step}/{file}`.
+/// `projects/{project}/jobs/{job}/steps/{step}/{attempt}/{file}`: `attempt` is the number of
+/// the claim that made it (every claim of a step is a new attempt), so a stalled worker's late
+/// upload lands beside its successor's, never over it (security review M1); the step's recorded
+/// output names the key.
 pub fn step_artifact(
     project: &str,
     job: &str,
     step: &str,
+    attempt: i32,
     file: &str,
 ) -> Result<ObjectKey, StorageError> {
     segment("project", project)?;
     segment("job", job)?;
     segment("step", step)?;
     segment("file", file)?;
-    ObjectKey::parse(format!("projects/{project}/jobs/{job}/steps/{step}/{file}"))
-}
-
-/// `projects/{project}/jobs/{job}/timeline.json`.
-pub fn job_timeline(project: &str, job: &str) -> Result<ObjectKey, StorageError> {
-    segment("project", project)?;
-    segment("job", job)?;
-    ObjectKey::parse(format!("projects/{project}/jobs/{job}/timeline.json"))
+    ObjectKey::parse(format!(
+        "projects/{project}/jobs/{job}/steps/{step}/{attempt}/{file}"
+    ))
 }
 
 /// `cache/{capability}/{first two hex digits}/{sha256}`.
