@@ -97,6 +97,8 @@ pub struct WorkerSettings {
     /// Longest one step may run, seconds; an attempt that runs longer fails for good, naming
     /// this limit. Default 900.
     pub step_timeout_s: u64,
+    /// How `work_dir` (step scratch folders, the provider-result cache) is kept in bounds.
+    pub scratch: studio_core::scratch::ScratchLimits,
 }
 
 impl Default for WorkerSettings {
@@ -109,6 +111,7 @@ impl Default for WorkerSettings {
             work_dir: std::env::temp_dir().join("studio-ai-job"),
             grace_s: 20,
             step_timeout_s: 900,
+            scratch: Default::default(),
         }
     }
 }

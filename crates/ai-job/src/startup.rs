@@ -257,6 +257,16 @@ impl Application {
                 settings: self.settings.worker.clone(),
             };
             tasks.spawn(worker.run(shutdown.clone()));
+            let scratch = studio_core::scratch::run(
+                "ai_job.worker.work_dir",
+                self.settings.worker.work_dir.clone(),
+                self.settings.worker.scratch,
+                shutdown.clone(),
+            );
+            tasks.spawn(async move {
+                scratch.await;
+                Ok(())
+            });
         }
         let router = studio_telemetry::http::ops_router(studio_core::db::probes(pool.clone()));
         let http = axum::serve(self.http, router).with_graceful_shutdown(shutdown.wait_owned());

@@ -7,11 +7,13 @@
 //!   `STUDIO__…` environment variables), validated at start.
 //! - [`db`]: the Postgres pool and the `/healthz` + `/readyz` probes.
 //! - [`shutdown`]: one signal that SIGTERM/SIGINT (or a test) triggers and every task awaits.
+//! - [`scratch`]: keeps a worker's scratch folders and caches within an age and a size.
 
 pub mod db;
 pub mod error;
 pub mod id;
 pub mod page;
+pub mod scratch;
 pub mod settings;
 pub mod shutdown;
 

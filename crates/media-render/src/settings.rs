@@ -57,6 +57,9 @@ pub struct Settings {
     /// job for good, naming this limit. Default 3600.
     #[serde(default = "default_render_timeout")]
     pub render_timeout_s: u64,
+    /// How `work_dir` (per-task folders, the segment cache) is kept in bounds.
+    #[serde(default)]
+    pub scratch: studio_core::scratch::ScratchLimits,
     /// The render-lease key (tokens to ai-job's lease listener) and the platform key (callers
     /// of `GetWorkerStatus`).
     #[serde(default)]

@@ -26,6 +26,7 @@ pub struct Application {
     worker: Worker,
     encoders: Vec<String>,
     guard: ServiceGuard,
+    scratch: studio_core::scratch::ScratchLimits,
 }
 
 /// Picks the encoder: NVENC only when asked for and its self-test passes, libx264 otherwise.
@@ -125,6 +126,7 @@ impl Application {
             worker,
             encoders,
             guard: identity.guard(audience::MEDIA_RENDER),
+            scratch: settings.scratch,
         })
     }
 
@@ -161,9 +163,18 @@ impl Application {
             .route("/readyz", axum::routing::get(|| async { "ok" }));
         let router = studio_telemetry::http::ops_router(probes);
         let http = axum::serve(self.http, router).with_graceful_shutdown(shutdown.wait_owned());
-        let (worker, grpc, http) = tokio::join!(self.worker.run(shutdown.clone()), grpc, async {
-            http.await
-        });
+        let scratch = studio_core::scratch::run(
+            "media_render.work_dir",
+            self.worker.work_dir.clone(),
+            self.scratch,
+            shutdown.clone(),
+        );
+        let (worker, grpc, http, ()) = tokio::join!(
+            self.worker.run(shutdown.clone()),
+            grpc,
+            async { http.await },
+            scratch
+        );
         worker?;
         grpc.context("media-render gRPC server")?;
         http.context("media-render HTTP server")?;
