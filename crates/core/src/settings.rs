@@ -113,6 +113,8 @@ pub fn load_with<T: DeserializeOwned + Validate, U: DeserializeOwned + Default>(
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `postgres://user:password@host:port/database`; a secret because it may hold a password.
+    /// TLS (rustls) by the URL: `?sslmode=require` encrypts, `?sslmode=verify-full` (with
+    /// `&sslrootcert=/path/ca.pem` for a private CA) also checks the server's certificate.
     pub url: SecretString,
     /// Pool size. Default 10.
     #[serde(default = "default_max_connections")]
