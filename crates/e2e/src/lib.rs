@@ -187,6 +187,7 @@ impl Broker {
     pub async fn connect(&self) -> Arc<dyn studio_queue::WorkQueue> {
         let settings: studio_queue::QueueSettings = match self {
             Broker::RabbitMq { url } => studio_queue::QueueSettings::Rabbitmq {
+                tls_ca_file: None,
                 url: url.clone().into(),
             },
             Broker::Sqs { endpoint } => {

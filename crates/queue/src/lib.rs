@@ -228,8 +228,13 @@ pub fn envelope(
 #[serde(tag = "backend", rename_all = "lowercase")]
 pub enum QueueSettings {
     Rabbitmq {
-        /// `amqp://user:password@host:5672/%2f`.
+        /// `amqp://user:password@host:5672/%2f`, or `amqps://…:5671/%2f` for TLS (rustls; the
+        /// server's certificate is checked against the public roots, or `tls_ca_file`).
         url: secrecy::SecretString,
+        /// PEM file of the CA that signed the broker's certificate, for `amqps://` to a broker
+        /// with a private CA. Default none (the public roots).
+        #[serde(default)]
+        tls_ca_file: Option<std::path::PathBuf>,
     },
     Sqs(sqs::SqsSettings),
     Memory,
@@ -244,6 +249,7 @@ impl Default for QueueSettings {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f?heartbeat=10"
                 .to_owned()
                 .into(),
+            tls_ca_file: None,
         }
     }
 }
@@ -254,9 +260,20 @@ impl QueueSettings {
     pub async fn connect(&self, name: &str) -> Result<std::sync::Arc<dyn WorkQueue>, QueueError> {
         use secrecy::ExposeSecret as _;
         Ok(match self {
-            QueueSettings::Rabbitmq { url } => std::sync::Arc::new(
-                rabbitmq::RabbitQueue::connect(url.expose_secret(), name).await?,
-            ),
+            QueueSettings::Rabbitmq { url, tls_ca_file } => {
+                let ca = match tls_ca_file {
+                    Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                        QueueError::Invalid(format!(
+                            "queue.tls_ca_file {}: {e}; name a PEM file of the broker's CA",
+                            path.display()
+                        ))
+                    })?),
+                    None => None,
+                };
+                std::sync::Arc::new(
+                    rabbitmq::RabbitQueue::connect_with_ca(url.expose_secret(), name, ca).await?,
+                )
+            }
             QueueSettings::Sqs(settings) => {
                 std::sync::Arc::new(sqs::SqsQueue::new(settings.clone())?)
             }

@@ -47,6 +47,8 @@ struct Link {
 struct Inner {
     url: String,
     name: String,
+    /// The broker's CA (PEM), for `amqps://` to a private CA.
+    ca: Option<String>,
     link: Mutex<Option<Link>>,
 }
 
@@ -63,7 +65,15 @@ impl Inner {
             }
             let properties =
                 ConnectionProperties::default().with_connection_name(self.name.clone().into());
-            let connection = Connection::connect(&self.url, properties)
+            let connection = lapin::ConnectionBuilder::new()
+                .map_err(unavailable)?
+                .with_uri_str(self.url.clone())
+                .with_properties(properties)
+                .with_tls_config(lapin::tcp::OwnedTLSConfig {
+                    identity: None,
+                    cert_chain: self.ca.clone(),
+                })
+                .connect()
                 .await
                 .map_err(unavailable)?;
             let publisher = connection.create_channel().await.map_err(unavailable)?;
@@ -105,9 +115,20 @@ impl RabbitQueue {
     /// Connects to `url` (`amqp://user:password@host:5672/%2f`), naming the connection `name` in
     /// the broker's tools. `Unavailable` when the broker cannot be reached.
     pub async fn connect(url: &str, name: &str) -> Result<RabbitQueue, QueueError> {
+        Self::connect_with_ca(url, name, None).await
+    }
+
+    /// As [`connect`](Self::connect); an `amqps://` URL's broker certificate is checked against
+    /// `ca` (PEM) when given, the public roots otherwise.
+    pub async fn connect_with_ca(
+        url: &str,
+        name: &str,
+        ca: Option<String>,
+    ) -> Result<RabbitQueue, QueueError> {
         let inner = Arc::new(Inner {
             url: url.to_owned(),
             name: name.to_owned(),
+            ca,
             link: Mutex::new(None),
         });
         drop(inner.link().await?);
