@@ -64,6 +64,9 @@ pub struct Settings {
     /// How long published outbox rows and old progress events are kept.
     #[serde(default)]
     pub retention: crate::retention::Retention,
+    /// TLS of the gRPC listeners and of `https://` peers.
+    #[serde(default)]
+    pub tls: studio_core::tls::TlsSettings,
     /// The platform key (tokens to the project service; the gateway's tokens) and the
     /// render-lease key (media-render's tokens).
     #[serde(default)]

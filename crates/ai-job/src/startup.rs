@@ -101,8 +101,10 @@ impl Application {
                 .build(Some(cache))
                 .context("building ai_job.providers")?,
         );
-        let projects = tonic::transport::Channel::from_shared(settings.project_url.clone())
-            .context("ai_job.project_url")?
+        settings.tls.server("ai_job")?;
+        let projects = settings
+            .tls
+            .endpoint("ai_job", "ai_job.project_url", &settings.project_url)?
             .connect_timeout(Duration::from_secs(5))
             .connect_lazy();
         let shared = Shared {
@@ -184,20 +186,25 @@ impl Application {
             let leases = RenderLeases {
                 store: self.shared.store.clone(),
             };
-            let server = tonic::transport::Server::builder()
-                .layer(self.identity.guard(audience::AI_JOB).layer())
-                .layer(studio_telemetry::grpc::TraceLayer)
-                .add_service(
-                    studio_proto::job::v1::job_service_server::JobServiceServer::new(GrpcJobs {
-                        jobs,
-                        verifier,
-                    }),
-                )
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listeners.jobs),
-                    shutdown.wait_owned(),
-                );
-            let lease_server = tonic::transport::Server::builder()
+            let server =
+                self.settings
+                    .tls
+                    .server("ai_job")?
+                    .layer(self.identity.guard(audience::AI_JOB).layer())
+                    .layer(studio_telemetry::grpc::TraceLayer)
+                    .add_service(
+                        studio_proto::job::v1::job_service_server::JobServiceServer::new(
+                            GrpcJobs { jobs, verifier },
+                        ),
+                    )
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(listeners.jobs),
+                        shutdown.wait_owned(),
+                    );
+            let lease_server = self
+                .settings
+                .tls
+                .server("ai_job")?
                 .layer(self.identity.lease_guard().layer())
                 .layer(studio_telemetry::grpc::TraceLayer)
                 .add_service(

@@ -7,6 +7,7 @@
 //!   `STUDIO__…` environment variables), validated at start.
 //! - [`db`]: the Postgres pool and the `/healthz` + `/readyz` probes.
 //! - [`shutdown`]: one signal that SIGTERM/SIGINT (or a test) triggers and every task awaits.
+//! - [`tls`]: TLS on the gRPC ports (certificates of listeners, CAs of peers).
 //! - [`scratch`]: keeps a worker's scratch folders and caches within an age and a size.
 
 pub mod db;
@@ -16,6 +17,7 @@ pub mod page;
 pub mod scratch;
 pub mod settings;
 pub mod shutdown;
+pub mod tls;
 
 pub use error::{Error, ErrorCode};
 pub use shutdown::Shutdown;

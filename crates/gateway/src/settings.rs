@@ -31,6 +31,9 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     #[serde(default)]
     pub cors: CorsSettings,
+    /// TLS of the gRPC listeners and of `https://` peers.
+    #[serde(default)]
+    pub tls: studio_core::tls::TlsSettings,
     /// The platform key the gateway signs its service tokens with.
     #[serde(default)]
     pub identity: studio_auth::service::IdentitySettings,

@@ -13,12 +13,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use studio_auth::service::{audience, LeaseKey};
 use studio_auth::JwksVerifier;
+use studio_core::tls::TlsSettings;
 use studio_core::{Error, ErrorCode, Shutdown};
 use studio_proto::job::v1::job_service_client::JobServiceClient;
 use studio_proto::project::v1::project_service_client::ProjectServiceClient;
 use studio_proto::user::v1::user_service_client::UserServiceClient;
 use tokio::net::TcpListener;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -234,9 +235,9 @@ fn authority(url: &str) -> String {
     format!("{host}:{port}")
 }
 
-fn channel(url: &str, key: &str, timeout: Duration) -> anyhow::Result<Channel> {
-    Ok(Endpoint::from_shared(url.to_owned())
-        .with_context(|| format!("{key} is not a valid URL"))?
+fn channel(tls: &TlsSettings, url: &str, key: &str, timeout: Duration) -> anyhow::Result<Channel> {
+    Ok(tls
+        .endpoint("gateway", key, url)?
         .connect_timeout(Duration::from_secs(3))
         .timeout(timeout)
         .tcp_nodelay(true)
@@ -250,9 +251,10 @@ impl Application {
         let identity = settings
             .identity
             .identity("gateway", "gateway", LeaseKey::NotHeld)?;
-        let user = channel(&settings.user_url, "gateway.user_url", timeout)?;
-        let project = channel(&settings.project_url, "gateway.project_url", timeout)?;
-        let jobs = channel(&settings.ai_job_url, "gateway.ai_job_url", timeout)?;
+        let tls = &settings.tls;
+        let user = channel(tls, &settings.user_url, "gateway.user_url", timeout)?;
+        let project = channel(tls, &settings.project_url, "gateway.project_url", timeout)?;
+        let jobs = channel(tls, &settings.ai_job_url, "gateway.ai_job_url", timeout)?;
         let state = AppState {
             user: UserServiceClient::new(identity.tokens(audience::USER).channel(user)),
             project: ProjectServiceClient::new(identity.tokens(audience::PROJECT).channel(project)),

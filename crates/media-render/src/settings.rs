@@ -57,6 +57,9 @@ pub struct Settings {
     /// job for good, naming this limit. Default 3600.
     #[serde(default = "default_render_timeout")]
     pub render_timeout_s: u64,
+    /// TLS of the gRPC listeners and of `https://` peers.
+    #[serde(default)]
+    pub tls: studio_core::tls::TlsSettings,
     /// How `work_dir` (per-task folders, the segment cache) is kept in bounds.
     #[serde(default)]
     pub scratch: studio_core::scratch::ScratchLimits,

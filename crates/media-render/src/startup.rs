@@ -27,6 +27,7 @@ pub struct Application {
     encoders: Vec<String>,
     guard: ServiceGuard,
     scratch: studio_core::scratch::ScratchLimits,
+    tls: studio_core::tls::TlsSettings,
 }
 
 /// Picks the encoder: NVENC only when asked for and its self-test passes, libx264 otherwise.
@@ -57,11 +58,15 @@ pub async fn choose_encoder(
 /// heartbeat that gets no answer fails in time for the next one instead of hanging while the
 /// lease runs out (security review L6).
 ///
-/// Errors: `url` is not a URI.
-pub fn lease_channel(url: &str, lease: Duration) -> anyhow::Result<tonic::transport::Channel> {
+/// Errors: `url` is not a URI; the TLS settings are unusable.
+pub fn lease_channel(
+    tls: &studio_core::tls::TlsSettings,
+    url: &str,
+    lease: Duration,
+) -> anyhow::Result<tonic::transport::Channel> {
     let deadline = (lease / 3).max(Duration::from_secs(1));
-    Ok(tonic::transport::Channel::from_shared(url.to_owned())
-        .context("media_render.ai_job_lease_url")?
+    Ok(tls
+        .endpoint("media_render", "media_render.ai_job_lease_url", url)?
         .connect_timeout(Duration::from_secs(5))
         .timeout(deadline)
         .http2_keep_alive_interval(deadline)
@@ -98,7 +103,8 @@ impl Application {
                 settings.work_dir.display()
             )
         })?;
-        let channel = lease_channel(&settings.ai_job_lease_url, settings.lease())?;
+        settings.tls.server("media_render")?;
+        let channel = lease_channel(&settings.tls, &settings.ai_job_lease_url, settings.lease())?;
         let grpc = TcpListener::bind(&settings.grpc_addr)
             .await
             .with_context(|| format!("binding media_render.grpc_addr {}", settings.grpc_addr))?;
@@ -127,6 +133,7 @@ impl Application {
             encoders,
             guard: identity.guard(audience::MEDIA_RENDER),
             scratch: settings.scratch,
+            tls: settings.tls.clone(),
         })
     }
 
@@ -149,7 +156,9 @@ impl Application {
             encoders: self.encoders,
             status: self.worker.status.clone(),
         };
-        let grpc = tonic::transport::Server::builder()
+        let grpc = self
+            .tls
+            .server("media_render")?
             .layer(self.guard.layer())
             .layer(studio_telemetry::grpc::TraceLayer)
             .add_service(pb::render_service_server::RenderServiceServer::new(status))
@@ -252,7 +261,7 @@ mod tests {
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
         let server = tokio::spawn(server);
         let lease = Duration::from_secs(6);
-        let channel = lease_channel(&url, lease).unwrap();
+        let channel = lease_channel(&Default::default(), &url, lease).unwrap();
         let mut leases = RenderLeaseServiceClient::new(identity.lease_tokens().channel(channel));
         let beat = job_pb::HeartbeatRenderRequest {
             step_id: "s".into(),

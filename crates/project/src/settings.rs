@@ -17,6 +17,9 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Where the user service publishes its keys and what tokens must claim.
     pub auth: VerifierSettings,
+    /// TLS of the gRPC listeners and of `https://` peers.
+    #[serde(default)]
+    pub tls: studio_core::tls::TlsSettings,
     /// The platform key that callers' service tokens (the gateway's, ai-job's) must be signed
     /// with.
     #[serde(default)]

@@ -23,6 +23,7 @@ pub struct Application {
     verifier: Arc<JwksVerifier>,
     pool: sqlx::PgPool,
     guard: ServiceGuard,
+    tls: studio_core::tls::TlsSettings,
 }
 
 impl Application {
@@ -31,6 +32,7 @@ impl Application {
         let identity = settings
             .identity
             .identity("project", "project", LeaseKey::NotHeld)?;
+        settings.tls.server("project")?;
         let pool = studio_core::db::connect(&settings.database, "project.database").await?;
         sqlx::migrate!("./migrations")
             .run(&pool)
@@ -51,6 +53,7 @@ impl Application {
             verifier,
             pool,
             guard: identity.guard(audience::PROJECT),
+            tls: settings.tls.clone(),
         })
     }
 
@@ -70,7 +73,9 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let grpc_addr = self.grpc_addr();
         let http_addr = self.http_addr();
-        let grpc = tonic::transport::Server::builder()
+        let grpc = self
+            .tls
+            .server("project")?
             .layer(self.guard.layer())
             .layer(studio_telemetry::grpc::TraceLayer)
             .add_service(

@@ -69,70 +69,22 @@ impl RabbitNode {
     }
 
     /// A node that also listens for AMQPS, with a certificate for `localhost` signed by a CA
-    /// made for it (the `openssl` command line, ECDSA P-256, valid a day).
+    /// made for it ([`crate::tls::localhost`]).
     pub fn with_tls() -> RabbitNode {
         let mut node = RabbitNode::new();
         let d = node.dir.path().to_path_buf();
-        let openssl = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(&d)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ];
-        let mut ca = vec!["req", "-x509", "-days", "1", "-subj", "/CN=Studio test CA"];
-        ca.extend(ec);
-        ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
-        openssl(&ca);
-        let mut csr = vec!["req", "-subj", "/CN=localhost"];
-        csr.extend(ec);
-        csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
-        openssl(&csr);
-        std::fs::write(
-            d.join("server.ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-        )
-        .unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.pem",
-        ]);
+        let certs = crate::tls::localhost(&d);
         let tls_port = crate::free_port();
         let conf = d.join("rabbitmq.conf");
         let mut text = std::fs::read_to_string(&conf).unwrap();
         text.push_str(&format!(
             "listeners.ssl.default = {tls_port}\nssl_options.cacertfile = {ca}\nssl_options.certfile = {cert}\nssl_options.keyfile = {key}\nssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n",
-            ca = d.join("ca.pem").display(),
-            cert = d.join("server.pem").display(),
-            key = d.join("server.key").display(),
+            ca = certs.ca.display(),
+            cert = certs.cert.display(),
+            key = certs.key.display(),
         ));
         std::fs::write(conf, text).unwrap();
-        node.tls = Some((tls_port, d.join("ca.pem")));
+        node.tls = Some((tls_port, certs.ca));
         node
     }
 

@@ -23,6 +23,9 @@ pub struct Settings {
     /// Google sign-in; disabled when absent.
     #[serde(default)]
     pub google: Option<GoogleSettings>,
+    /// TLS of the gRPC listeners and of `https://` peers.
+    #[serde(default)]
+    pub tls: studio_core::tls::TlsSettings,
     /// The platform key that callers' service tokens must be signed with (the gateway's).
     #[serde(default)]
     pub identity: studio_auth::service::IdentitySettings,

@@ -25,6 +25,7 @@ pub struct Application {
     service: UserService,
     pool: sqlx::PgPool,
     guard: ServiceGuard,
+    tls: studio_core::tls::TlsSettings,
 }
 
 impl Application {
@@ -34,6 +35,7 @@ impl Application {
         let identity = settings
             .identity
             .identity("user", "user", LeaseKey::NotHeld)?;
+        settings.tls.server("user")?;
         let pool = studio_core::db::connect(&settings.database, "user.database").await?;
         crate::MIGRATOR
             .run(&pool)
@@ -75,6 +77,7 @@ impl Application {
             service,
             pool,
             guard: identity.guard(audience::USER),
+            tls: settings.tls.clone(),
         })
     }
 
@@ -95,7 +98,9 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let grpc_addr = self.grpc_addr();
         let http_addr = self.http_addr();
-        let grpc = tonic::transport::Server::builder()
+        let grpc = self
+            .tls
+            .server("user")?
             .layer(self.guard.layer())
             .layer(studio_telemetry::grpc::TraceLayer)
             .add_service(

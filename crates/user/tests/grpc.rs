@@ -44,6 +44,7 @@ async fn register_sign_in_and_me_over_grpc() {
         password: Default::default(),
         google: None,
         identity: Default::default(),
+        tls: Default::default(),
     })
     .await
     .expect("user service starts");
@@ -144,5 +145,72 @@ async fn expired_refresh_tokens_and_empty_families_are_pruned() {
         (0, 0)
     );
     pool.close().await;
+    drop_database(&db_name).await;
+}
+
+/// The gRPC port with a certificate speaks TLS only: a client that trusts the CA (`tls.ca_file`)
+/// registers over `https://`; one that checks against the public roots, or speaks plain HTTP/2,
+/// gets nothing through (security review M10).
+#[tokio::test]
+async fn the_grpc_port_serves_tls_with_its_certificate() {
+    use studio_core::tls::TlsSettings;
+    let certs_dir = tempfile::tempdir().unwrap();
+    let certs = studio_testkit::tls::localhost(certs_dir.path());
+    let shutdown = Shutdown::new();
+    let (db_name, db) = fresh_database("usertls").await;
+    let app = studio_user::startup::Application::build(studio_user::settings::Settings {
+        grpc_addr: "127.0.0.1:0".to_owned(),
+        http_addr: "127.0.0.1:0".to_owned(),
+        database: DatabaseSettings::new(&db),
+        auth: Default::default(),
+        password: Default::default(),
+        google: None,
+        identity: Default::default(),
+        tls: TlsSettings {
+            cert_file: Some(certs.cert.clone()),
+            key_file: Some(certs.key.clone()),
+            ca_file: None,
+        },
+    })
+    .await
+    .expect("user service starts");
+    let port = app.grpc_addr().port();
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let tokens = ServiceIdentity::development("gateway").tokens(audience::USER);
+    let client = |tls: TlsSettings, url: String| {
+        let tokens = tokens.clone();
+        async move {
+            let endpoint = tls.endpoint("gateway", "gateway.user_url", &url).unwrap();
+            let channel = endpoint.connect().await?;
+            Ok::<_, tonic::transport::Error>(UserServiceClient::new(tokens.channel(channel)))
+        }
+    };
+    let trusted = TlsSettings {
+        ca_file: Some(certs.ca.clone()),
+        ..Default::default()
+    };
+    let https = format!("https://localhost:{port}");
+    let mut users = client(trusted, https.clone()).await.unwrap();
+    register(&mut users, "tls@example.com").await;
+
+    // The public roots do not know the test CA: the handshake fails.
+    let untrusted = client(TlsSettings::default(), https).await;
+    assert!(
+        untrusted.is_err(),
+        "a certificate from an unknown CA was accepted"
+    );
+    // Plain HTTP/2 to the TLS port gets no answer.
+    let plain = client(TlsSettings::default(), format!("http://localhost:{port}")).await;
+    if let Ok(mut plain) = plain {
+        let refused = plain
+            .sign_in(upb::SignInRequest {
+                email: "tls@example.com".into(),
+                password: "correct horse battery".into(),
+            })
+            .await;
+        assert!(refused.is_err(), "{refused:?}");
+    }
+    shutdown.trigger();
+    task.await.unwrap().unwrap();
     drop_database(&db_name).await;
 }

@@ -85,6 +85,7 @@ pub fn user_settings(db_url: &str, options: &Options) -> studio_user::settings::
         password: Default::default(),
         google: options.google.clone(),
         identity: Default::default(),
+        tls: Default::default(),
     }
 }
 
@@ -124,6 +125,7 @@ impl Platform {
                 database: DatabaseSettings::new(&project_db),
                 auth: verifier(&user_http),
                 identity: Default::default(),
+                tls: Default::default(),
                 limits: options.project_limits.clone(),
             })
             .await
@@ -156,6 +158,7 @@ impl Platform {
                 limits: options.limits.clone(),
                 retention: Default::default(),
                 identity: Default::default(),
+                tls: Default::default(),
             })
             .await
             .expect("ai-job service starts");
@@ -175,6 +178,7 @@ impl Platform {
                 rate_limit: options.rate_limit.clone(),
                 cors: options.cors.clone(),
                 identity: Default::default(),
+                tls: Default::default(),
             })
             .await
             .expect("gateway starts");

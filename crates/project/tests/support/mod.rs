@@ -35,6 +35,7 @@ impl Services {
             password: Default::default(),
             google: None,
             identity: Default::default(),
+            tls: Default::default(),
         })
         .await
         .expect("user service starts");
@@ -54,6 +55,7 @@ impl Services {
                 auth: verifier,
                 identity: Default::default(),
                 limits: Default::default(),
+                tls: Default::default(),
             })
             .await
             .expect("project service starts");
