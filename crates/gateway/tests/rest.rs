@@ -692,3 +692,30 @@ async fn cors_answers_configured_origins_only() {
     );
     p.stop().await;
 }
+
+/// A style preset names installed fonts only: a path (which would let a user probe the render
+/// workers' file system through render errors) is refused naming the key (security review L2).
+#[tokio::test]
+async fn a_preset_naming_a_font_path_is_refused() {
+    let p = Platform::start().await;
+    let (token, _, _) = p.register("font-path@example.com").await;
+    let style = studio_style::BUILT_IN[0].1;
+    let mut value: toml::Value = toml::from_str(style).unwrap();
+    value["fonts"]["title"] = toml::Value::String("/etc/hostname".into());
+    let probing = toml::to_string(&value).unwrap();
+    let (status, _, problem) = p
+        .call(
+            "POST",
+            "/v1/presets",
+            Some(&token),
+            Some(json!({"name": "probe", "style_toml": probing})),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["field"], "style_toml", "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("fonts.title"),
+        "{problem}"
+    );
+    p.stop().await;
+}

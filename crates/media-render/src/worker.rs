@@ -465,7 +465,7 @@ impl Worker {
                     "the render ran longer than {} s, the limit (media_render.render_timeout_s)",
                     limit.as_secs()
                 )),
-                e => Failure::Final(format!("render failed: {e}")),
+                e => Failure::Final(public_error(&task.job_id, &e)),
             })?;
         let mut files = Vec::new();
         for kind in OutputKind::ALL {
@@ -515,6 +515,24 @@ impl Worker {
         }
         metrics::counter!("media_render_uploads_total").increment(1);
         Ok(manifest)
+    }
+}
+
+/// What the job's owner is told of a failed render: problems of their own timeline or size
+/// cap in full; anything that would show the worker's paths, FFmpeg's output or its
+/// installation (an input outside the sandbox, an FFmpeg failure, a file-system error) as an
+/// error id, logged here with the whole error for the operators (security review L2).
+fn public_error(job: &str, e: &studio_media::MediaError) -> String {
+    use studio_media::MediaError as E;
+    match e {
+        E::Invalid(_) | E::TooLarge { .. } | E::Json { .. } => format!("render failed: {e}"),
+        _ => {
+            let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+            tracing::error!(%job, error_id = %id, error = %e, "render failed");
+            format!(
+                "the render failed (error {id}); the operators can look it up in the render worker's log"
+            )
+        }
     }
 }
 
@@ -621,5 +639,36 @@ mod tests {
         assert_eq!(safe_join(root, "../etc/passwd"), None);
         assert_eq!(safe_join(root, "/etc/passwd"), None);
         assert_eq!(safe_join(root, "a/../../b"), None);
+    }
+}
+
+#[cfg(test)]
+mod public_errors {
+    use super::public_error;
+    use studio_media::MediaError;
+
+    #[test]
+    fn the_owner_sees_their_own_problems_but_not_the_workers_internals() {
+        let ffmpeg = MediaError::Ffmpeg {
+            status: Some(1),
+            stderr: "/var/tmp/studio-media-render/tasks/x/input/a.png: No such file".into(),
+        };
+        let shown = public_error("job", &ffmpeg);
+        assert!(!shown.contains("/var/tmp"), "{shown}");
+        assert!(shown.contains("error "), "{shown}");
+        let outside = MediaError::OutsideSandbox {
+            path: "/etc/hostname".into(),
+            roots: "/var/tmp/studio-media-render".into(),
+        };
+        let shown = public_error("job", &outside);
+        assert!(
+            !shown.contains("/etc/hostname") && !shown.contains("/var/tmp"),
+            "{shown}"
+        );
+        let too_large = MediaError::TooLarge {
+            size: 10,
+            max_bytes: 5,
+        };
+        assert!(public_error("job", &too_large).contains("max_bytes"));
     }
 }

@@ -488,6 +488,22 @@ impl ProjectService {
         }
         let style = Style::parse(name, style_toml)
             .map_err(|e| Error::invalid("style_toml", e.to_string()))?;
+        // A preset names fonts installed on the render workers; a path would let a user probe
+        // the workers' file system through render errors (security review L2).
+        for (key, font) in [
+            ("title", &style.fonts.title),
+            ("heading", &style.fonts.heading),
+            ("captions", &style.fonts.captions),
+        ] {
+            if font.contains(['/', '\\']) || font.starts_with('.') {
+                return Err(Error::invalid(
+                    "style_toml",
+                    format!(
+                        "fonts.{key} = {font:?}: name a font file installed on the render workers, such as \"DejaVuSans-Bold.ttf\"; paths are not accepted in presets"
+                    ),
+                ));
+            }
+        }
         let description = if description.trim().is_empty() {
             style.description
         } else {
