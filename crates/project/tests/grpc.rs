@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use studio_auth::service::ServiceChannel;
 use studio_proto::common::v1 as common;
 use studio_proto::project::v1 as pb;
-use studio_proto::project::v1::project_service_client::ProjectServiceClient;
 use studio_proto::user::v1 as upb;
 use studio_proto::user::v1::user_service_client::UserServiceClient;
 use support::Services;
@@ -38,20 +37,8 @@ async fn register(users: &mut UserServiceClient<ServiceChannel>, email: &str) ->
 #[tokio::test]
 async fn a_project_lives_and_dies_over_grpc() {
     let p = Services::start().await;
-    let mut users = UserServiceClient::new(
-        studio_auth::service::ServiceIdentity::development("gateway")
-            .tokens(studio_auth::service::audience::USER)
-            .connect(p.user_grpc.clone())
-            .await
-            .unwrap(),
-    );
-    let mut projects = ProjectServiceClient::new(
-        studio_auth::service::ServiceIdentity::development("gateway")
-            .tokens(studio_auth::service::audience::PROJECT)
-            .connect(p.project_grpc.clone())
-            .await
-            .unwrap(),
-    );
+    let mut users = p.users().await;
+    let mut projects = p.projects().await;
     let token = register(&mut users, "grpc@example.com").await;
     let me = users
         .get_me(authed(upb::GetMeRequest {}, &token))
@@ -162,20 +149,8 @@ fn project_rpcs() -> BTreeSet<String> {
 #[tokio::test]
 async fn another_users_objects_answer_not_found_over_grpc() {
     let p = Services::start().await;
-    let mut users = UserServiceClient::new(
-        studio_auth::service::ServiceIdentity::development("gateway")
-            .tokens(studio_auth::service::audience::USER)
-            .connect(p.user_grpc.clone())
-            .await
-            .unwrap(),
-    );
-    let mut c = ProjectServiceClient::new(
-        studio_auth::service::ServiceIdentity::development("gateway")
-            .tokens(studio_auth::service::audience::PROJECT)
-            .connect(p.project_grpc.clone())
-            .await
-            .unwrap(),
-    );
+    let mut users = p.users().await;
+    let mut c = p.projects().await;
     let a = register(&mut users, "grpc-a@example.com").await;
     let b = register(&mut users, "grpc-b@example.com").await;
     let project = c

@@ -2,8 +2,11 @@
 //! database on the local Postgres, and talks to them over real sockets. The user service issues
 //! the tokens the project service verifies (through its JWKS).
 
+use studio_auth::service::{audience, ServiceChannel, ServiceIdentity};
 use studio_core::settings::DatabaseSettings;
 use studio_core::Shutdown;
+use studio_proto::project::v1::project_service_client::ProjectServiceClient;
+use studio_proto::user::v1::user_service_client::UserServiceClient;
 use studio_testkit::db::{drop_database, fresh_database};
 
 pub const ISSUER: &str = "studio-test";
@@ -19,6 +22,18 @@ pub struct Services {
 }
 
 impl Services {
+    /// A user-service client with the gateway's service identity.
+    pub async fn users(&self) -> UserServiceClient<ServiceChannel> {
+        let tokens = ServiceIdentity::development("gateway").tokens(audience::USER);
+        UserServiceClient::new(tokens.connect(self.user_grpc.clone()).await.unwrap())
+    }
+
+    /// A project-service client with the gateway's service identity.
+    pub async fn projects(&self) -> ProjectServiceClient<ServiceChannel> {
+        let tokens = ServiceIdentity::development("gateway").tokens(audience::PROJECT);
+        ProjectServiceClient::new(tokens.connect(self.project_grpc.clone()).await.unwrap())
+    }
+
     pub async fn start() -> Services {
         let shutdown = Shutdown::new();
         let (user_db_name, user_db) = fresh_database("user").await;
