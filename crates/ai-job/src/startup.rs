@@ -12,9 +12,13 @@ use anyhow::Context as _;
 use studio_auth::service::{audience, LeaseKey, ServiceIdentity};
 use studio_auth::JwksVerifier;
 use studio_core::Shutdown;
+use studio_proto::job::v1::job_service_server::JobServiceServer;
+use studio_proto::job::v1::render_lease_service_server::RenderLeaseServiceServer;
 use studio_providers::cache::ResultCache;
 use studio_queue::{QueueSpec, WorkQueue};
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tonic::transport::server::TcpIncoming;
 
 use studio_pipeline::Graph;
 use studio_providers::Providers;
@@ -162,118 +166,14 @@ impl Application {
     }
 
     /// Runs every role until `shutdown` fires; workers then get their grace period.
-    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(mut self, shutdown: Shutdown) -> anyhow::Result<()> {
         let pool = self.shared.store.pool.clone();
-        let mut tasks = tokio::task::JoinSet::new();
-        if let Some(listeners) = self.grpc {
-            let addr = listeners.jobs.local_addr()?;
-            let lease_addr = listeners.leases.local_addr()?;
-            let events = crate::watch::EventHub::start(&self.shared.store)
-                .await
-                .context("listening for job events")?;
-            let jobs = Jobs {
-                store: self.shared.store.clone(),
-                storage: self.shared.storage.clone(),
-                providers: self.shared.providers.clone(),
-                projects: Arc::new(self.shared.projects.clone()),
-                graph: self.shared.graph.clone(),
-                events,
-                output_url_ttl: Duration::from_secs(self.settings.output_url_ttl_s),
-                max_attempts: self.settings.worker.max_attempts,
-                limits: self.settings.limits.clone(),
-            };
-            let verifier = Arc::new(JwksVerifier::new(self.settings.auth.clone()));
-            let leases = RenderLeases {
-                store: self.shared.store.clone(),
-            };
-            let server =
-                self.settings
-                    .tls
-                    .server("ai_job")?
-                    .layer(self.identity.guard(audience::AI_JOB).layer())
-                    .layer(studio_telemetry::grpc::TraceLayer)
-                    .add_service(
-                        studio_proto::job::v1::job_service_server::JobServiceServer::new(
-                            GrpcJobs { jobs, verifier },
-                        ),
-                    )
-                    .serve_with_incoming_shutdown(
-                        tonic::transport::server::TcpIncoming::from(listeners.jobs),
-                        shutdown.wait_owned(),
-                    );
-            let lease_server = self
-                .settings
-                .tls
-                .server("ai_job")?
-                .layer(self.identity.lease_guard().layer())
-                .layer(studio_telemetry::grpc::TraceLayer)
-                .add_service(
-                    studio_proto::job::v1::render_lease_service_server::RenderLeaseServiceServer::new(
-                        GrpcRenderLeases { leases },
-                    ),
-                )
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listeners.leases),
-                    shutdown.wait_owned(),
-                );
-            tracing::info!(grpc_addr = %addr, %lease_addr, "ai-job api listening");
-            tasks.spawn(async move { server.await.context("ai-job gRPC server") });
-            tasks.spawn(async move {
-                lease_server
-                    .await
-                    .context("ai-job render-lease gRPC server")
-            });
-            let relay = crate::relay::run(
-                self.shared.store.clone(),
-                self.queue.clone(),
-                Duration::from_millis(self.settings.relay_interval_ms.max(10)),
-                shutdown.clone(),
-            );
-            tasks.spawn(async move {
-                relay.await;
-                Ok(())
-            });
-            tasks.spawn(crate::deadletter::run(
-                self.shared.store.clone(),
-                self.queue.clone(),
-                self.settings.max_deliveries,
-                shutdown.clone(),
-            ));
-            let prune = crate::retention::run(
-                pool.clone(),
-                self.settings.retention.clone(),
-                shutdown.clone(),
-            );
-            tasks.spawn(async move {
-                prune.await;
-                Ok(())
-            });
+        let mut tasks = JoinSet::new();
+        if let Some(listeners) = self.grpc.take() {
+            self.spawn_api(listeners, &mut tasks, &shutdown).await?;
         }
         if self.settings.has(Role::Worker) {
-            let worker = Worker {
-                id: format!("ai-job-{}-{}", hostname(), std::process::id()),
-                context: StepContext {
-                    store: self.shared.store.clone(),
-                    storage: self.shared.storage.clone(),
-                    providers: self.shared.providers.clone(),
-                    graph: self.shared.graph.clone(),
-                    work_dir: self.settings.worker.work_dir.clone(),
-                    max_attempts: self.settings.worker.max_attempts,
-                },
-                queue: self.queue.clone(),
-                settings: self.settings.worker.clone(),
-            };
-            tasks.spawn(worker.run(shutdown.clone()));
-            let scratch = studio_core::scratch::run(
-                "ai_job.worker.work_dir",
-                self.settings.worker.work_dir.clone(),
-                self.settings.worker.scratch,
-                shutdown.clone(),
-            );
-            tasks.spawn(async move {
-                scratch.await;
-                Ok(())
-            });
+            self.spawn_worker(&mut tasks, &shutdown);
         }
         let router = studio_telemetry::http::ops_router(studio_core::db::probes(pool.clone()));
         let http = axum::serve(self.http, router).with_graceful_shutdown(shutdown.wait_owned());
@@ -296,6 +196,113 @@ impl Application {
         pool.close().await;
         tracing::info!("ai-job stopped");
         result
+    }
+
+    /// Starts the `api` role on `tasks`: JobService and RenderLeaseService on their listeners,
+    /// the outbox relay, the dead-letter consumer and pruning.
+    async fn spawn_api(
+        &self,
+        listeners: ApiListeners,
+        tasks: &mut JoinSet<anyhow::Result<()>>,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<()> {
+        let addr = listeners.jobs.local_addr()?;
+        let lease_addr = listeners.leases.local_addr()?;
+        let events = crate::watch::EventHub::start(&self.shared.store)
+            .await
+            .context("listening for job events")?;
+        let jobs = Jobs {
+            store: self.shared.store.clone(),
+            storage: self.shared.storage.clone(),
+            providers: self.shared.providers.clone(),
+            projects: Arc::new(self.shared.projects.clone()),
+            graph: self.shared.graph.clone(),
+            events,
+            output_url_ttl: Duration::from_secs(self.settings.output_url_ttl_s),
+            max_attempts: self.settings.worker.max_attempts,
+            limits: self.settings.limits.clone(),
+        };
+        let verifier = Arc::new(JwksVerifier::new(self.settings.auth.clone()));
+        let leases = RenderLeases {
+            store: self.shared.store.clone(),
+        };
+        let tls = &self.settings.tls;
+        let server = tls
+            .server("ai_job")?
+            .layer(self.identity.guard(audience::AI_JOB).layer())
+            .layer(studio_telemetry::grpc::TraceLayer)
+            .add_service(JobServiceServer::new(GrpcJobs { jobs, verifier }))
+            .serve_with_incoming_shutdown(TcpIncoming::from(listeners.jobs), shutdown.wait_owned());
+        let lease_server = tls
+            .server("ai_job")?
+            .layer(self.identity.lease_guard().layer())
+            .layer(studio_telemetry::grpc::TraceLayer)
+            .add_service(RenderLeaseServiceServer::new(GrpcRenderLeases { leases }))
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listeners.leases),
+                shutdown.wait_owned(),
+            );
+        tracing::info!(grpc_addr = %addr, %lease_addr, "ai-job api listening");
+        tasks.spawn(async move { server.await.context("ai-job gRPC server") });
+        tasks.spawn(async move {
+            lease_server
+                .await
+                .context("ai-job render-lease gRPC server")
+        });
+        let relay = crate::relay::run(
+            self.shared.store.clone(),
+            self.queue.clone(),
+            Duration::from_millis(self.settings.relay_interval_ms.max(10)),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            relay.await;
+            Ok(())
+        });
+        tasks.spawn(crate::deadletter::run(
+            self.shared.store.clone(),
+            self.queue.clone(),
+            self.settings.max_deliveries,
+            shutdown.clone(),
+        ));
+        let prune = crate::retention::run(
+            self.shared.store.pool.clone(),
+            self.settings.retention.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            prune.await;
+            Ok(())
+        });
+        Ok(())
+    }
+
+    /// Starts the `worker` role on `tasks`: the step worker and the pruning of its work folder.
+    fn spawn_worker(&self, tasks: &mut JoinSet<anyhow::Result<()>>, shutdown: &Shutdown) {
+        let worker = Worker {
+            id: format!("ai-job-{}-{}", hostname(), std::process::id()),
+            context: StepContext {
+                store: self.shared.store.clone(),
+                storage: self.shared.storage.clone(),
+                providers: self.shared.providers.clone(),
+                graph: self.shared.graph.clone(),
+                work_dir: self.settings.worker.work_dir.clone(),
+                max_attempts: self.settings.worker.max_attempts,
+            },
+            queue: self.queue.clone(),
+            settings: self.settings.worker.clone(),
+        };
+        tasks.spawn(worker.run(shutdown.clone()));
+        let scratch = studio_core::scratch::run(
+            "ai_job.worker.work_dir",
+            self.settings.worker.work_dir.clone(),
+            self.settings.worker.scratch,
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            scratch.await;
+            Ok(())
+        });
     }
 }
 
