@@ -25,6 +25,7 @@ pub enum DbError {
 
 /// Connects a pool with the settings under `key` (e.g. `user.database`).
 pub async fn connect(settings: &DatabaseSettings, key: &str) -> Result<PgPool, DbError> {
+    crate::tls::install_crypto_provider();
     let options: PgConnectOptions =
         settings
             .url

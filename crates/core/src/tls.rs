@@ -24,6 +24,17 @@ pub struct TlsSettings {
     pub ca_file: Option<PathBuf>,
 }
 
+/// Makes ring rustls's process-wide crypto provider, once (later calls do nothing). The
+/// workspace links rustls with both ring (tonic, sqlx, lapin) and aws-lc-rs (the AWS SDK), and
+/// rustls then picks neither on its own: the first TLS configuration built without an explicit
+/// provider would panic.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 fn read(key: String, path: &Path) -> Result<Vec<u8>, SettingsError> {
     std::fs::read(path).map_err(|e| {
         SettingsError::invalid(
@@ -40,6 +51,7 @@ impl TlsSettings {
     /// Errors: only one of the two set, a file that cannot be read, or PEM that rustls refuses,
     /// naming the key.
     pub fn server(&self, section: &str) -> Result<Server, SettingsError> {
+        install_crypto_provider();
         let identity = match (&self.cert_file, &self.key_file) {
             (None, None) => return Ok(Server::builder()),
             (Some(cert), Some(key)) => Identity::from_pem(
@@ -69,6 +81,7 @@ impl TlsSettings {
         url_key: &str,
         url: &str,
     ) -> Result<Endpoint, SettingsError> {
+        install_crypto_provider();
         let endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| SettingsError::invalid(url_key, format!("{url:?} is not a URL: {e}")))?;
         if !url.starts_with("https://") {

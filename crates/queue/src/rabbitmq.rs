@@ -125,6 +125,12 @@ impl RabbitQueue {
         name: &str,
         ca: Option<String>,
     ) -> Result<RabbitQueue, QueueError> {
+        // rustls is linked with both ring and aws-lc-rs in Studio's services, so it picks no
+        // provider by itself; ring is the one lapin is built with (once per process).
+        static PROVIDER: std::sync::Once = std::sync::Once::new();
+        PROVIDER.call_once(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        });
         let inner = Arc::new(Inner {
             url: url.to_owned(),
             name: name.to_owned(),
