@@ -12,6 +12,13 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 /// A fake Google (token and userinfo endpoints) for Ada Lovelace's verified address, and the
 /// platform configured to sign in with it.
 async fn google_and_platform() -> (MockServer, Platform) {
+    google_and_platform_with(None).await
+}
+
+/// [`google_and_platform`] with outgoing mail configured.
+async fn google_and_platform_with(
+    mail: Option<studio_user::settings::MailSettings>,
+) -> (MockServer, Platform) {
     let google = MockServer::start().await;
     // Google's token endpoint (developers.google.com/identity/protocols/oauth2/web-server#exchange-authorization-code).
     Mock::given(method("POST"))
@@ -48,6 +55,7 @@ async fn google_and_platform() -> (MockServer, Platform) {
             userinfo_url: format!("{}/v1/userinfo", google.uri()),
             state_ttl_s: 600,
         }),
+        mail,
         ..Options::default()
     })
     .await;
@@ -225,6 +233,110 @@ async fn google_does_not_adopt_an_unverified_password_account() {
         )
         .await;
     assert_eq!(status, 200);
+    p.stop().await;
+}
+
+/// The owner of a password account verifies the address with the link in the mail (REST:
+/// `POST /v1/auth/verify-email`); a later Google sign-in with that address links the account and
+/// keeps its password and sessions: only an unverified account is adopted.
+#[tokio::test]
+async fn google_links_a_verified_password_account_and_keeps_its_password() {
+    let sink = studio_testkit::smtp::SmtpSink::start().await;
+    let (_google, p) = google_and_platform_with(Some(studio_user::settings::MailSettings {
+        from: "Studio <no-reply@studio.example>".into(),
+        verify_url: "http://localhost:3000/verify-email?token={token}".into(),
+        verification_ttl_s: 3600,
+        resend_after_s: 60,
+        max_attempts: 3,
+        transport: studio_user::settings::MailTransport::Smtp {
+            host: "127.0.0.1".into(),
+            port: sink.port,
+            security: studio_user::settings::SmtpSecurity::None,
+            username: None,
+            password: None,
+            timeout_s: 5,
+        },
+    }))
+    .await;
+    let (access, refresh, id) = p.register("ada.lovelace@gmail.com").await;
+    let (_, _, me) = p.call("GET", "/v1/me", Some(&access), None).await;
+    assert_eq!(me["email_verified"], false);
+    // Too soon for another mail: 429 naming the setting.
+    let (status, _, problem) = p
+        .call("POST", "/v1/me/verification-email", Some(&access), None)
+        .await;
+    assert_eq!(status, 429, "{problem}");
+    let mails = sink.wait_for(1, std::time::Duration::from_secs(20)).await;
+    let link =
+        studio_testkit::smtp::first_link(&studio_testkit::smtp::body(&mails[0])).expect("a link");
+    let token = link.split("token=").nth(1).unwrap();
+    let (status, _, problem) = p
+        .call(
+            "POST",
+            "/v1/auth/verify-email",
+            None,
+            Some(serde_json::json!({"token": "forged"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["field"], "token");
+    let (status, _, verified) = p
+        .call(
+            "POST",
+            "/v1/auth/verify-email",
+            None,
+            Some(serde_json::json!({"token": token})),
+        )
+        .await;
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(verified["email"], "ada.lovelace@gmail.com");
+    let (_, _, me) = p.call("GET", "/v1/me", Some(&access), None).await;
+    assert_eq!(me["email_verified"], true);
+    let (status, _, _) = p
+        .call("POST", "/v1/me/verification-email", Some(&access), None)
+        .await;
+    assert_eq!(status, 409, "already verified");
+
+    let (_, _, started) = p
+        .call(
+            "GET",
+            &format!("/v1/auth/google/start?redirect_uri={}", urlencode(REDIRECT)),
+            None,
+            None,
+        )
+        .await;
+    let (status, _, pair) = p
+        .call(
+            "POST",
+            "/v1/auth/google/finish",
+            None,
+            Some(serde_json::json!({"code": "4/0Afake", "state": started["state"], "binding": started["binding"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{pair}");
+    assert_eq!(pair["user"]["id"], id.as_str());
+    assert_eq!(
+        pair["user"]["sign_in_methods"],
+        serde_json::json!(["password", "google"])
+    );
+    let (status, _, _) = p
+        .call(
+            "POST",
+            "/v1/auth/sign-in",
+            None,
+            Some(serde_json::json!({"email": "ada.lovelace@gmail.com", "password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(status, 200, "the owner's password still signs in");
+    let (status, _, _) = p
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(serde_json::json!({"refresh_token": refresh})),
+        )
+        .await;
+    assert_eq!(status, 200, "and the owner's session still works");
     p.stop().await;
 }
 

@@ -10,6 +10,7 @@
 //! - [`proxy`]: a TCP proxy a test can cut, for outages of Postgres or any TCP service;
 //! - [`media`]: ffprobe, frame hashes, loudness and PCM read back with FFmpeg, independently of
 //!   the engine;
+//! - [`smtp`]: a local SMTP sink (aiosmtpd) storing what it receives;
 //! - [`tls`]: a CA and a `localhost` certificate for TLS tests (openssl);
 //! - [`texts`]: the example texts in `examples/texts` and ways to compare narrated words.
 #![allow(missing_debug_implementations)]
@@ -24,6 +25,7 @@ pub mod openai;
 pub mod proxy;
 pub mod rabbit;
 pub mod s3;
+pub mod smtp;
 pub mod texts;
 pub mod tls;
 

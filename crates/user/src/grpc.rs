@@ -24,6 +24,7 @@ impl From<Account> for pb::User {
             } as i32,
             created_at_ms: account.created_at.timestamp_millis(),
             sign_in_methods: account.sign_in_methods,
+            email_verified: account.email_verified,
         }
     }
 }
@@ -127,6 +128,28 @@ impl pb::user_service_server::UserService for GrpcUser {
             .finish_google(&r.code, &r.state, &r.binding)
             .await?;
         Ok(Response::new(pair.into()))
+    }
+
+    async fn verify_email(
+        &self,
+        request: Request<pb::VerifyEmailRequest>,
+    ) -> Result<Response<pb::VerifyEmailResponse>, Status> {
+        let email = self
+            .service
+            .verify_email(&request.into_inner().token)
+            .await?;
+        Ok(Response::new(pb::VerifyEmailResponse { email }))
+    }
+
+    async fn resend_verification(
+        &self,
+        request: Request<pb::ResendVerificationRequest>,
+    ) -> Result<Response<pb::ResendVerificationResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let expires_in_s = self.service.resend_verification(caller).await?;
+        Ok(Response::new(pb::ResendVerificationResponse {
+            expires_in_s,
+        }))
     }
 
     async fn rotate_signing_key(

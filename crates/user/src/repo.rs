@@ -13,6 +13,7 @@ pub struct UserRow {
     pub role: String,
     pub password_hash: Option<String>,
     pub has_google: bool,
+    pub email_verified: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -76,7 +77,8 @@ impl Repo {
         sqlx::query_as!(
             UserRow,
             r#"SELECT id, email, display_name, role, password_hash, created_at,
-                      EXISTS (SELECT 1 FROM oauth_links l WHERE l.user_id = u.id) AS "has_google!"
+                      EXISTS (SELECT 1 FROM oauth_links l WHERE l.user_id = u.id) AS "has_google!",
+                      email_verified_at IS NOT NULL AS "email_verified!"
                FROM users u WHERE email_normalized = $1"#,
             email_normalized
         )
@@ -91,12 +93,27 @@ impl Repo {
         sqlx::query_as!(
             UserRow,
             r#"SELECT id, email, display_name, role, password_hash, created_at,
-                      EXISTS (SELECT 1 FROM oauth_links l WHERE l.user_id = u.id) AS "has_google!"
+                      EXISTS (SELECT 1 FROM oauth_links l WHERE l.user_id = u.id) AS "has_google!",
+                      email_verified_at IS NOT NULL AS "email_verified!"
                FROM users u WHERE id = $1"#,
             id
         )
         .fetch_optional(executor)
         .await
+    }
+
+    /// Marks the account's address verified (keeping the first time it was).
+    pub async fn mark_verified(
+        executor: impl sqlx::PgExecutor<'_>,
+        id: Uuid,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query!(
+            "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now() WHERE id = $1",
+            id
+        )
+        .execute(executor)
+        .await?;
+        Ok(())
     }
 
     pub async fn insert_family(

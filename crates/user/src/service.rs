@@ -14,6 +14,7 @@ use crate::password::{Passwords, MAX_LEN, MIN_LEN};
 use crate::repo::{is_unique_violation, Repo};
 use crate::settings::AuthSettings;
 use crate::tokens;
+use crate::verification::Verifier;
 
 /// A validated email: trimmed, at most 254 characters (RFC 5321), one `@`, a dotted domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +57,8 @@ pub struct Account {
     pub created_at: DateTime<Utc>,
     /// `password`, `google`.
     pub sign_in_methods: Vec<String>,
+    /// Whether the owner of the address proved it (a verification link, or Google).
+    pub email_verified: bool,
 }
 
 /// A fresh access token and refresh token.
@@ -81,16 +84,18 @@ pub struct GoogleStart {
 /// The user service.
 #[derive(Debug, Clone)]
 pub struct UserService {
-    repo: Repo,
+    pub(crate) repo: Repo,
     keys: Arc<KeyRing>,
     passwords: Passwords,
     auth: AuthSettings,
     google: Option<Google>,
     validation: Arc<jsonwebtoken::Validation>,
     throttle: Arc<crate::throttle::SignInThrottle>,
+    /// Email verification; `None` when `[user.mail]` is absent.
+    pub(crate) verifier: Option<Verifier>,
 }
 
-fn db(err: sqlx::Error) -> Error {
+pub(crate) fn db(err: sqlx::Error) -> Error {
     tracing::error!(error = %err, "database error");
     Error::internal()
 }
@@ -110,6 +115,7 @@ fn account(row: crate::repo::UserRow) -> Account {
         role: Role::parse(&row.role).unwrap_or(Role::User),
         created_at: row.created_at,
         sign_in_methods: methods,
+        email_verified: row.email_verified,
     }
 }
 
@@ -120,6 +126,7 @@ impl UserService {
         passwords: Passwords,
         auth: AuthSettings,
         google: Option<Google>,
+        verifier: Option<Verifier>,
     ) -> Self {
         let validation = Arc::new(studio_auth::validation(&auth.issuer, &auth.audience, 5));
         let throttle = Arc::new(crate::throttle::SignInThrottle::new(
@@ -134,10 +141,12 @@ impl UserService {
             auth,
             google,
             validation,
+            verifier,
         }
     }
 
-    /// Creates an account and signs it in.
+    /// Creates an account and signs it in; with `[user.mail]` set, a verification mail goes to
+    /// the address (through the outbox, committed with the account).
     ///
     /// Errors: `InvalidArgument` naming `email`, `password` or `display_name`; `AlreadyExists`
     /// when the email has an account.
@@ -192,8 +201,14 @@ impl UserService {
                 db(e)
             }
         })?;
+        if let Some(verifier) = &self.verifier {
+            verifier.enqueue(&mut tx, id, &email).await.map_err(db)?;
+        }
         let pair = self.issue(&mut tx, id, None).await?;
         tx.commit().await.map_err(db)?;
+        if let Some(verifier) = &self.verifier {
+            verifier.outbox.wake();
+        }
         tracing::info!(user_id = %id, "account registered");
         Ok(pair)
     }
@@ -436,17 +451,18 @@ impl UserService {
             .await
             .map_err(db)?;
         let id = match existing {
-            // Google has verified that this person owns the address; whoever set the account's
-            // password did not prove it (Studio does not verify addresses yet). So the account
-            // is adopted without its password, and every session the password opened is revoked:
-            // an account registered in someone else's name cannot be kept (account
-            // pre-hijacking, security review H4).
-            Some(user) if user.password_hash.is_some() => {
+            // Google has verified that this person owns the address. A password account whose
+            // owner never proved the address (its link unused) may have been registered in
+            // someone else's name: it is adopted without its password, and every session the
+            // password opened is revoked, so it cannot be kept (account pre-hijacking,
+            // security review H4). A verified one is the same person's and keeps its password.
+            Some(user) if user.password_hash.is_some() && !user.email_verified => {
                 Repo::drop_password(&mut *tx, user.id).await.map_err(db)?;
                 let revoked =
                     Repo::revoke_families_of(&mut *tx, user.id, "adopted by google sign-in")
                         .await
                         .map_err(db)?;
+                Repo::mark_verified(&mut *tx, user.id).await.map_err(db)?;
                 tracing::warn!(
                     user = %user.id,
                     revoked,
@@ -454,7 +470,10 @@ impl UserService {
                 );
                 UserId(user.id)
             }
-            Some(user) => UserId(user.id),
+            Some(user) => {
+                Repo::mark_verified(&mut *tx, user.id).await.map_err(db)?;
+                UserId(user.id)
+            }
             None => {
                 let id = UserId::new();
                 Repo::insert_user(
@@ -467,6 +486,7 @@ impl UserService {
                 )
                 .await
                 .map_err(db)?;
+                Repo::mark_verified(&mut *tx, id.0).await.map_err(db)?;
                 id
             }
         };

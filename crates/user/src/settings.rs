@@ -23,6 +23,10 @@ pub struct Settings {
     /// Google sign-in; disabled when absent.
     #[serde(default)]
     pub google: Option<GoogleSettings>,
+    /// Outgoing mail (email verification); when absent no mail is sent and password accounts
+    /// stay unverified.
+    #[serde(default)]
+    pub mail: Option<MailSettings>,
     /// TLS of the gRPC listeners and of `https://` peers.
     #[serde(default)]
     pub tls: studio_core::tls::TlsSettings,
@@ -149,6 +153,167 @@ fn default_state_ttl_s() -> i64 {
     600
 }
 
+/// Outgoing mail: who it is from, the verification link, and the transport that delivers it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    /// The `From` mailbox, e.g. `Studio <no-reply@studio.example>`.
+    pub from: String,
+    /// The page that verifies an address, with `{token}` where the token goes, e.g.
+    /// `https://studio.example/verify-email?token={token}`. The page posts the token to
+    /// `POST /v1/auth/verify-email`.
+    pub verify_url: String,
+    /// How long a verification link works, seconds. Default 86,400 (a day).
+    #[serde(default = "default_verification_ttl_s")]
+    pub verification_ttl_s: i64,
+    /// Seconds an account waits between two verification mails. Default 60.
+    #[serde(default = "default_resend_after_s")]
+    pub resend_after_s: i64,
+    /// Tries per mail before it is given up (backing off from 30 s, doubling up to an hour
+    /// between tries: about 3 hours in all with the default). Default 10.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: i32,
+    pub transport: MailTransport,
+}
+
+fn default_verification_ttl_s() -> i64 {
+    24 * 3600
+}
+
+fn default_resend_after_s() -> i64 {
+    60
+}
+
+fn default_max_attempts() -> i32 {
+    10
+}
+
+/// How mail leaves: an SMTP relay (`lettre`) or Mailgun's HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum MailTransport {
+    Smtp {
+        host: String,
+        /// Default 587 (submission with STARTTLS).
+        #[serde(default = "default_smtp_port")]
+        port: u16,
+        /// `starttls` (default; the server must offer it), `tls` (implicit TLS, usually port
+        /// 465) or `none` (plain text: a local relay or a test sink only).
+        #[serde(default)]
+        security: SmtpSecurity,
+        #[serde(default)]
+        username: Option<String>,
+        #[serde(default)]
+        password: Option<SecretString>,
+        /// Seconds one delivery may take. Default 30.
+        #[serde(default = "default_smtp_timeout_s")]
+        timeout_s: u64,
+    },
+    Mailgun {
+        /// `https://api.mailgun.net` (default) or `https://api.eu.mailgun.net` for the EU
+        /// region (documentation.mailgun.com, Messages API).
+        #[serde(default = "default_mailgun_url")]
+        base_url: String,
+        /// The sending domain registered with Mailgun.
+        domain: String,
+        api_key: SecretString,
+    },
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+fn default_smtp_timeout_s() -> u64 {
+    30
+}
+
+fn default_mailgun_url() -> String {
+    "https://api.mailgun.net".to_owned()
+}
+
+/// Transport security of the SMTP connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    #[default]
+    Starttls,
+    Tls,
+    None,
+}
+
+impl MailSettings {
+    fn validate(&self) -> Result<(), SettingsError> {
+        self.from.parse::<lettre::message::Mailbox>().map_err(|e| {
+            SettingsError::invalid(
+                "user.mail.from",
+                format!("must be a mailbox like `Studio <no-reply@studio.example>`: {e}"),
+            )
+        })?;
+        if !self.verify_url.contains("{token}") {
+            return Err(SettingsError::invalid(
+                "user.mail.verify_url",
+                "must contain {token} where the verification token goes",
+            ));
+        }
+        url::Url::parse(&self.verify_url.replace("{token}", "t"))
+            .map_err(|e| SettingsError::invalid("user.mail.verify_url", e.to_string()))?;
+        if !(300..=7 * 24 * 3600).contains(&self.verification_ttl_s) {
+            return Err(SettingsError::invalid(
+                "user.mail.verification_ttl_s",
+                "must be between 300 and 604800 seconds",
+            ));
+        }
+        if !(0..=3600).contains(&self.resend_after_s) {
+            return Err(SettingsError::invalid(
+                "user.mail.resend_after_s",
+                "must be between 0 and 3600 seconds",
+            ));
+        }
+        if !(1..=50).contains(&self.max_attempts) {
+            return Err(SettingsError::invalid(
+                "user.mail.max_attempts",
+                "must be between 1 and 50",
+            ));
+        }
+        match &self.transport {
+            MailTransport::Smtp {
+                host,
+                username,
+                password,
+                ..
+            } => {
+                if host.trim().is_empty() {
+                    return Err(SettingsError::invalid(
+                        "user.mail.transport.host",
+                        "name the SMTP relay, e.g. smtp.example.com",
+                    ));
+                }
+                if username.is_some() != password.is_some() {
+                    return Err(SettingsError::invalid(
+                        "user.mail.transport.username",
+                        "set both username and password, or neither",
+                    ));
+                }
+            }
+            MailTransport::Mailgun {
+                base_url, domain, ..
+            } => {
+                url::Url::parse(base_url).map_err(|e| {
+                    SettingsError::invalid("user.mail.transport.base_url", e.to_string())
+                })?;
+                if domain.trim().is_empty() || domain.contains('/') {
+                    return Err(SettingsError::invalid(
+                        "user.mail.transport.domain",
+                        "name the sending domain registered with Mailgun, e.g. mg.studio.example",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Validate for Settings {
     fn validate(&self) -> Result<(), SettingsError> {
         parse_addr("user.grpc_addr", &self.grpc_addr)?;
@@ -207,6 +372,9 @@ impl Validate for Settings {
                 })?;
             }
         }
+        if let Some(mail) = &self.mail {
+            mail.validate()?;
+        }
         self.identity
             .validate("user", studio_auth::service::LeaseKey::NotHeld)
     }
@@ -232,5 +400,36 @@ mod tests {
         assert!(settings("allow_development_kek = true").validate().is_ok());
         let own = "key_encryption_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"";
         assert!(settings(own).validate().is_ok());
+    }
+
+    #[test]
+    fn mail_settings_name_the_bad_field() {
+        let base = "allow_development_kek = true\n[mail]\nfrom = \"Studio <no-reply@studio.example>\"\nverify_url = \"https://studio.example/verify?token={token}\"\n";
+        let ok = format!("{base}[mail.transport]\nkind = \"smtp\"\nhost = \"127.0.0.1\"\nsecurity = \"none\"\nport = 2525\n");
+        assert!(settings(&ok).validate().is_ok());
+        let mailgun = format!("{base}[mail.transport]\nkind = \"mailgun\"\ndomain = \"mg.studio.example\"\napi_key = \"key\"\n");
+        assert!(settings(&mailgun).validate().is_ok());
+        for (bad, field) in [
+            (ok.replace("{token}", "x"), "user.mail.verify_url"),
+            (
+                ok.replace("Studio <no-reply@studio.example>", "nobody"),
+                "user.mail.from",
+            ),
+            (
+                ok.replace("host = \"127.0.0.1\"", "host = \"\"\nusername = \"u\""),
+                "user.mail.transport.host",
+            ),
+            (
+                ok.replace("port = 2525", "port = 2525\nusername = \"u\""),
+                "user.mail.transport.username",
+            ),
+            (
+                mailgun.replace("mg.studio.example", ""),
+                "user.mail.transport.domain",
+            ),
+        ] {
+            let e = settings(&bad).validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
     }
 }

@@ -12,10 +12,12 @@ use tokio::net::TcpListener;
 use crate::google::Google;
 use crate::grpc::GrpcUser;
 use crate::keys::{Kek, KeyRing};
+use crate::mail::outbox::Outbox;
 use crate::password::Passwords;
 use crate::repo::Repo;
 use crate::service::UserService;
 use crate::settings::Settings;
+use crate::verification::Verifier;
 
 /// The built service with its listeners bound.
 #[derive(Debug)]
@@ -26,6 +28,7 @@ pub struct Application {
     pool: sqlx::PgPool,
     guard: ServiceGuard,
     tls: studio_core::tls::TlsSettings,
+    outbox: Option<Outbox>,
 }
 
 impl Application {
@@ -58,12 +61,27 @@ impl Application {
             .map(Google::new)
             .transpose()
             .map_err(anyhow::Error::msg)?;
+        let verifier = match &settings.mail {
+            Some(mail) => Some(Verifier {
+                settings: mail.clone(),
+                outbox: Outbox::new(
+                    pool.clone(),
+                    crate::mail::sender(mail).context("user.mail")?,
+                    mail.max_attempts,
+                ),
+            }),
+            None => {
+                tracing::warn!("user.mail is not set: no verification mail is sent, and password accounts stay unverified");
+                None
+            }
+        };
         let service = UserService::new(
             Repo { pool: pool.clone() },
             Arc::new(keys),
             passwords,
             settings.auth.clone(),
             google,
+            verifier.clone(),
         );
         let grpc = TcpListener::bind(&settings.grpc_addr)
             .await
@@ -78,6 +96,7 @@ impl Application {
             pool,
             guard: identity.guard(audience::USER),
             tls: settings.tls.clone(),
+            outbox: verifier.map(|v| v.outbox),
         })
     }
 
@@ -119,7 +138,12 @@ impl Application {
         .with_graceful_shutdown(shutdown.wait_owned());
         tracing::info!(%grpc_addr, %http_addr, "user service listening");
         let prune = crate::retention::run(self.pool.clone(), shutdown.clone());
-        let (grpc, http, ()) = tokio::join!(grpc, async { http.await }, prune);
+        let outbox = async {
+            if let Some(outbox) = self.outbox {
+                outbox.run(shutdown.clone()).await;
+            }
+        };
+        let (grpc, http, (), ()) = tokio::join!(grpc, async { http.await }, prune, outbox);
         grpc.context("user gRPC server")?;
         http.context("user HTTP server")?;
         self.pool.close().await;

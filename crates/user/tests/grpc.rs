@@ -43,6 +43,7 @@ async fn register_sign_in_and_me_over_grpc() {
         },
         password: Default::default(),
         google: None,
+        mail: None,
         identity: Default::default(),
         tls: Default::default(),
     })
@@ -91,8 +92,8 @@ async fn register_sign_in_and_me_over_grpc() {
     drop_database(&db_name).await;
 }
 
-/// Refresh tokens a day past their expiry, and families left without tokens, are pruned; live
-/// ones stay (security review L5).
+/// Refresh tokens and verification links a day past their expiry, families left without
+/// tokens, and mail sent a week ago are pruned; live ones stay (security review L5).
 #[tokio::test]
 async fn expired_refresh_tokens_and_empty_families_are_pruned() {
     let (db_name, db) = fresh_database("userprune").await;
@@ -131,9 +132,35 @@ async fn expired_refresh_tokens_and_empty_families_are_pruned() {
         .await
         .unwrap();
     }
+    // A verification link two days past its expiry, one still open; mail sent eight days ago,
+    // mail sent today.
+    for (hash, expires) in [
+        (b"link-old".to_vec(), "now() - interval '2 days'"),
+        (b"link-live".to_vec(), "now() + interval '1 day'"),
+    ] {
+        sqlx::query(&format!(
+            "INSERT INTO email_verifications (token_hash, user_id, email_normalized, expires_at)
+             VALUES ($1, $2, 'a@example.com', {expires})"
+        ))
+        .bind(hash)
+        .bind(user)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    for sent in ["now() - interval '8 days'", "now()"] {
+        sqlx::query(&format!(
+            "INSERT INTO mail_outbox (id, kind, recipient, subject, body, sent_at)
+             VALUES ($1, 'verification', 'a@example.com', 's', '', {sent})"
+        ))
+        .bind(uuid::Uuid::now_v7())
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
     assert_eq!(
         studio_user::retention::prune_once(&pool).await.unwrap(),
-        (2, 1)
+        (2, 1, 1, 1)
     );
     let left: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM refresh_tokens")
         .fetch_all(&pool)
@@ -142,7 +169,7 @@ async fn expired_refresh_tokens_and_empty_families_are_pruned() {
     assert_eq!(left, [b"live".to_vec()]);
     assert_eq!(
         studio_user::retention::prune_once(&pool).await.unwrap(),
-        (0, 0)
+        (0, 0, 0, 0)
     );
     pool.close().await;
     drop_database(&db_name).await;
@@ -165,6 +192,7 @@ async fn the_grpc_port_serves_tls_with_its_certificate() {
         auth: Default::default(),
         password: Default::default(),
         google: None,
+        mail: None,
         identity: Default::default(),
         tls: TlsSettings {
             cert_file: Some(certs.cert.clone()),

@@ -53,6 +53,9 @@ pub struct UserDto {
     pub created_at: DateTime<Utc>,
     /// `password`, `google`.
     pub sign_in_methods: Vec<String>,
+    /// Whether the owner of the address proved it (the link in the verification mail, or
+    /// Google sign-in).
+    pub email_verified: bool,
 }
 
 impl From<user::User> for UserDto {
@@ -68,6 +71,7 @@ impl From<user::User> for UserDto {
             .to_owned(),
             created_at: time(u.created_at_ms),
             sign_in_methods: u.sign_in_methods,
+            email_verified: u.email_verified,
         }
     }
 }
@@ -105,6 +109,25 @@ impl From<user::TokenPair> for TokenPairDto {
 pub struct GoogleStartQuery {
     /// One of the redirect URIs registered with Google.
     pub redirect_uri: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailBody {
+    /// The `token` parameter of the link in the verification mail.
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifiedEmailDto {
+    /// The address now verified.
+    pub email: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerificationSentDto {
+    /// Seconds the new link works.
+    pub expires_in: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

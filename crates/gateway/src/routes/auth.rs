@@ -131,6 +131,52 @@ pub async fn google_finish(
     Ok(Json(pair.into_inner().into()))
 }
 
+/// Verifies an address with the token from the link in its verification mail. A spent link
+/// answers the same while the address stays verified.
+#[utoipa::path(post, path = "/v1/auth/verify-email", tag = "auth", request_body = VerifyEmailBody,
+    responses((status = 200, description = "Address verified", body = VerifiedEmailDto), Problems))]
+pub async fn verify_email(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<VerifyEmailBody>,
+) -> ApiResult<Json<VerifiedEmailDto>> {
+    let request = pb::VerifyEmailRequest { token: body.token };
+    let verified = state
+        .user
+        .clone()
+        .verify_email(grpc(request, None, state.timeout))
+        .await?
+        .into_inner();
+    Ok(Json(VerifiedEmailDto {
+        email: verified.email,
+    }))
+}
+
+/// Sends the signed-in account a new verification mail. 409 when the address is already
+/// verified or mail is not configured; 429 within `user.mail.resend_after_s` of the last one.
+#[utoipa::path(post, path = "/v1/me/verification-email", tag = "auth", security(("bearer" = [])),
+    responses((status = 202, description = "Mail queued", body = VerificationSentDto), Problems))]
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    authed: Authed,
+) -> ApiResult<(StatusCode, Json<VerificationSentDto>)> {
+    let sent = state
+        .user
+        .clone()
+        .resend_verification(grpc(
+            pb::ResendVerificationRequest {},
+            Some(&authed.token),
+            state.timeout,
+        ))
+        .await?
+        .into_inner();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(VerificationSentDto {
+            expires_in: sent.expires_in_s,
+        }),
+    ))
+}
+
 /// The signed-in account.
 #[utoipa::path(get, path = "/v1/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, description = "The account", body = UserDto), Problems))]

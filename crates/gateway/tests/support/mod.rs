@@ -18,6 +18,7 @@ pub struct Options {
     pub reuse_grace_s: i64,
     pub rate_limit: studio_gateway::settings::RateLimitSettings,
     pub google: Option<studio_user::settings::GoogleSettings>,
+    pub mail: Option<studio_user::settings::MailSettings>,
     pub cors: studio_gateway::settings::CorsSettings,
     pub limits: studio_ai_job::limits::Limits,
     pub project_limits: studio_project::settings::Limits,
@@ -38,6 +39,7 @@ impl Default for Options {
                 max_streams_per_user: 10,
             },
             google: None,
+            mail: None,
             cors: Default::default(),
             limits: Default::default(),
             project_limits: Default::default(),
@@ -84,6 +86,7 @@ pub fn user_settings(db_url: &str, options: &Options) -> studio_user::settings::
         },
         password: Default::default(),
         google: options.google.clone(),
+        mail: options.mail.clone(),
         identity: Default::default(),
         tls: Default::default(),
     }

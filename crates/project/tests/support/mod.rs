@@ -49,6 +49,7 @@ impl Services {
             },
             password: Default::default(),
             google: None,
+            mail: None,
             identity: Default::default(),
             tls: Default::default(),
         })
