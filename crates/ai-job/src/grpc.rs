@@ -162,6 +162,16 @@ impl From<project_pb::Project> for ProjectSource {
 #[derive(Debug, Clone)]
 pub struct GrpcProjects(pub ProjectServiceClient<ServiceChannel>);
 
+/// The caller's `authorization` value, passed on to the project service.
+fn bearer<T>(request: &Request<T>) -> Result<String, Status> {
+    Ok(request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Status::unauthenticated("missing bearer token"))?
+        .to_owned())
+}
+
 fn with_bearer<T>(body: T, bearer: &str) -> Result<Request<T>, Error> {
     let mut request = Request::new(body);
     let value = MetadataValue::try_from(bearer)
@@ -223,12 +233,7 @@ impl pb::job_service_server::JobService for GrpcJobs {
         request: Request<pb::StartJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
         let caller = self.caller(&request).await?;
-        let bearer = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| Status::unauthenticated("missing bearer token"))?
-            .to_owned();
+        let bearer = bearer(&request)?;
         let body = request.into_inner();
         let project = ProjectId::parse("project_id", &body.project_id)?;
         let (view, _) = self
@@ -258,6 +263,22 @@ impl pb::job_service_server::JobService for GrpcJobs {
         Ok(Response::new(
             self.jobs.cancel(caller.user_id, id).await?.into(),
         ))
+    }
+
+    async fn delete_project_jobs(
+        &self,
+        request: Request<pb::DeleteProjectJobsRequest>,
+    ) -> Result<Response<pb::DeleteProjectJobsResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let bearer = bearer(&request)?;
+        let project = ProjectId::parse("project_id", &request.get_ref().project_id)?;
+        let deleted = self
+            .jobs
+            .delete_project(caller.user_id, &bearer, project)
+            .await?;
+        Ok(Response::new(pb::DeleteProjectJobsResponse {
+            jobs_deleted: deleted as i64,
+        }))
     }
 
     async fn list_jobs(

@@ -22,11 +22,13 @@
 //!   once, several relays side by side (`FOR UPDATE SKIP LOCKED`); and re-announces steps whose
 //!   lease expired.
 //!
-//! - [`retention`]: prunes published outbox rows and old progress events.
+//! - [`retention`]: prunes published outbox rows and old progress events; [`deletion`]: a
+//!   deleted project's jobs and the purge of its files.
 //!
 //! Migrations live in `migrations/` and are embedded: [`MIGRATOR`].
 
 pub mod deadletter;
+pub mod deletion;
 pub mod grpc;
 pub mod limits;
 pub mod messages;

@@ -19,6 +19,10 @@ pub struct Retention {
     pub events_days: u32,
     /// Seconds between pruning passes. Default 3600.
     pub interval_s: u64,
+    /// Seconds after the first purge of a deleted project's files that its prefix is purged
+    /// once more, for files a render still running at deletion wrote afterwards. At least the
+    /// longest render (`[ai_job.limits] render_timeout_s`). Default 3600.
+    pub purge_again_after_s: u64,
 }
 
 impl Default for Retention {
@@ -27,6 +31,7 @@ impl Default for Retention {
             outbox_days: 7,
             events_days: 30,
             interval_s: 3600,
+            purge_again_after_s: 3600,
         }
     }
 }

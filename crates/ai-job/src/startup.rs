@@ -274,6 +274,16 @@ impl Application {
             prune.await;
             Ok(())
         });
+        let purge = crate::deletion::run(
+            self.shared.store.clone(),
+            self.shared.storage.clone(),
+            Duration::from_secs(self.settings.retention.purge_again_after_s),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            purge.await;
+            Ok(())
+        });
         Ok(())
     }
 

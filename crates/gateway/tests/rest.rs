@@ -719,3 +719,129 @@ async fn a_preset_naming_a_font_path_is_refused() {
     );
     p.stop().await;
 }
+
+/// Deleting a project deletes its jobs (gone from every read, the running ones cancelled) and,
+/// after the purge pass, every file under its storage prefix; another project's files stay, and
+/// someone else's delete changes nothing (security review L3).
+#[tokio::test]
+async fn deleting_a_project_deletes_its_jobs_and_its_files() {
+    use studio_storage::{ObjectKey, StorageSettings};
+    let p = Platform::start().await;
+    let (a, _, _) = p.register("owner@example.com").await;
+    let (b, _, _) = p.register("other@example.com").await;
+    let mut projects = Vec::new();
+    for title in ["doomed", "kept"] {
+        let (status, _, project) = p
+            .call(
+                "POST",
+                "/v1/projects",
+                Some(&a),
+                Some(json!({"title": title, "source_text": fable()})),
+            )
+            .await;
+        assert_eq!(status, 201, "{project}");
+        projects.push(project["id"].as_str().unwrap().to_owned());
+    }
+    let (doomed, kept) = (&projects[0], &projects[1]);
+    let (status, _, job) = p
+        .call(
+            "POST",
+            &format!("/v1/projects/{doomed}/jobs"),
+            Some(&a),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let job_id = job["id"].as_str().unwrap();
+    let storage = StorageSettings::Local {
+        root: p.objects.path().to_path_buf(),
+    }
+    .open()
+    .unwrap();
+    for key in [
+        format!("projects/{doomed}/assets/photo.png"),
+        format!("projects/{doomed}/jobs/{job_id}/outputs/video.mp4"),
+        format!("projects/{kept}/assets/photo.png"),
+    ] {
+        let key = ObjectKey::parse(key).unwrap();
+        storage
+            .put(&key, "bytes".into(), "image/png")
+            .await
+            .unwrap();
+    }
+
+    // Someone else's delete: 404, and nothing of A's is touched.
+    let (status, _, _) = p
+        .call("DELETE", &format!("/v1/projects/{doomed}"), Some(&b), None)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = p
+        .call("GET", &format!("/v1/jobs/{job_id}"), Some(&a), None)
+        .await;
+    assert_eq!(status, 200);
+
+    let (status, _, problem) = p
+        .call("DELETE", &format!("/v1/projects/{doomed}"), Some(&a), None)
+        .await;
+    assert_eq!(status, 204, "{problem}");
+    let (_, _, list) = p
+        .call(
+            "GET",
+            &format!("/v1/jobs?project_id={doomed}"),
+            Some(&a),
+            None,
+        )
+        .await;
+    assert_eq!(list["items"], json!([]), "{list}");
+    for path in [
+        format!("/v1/jobs/{job_id}"),
+        format!("/v1/jobs/{job_id}/outputs/video"),
+    ] {
+        let (status, _, _) = p.call("GET", &path, Some(&a), None).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let (status, _, _) = p
+        .call("POST", &format!("/v1/jobs/{job_id}/cancel"), Some(&a), None)
+        .await;
+    assert_eq!(status, 404, "a deleted job cannot be cancelled either");
+
+    // The purge pass (the api role runs it every 30 s) empties the prefix, and only it.
+    let pool = sqlx::PgPool::connect(&p.job_db).await.unwrap();
+    let store = studio_ai_job::store::JobStore::new(pool.clone());
+    let purged =
+        studio_ai_job::deletion::purge_due(&store, &storage, std::time::Duration::from_secs(3600))
+            .await
+            .unwrap();
+    assert_eq!(purged.objects, 2, "{purged:?}");
+    assert!(storage
+        .list(&format!("projects/{doomed}/"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        storage
+            .list(&format!("projects/{kept}/"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // The job's row keeps what was spent, not what was said.
+    let (state, request, input): (String, Option<Value>, Value) = sqlx::query_as(
+        "SELECT j.state, j.request, s.input FROM jobs j JOIN steps s ON s.job_id = j.id WHERE j.id = $1::uuid LIMIT 1",
+    )
+    .bind(job_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(state, "cancelled");
+    assert_eq!(request, None);
+    assert_eq!(input, json!({}));
+    // Deleting again: the project is gone.
+    let (status, _, _) = p
+        .call("DELETE", &format!("/v1/projects/{doomed}"), Some(&a), None)
+        .await;
+    assert_eq!(status, 404);
+    pool.close().await;
+    p.stop().await;
+}

@@ -99,11 +99,17 @@ impl JobStore {
 
     /// The job `id`. `NotFound` when there is none.
     pub async fn job(&self, id: JobId) -> Result<Job, StoreError> {
+        self.job_where(id, true).await
+    }
+
+    /// The job `id`, if it was not deleted (`with_deleted` false) or whatever it was.
+    async fn job_where(&self, id: JobId, with_deleted: bool) -> Result<Job, StoreError> {
         let row = sqlx::query!(
             r#"SELECT id, owner_id, project_id, state, stage, error, cost_micro_usd, created_at,
                       updated_at
-               FROM jobs WHERE id = $1"#,
-            id.0
+               FROM jobs WHERE id = $1 AND ($2 OR deleted_at IS NULL)"#,
+            id.0,
+            with_deleted
         )
         .fetch_optional(&self.pool)
         .await?
@@ -112,8 +118,9 @@ impl JobStore {
     }
 
     /// The job if `owner` owns it; `NotFound` otherwise (someone else's job looks missing).
+    /// A deleted job is missing too.
     pub async fn job_for_owner(&self, owner: UserId, id: JobId) -> Result<Job, StoreError> {
-        let job = self.job(id).await?;
+        let job = self.job_where(id, false).await?;
         if job.owner_id == owner {
             Ok(job)
         } else {
@@ -134,7 +141,7 @@ impl JobStore {
                       updated_at
                FROM jobs
                WHERE owner_id = $1 AND ($2::uuid IS NULL OR project_id = $2)
-                 AND ($3::uuid IS NULL OR id < $3)
+                 AND ($3::uuid IS NULL OR id < $3) AND deleted_at IS NULL
                ORDER BY id DESC LIMIT $4"#,
             owner.0,
             project.map(|p| p.0),
@@ -163,12 +170,13 @@ impl JobStore {
         .execute(&mut *tx)
         .await?;
         let row = sqlx::query!(
-            "SELECT owner_id, state FROM jobs WHERE id = $1 FOR UPDATE",
+            r#"SELECT owner_id, state, deleted_at IS NOT NULL AS "deleted!"
+               FROM jobs WHERE id = $1 FOR UPDATE"#,
             id.0
         )
         .fetch_optional(&mut *tx)
         .await?
-        .filter(|r| r.owner_id == owner.0)
+        .filter(|r| r.owner_id == owner.0 && !r.deleted)
         .ok_or(StoreError::NotFound("job"))?;
         let current = state(&row.state)?;
         if current.is_final() {

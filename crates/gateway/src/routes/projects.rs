@@ -130,7 +130,8 @@ pub async fn update_project(
     Ok(Json(project.into_inner().into()))
 }
 
-/// Deletes a project with its scenes and assets.
+/// Deletes a project with its scenes and assets, and its jobs: they are gone from every read,
+/// running ones are cancelled, and the project's files are purged from storage shortly after.
 #[utoipa::path(delete, path = "/v1/projects/{id}", tag = "projects", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "Project id")),
     responses((status = 204, description = "Deleted"), Problems))]
@@ -139,6 +140,20 @@ pub async fn delete_project(
     authed: Authed,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    studio_core::id::ProjectId::parse("id", &id)?;
+    // The jobs and files first: a failure leaves the project in place, and deleting again
+    // finishes the job (each step is idempotent).
+    state
+        .jobs
+        .clone()
+        .delete_project_jobs(grpc(
+            studio_proto::job::v1::DeleteProjectJobsRequest {
+                project_id: id.clone(),
+            },
+            Some(&authed.token),
+            state.timeout,
+        ))
+        .await?;
     state
         .project
         .clone()

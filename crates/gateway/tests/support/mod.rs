@@ -70,7 +70,10 @@ pub struct Platform {
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
     pub http: reqwest::Client,
     pub job_db_name: String,
-    _objects: tempfile::TempDir,
+    /// ai-job's database URL.
+    pub job_db: String,
+    /// ai-job's object store (a local folder).
+    pub objects: tempfile::TempDir,
 }
 
 pub fn user_settings(db_url: &str, options: &Options) -> studio_user::settings::Settings {
@@ -200,7 +203,8 @@ impl Platform {
             user_db_name,
             project_db_name,
             job_db_name,
-            _objects: objects,
+            job_db,
+            objects,
             shutdown,
             gateway_shutdown,
             gateway_task: Some(gateway_task),
