@@ -343,3 +343,76 @@ async fn a_users_projects_assets_and_presets_are_capped() {
     );
     p.stop().await;
 }
+
+/// A browser's WebSocket authenticates with the subprotocol `bearer.<token>` next to
+/// `studio.events.v1` (the server selects the latter) and gets the job's progress; a token in
+/// the URL is not accepted, so none ends up in proxy logs or browser history (security review
+/// L8).
+#[tokio::test]
+async fn progress_websockets_take_the_token_as_a_subprotocol_not_in_the_url() {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let p = Platform::start().await;
+    let (token, _, _) = p.register("browser@example.com").await;
+    let id = project(
+        &p,
+        &token,
+        json!({"title": "Fable", "source_text": fable()}),
+    )
+    .await;
+    let (_, job) = start(&p, &token, &id).await;
+    let events = p
+        .url(&format!("/v1/jobs/{}/events", job["id"].as_str().unwrap()))
+        .replace("http://", "ws://");
+    let connect = |url: String, protocols: Option<String>| async move {
+        let mut request = url.into_client_request().unwrap();
+        if let Some(protocols) = protocols {
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", protocols.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(request).await
+    };
+
+    let (mut socket, response) = connect(
+        events.clone(),
+        Some(format!("studio.events.v1, bearer.{token}")),
+    )
+    .await
+    .expect("the subprotocol token opens the stream");
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        "studio.events.v1",
+        "the server selects the events protocol, never echoes the token"
+    );
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+        .await
+        .expect("the current state comes at once")
+        .unwrap()
+        .unwrap();
+    let Message::Text(text) = first else {
+        panic!("{first:?}")
+    };
+    let event: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(event["state"], "queued", "{event}");
+    drop(socket);
+
+    for (url, protocols) in [
+        (format!("{events}?access_token={token}"), None),
+        (
+            events.clone(),
+            Some("studio.events.v1, bearer.forged".to_owned()),
+        ),
+        (events.clone(), Some("studio.events.v1".to_owned())),
+    ] {
+        match connect(url.clone(), protocols.clone()).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401, "{url} {protocols:?}")
+            }
+            other => panic!("{url} {protocols:?}: {other:?}"),
+        }
+    }
+    p.stop().await;
+}

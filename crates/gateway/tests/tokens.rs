@@ -294,20 +294,34 @@ async fn reusing_a_spent_refresh_token_revokes_its_family() {
     p.stop().await;
 }
 
+/// Two refreshes racing with one token (two tabs) both succeed with the same new refresh token,
+/// so neither tab is signed out and the family is not revoked; only one new token exists, and
+/// it keeps working (security review L8: a racing refresh replays the pair).
 #[tokio::test]
-async fn two_concurrent_refreshes_with_one_token_yield_one_new_pair() {
+async fn two_concurrent_refreshes_with_one_token_share_one_new_pair() {
     let p = Platform::start().await;
     let (_, mut token, _) = p.register("race@example.com").await;
+    let db = sqlx::PgPool::connect(&p.user_db).await.unwrap();
     for round in 0..3 {
         let body = json!({"refresh_token": token});
         let (a, b) = tokio::join!(
             p.call("POST", "/v1/auth/refresh", None, Some(body.clone())),
             p.call("POST", "/v1/auth/refresh", None, Some(body.clone())),
         );
-        let winners: Vec<_> = [a, b].into_iter().filter(|(s, _, _)| *s == 200).collect();
-        assert_eq!(winners.len(), 1, "round {round}: exactly one new pair");
-        let new_rt = winners[0].2["refresh_token"].as_str().unwrap().to_owned();
-        // The race did not revoke the family: the winner's token works.
+        assert_eq!((a.0, b.0), (200, 200), "round {round}: {} {}", a.2, b.2);
+        let new_rt = a.2["refresh_token"].as_str().unwrap().to_owned();
+        assert_eq!(
+            b.2["refresh_token"], new_rt,
+            "round {round}: one new refresh token"
+        );
+        assert!(b.2["access_token"].is_string());
+        let live: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM refresh_tokens WHERE used_at IS NULL")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        assert_eq!(live, 1, "round {round}: one live token in the family");
+        // The race did not revoke the family: the shared token works.
         let (status, _, next) = p
             .call(
                 "POST",
@@ -317,17 +331,81 @@ async fn two_concurrent_refreshes_with_one_token_yield_one_new_pair() {
             )
             .await;
         assert_eq!(status, 200, "round {round}: {next}");
-        let db = sqlx::PgPool::connect(&p.user_db).await.unwrap();
         let revoked: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM refresh_families WHERE revoked_at IS NOT NULL",
         )
         .fetch_one(&db)
         .await
         .unwrap();
-        db.close().await;
         assert_eq!(revoked, 0);
         // The next round races with the newest token of the same family.
         token = next["refresh_token"].as_str().unwrap().to_owned();
     }
+    // Within the grace window, a token whose successor was itself spent gets nothing: the
+    // chain moved on.
+    let body = json!({"refresh_token": token});
+    let (status, _, next) = p
+        .call("POST", "/v1/auth/refresh", None, Some(body.clone()))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = p
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": next["refresh_token"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = p.call("POST", "/v1/auth/refresh", None, Some(body)).await;
+    assert_eq!(status, 401);
+    db.close().await;
+    p.stop().await;
+}
+
+/// A session ends `max_session_age_s` after its sign-in however often it is refreshed, with a
+/// message that says so (security review L8).
+#[tokio::test]
+async fn a_session_ends_at_its_maximum_age() {
+    let p = Platform::start().await;
+    let (_, token, _) = p.register("old-session@example.com").await;
+    let db = sqlx::PgPool::connect(&p.user_db).await.unwrap();
+    let body = json!({"refresh_token": token});
+    // A fresh session's refresh token lives refresh_ttl_s (30 days), within the 90-day cap.
+    let (status, _, pair) = p.call("POST", "/v1/auth/refresh", None, Some(body)).await;
+    assert_eq!(status, 200);
+    assert_eq!(pair["refresh_expires_in"], 30 * 24 * 3600);
+    // 89 days and 23 hours later (the family aged by hand), the new token lives an hour.
+    sqlx::query("UPDATE refresh_families SET created_at = now() - interval '89 days 23 hours'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let (status, _, pair) = p
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": pair["refresh_token"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let left = pair["refresh_expires_in"].as_i64().unwrap();
+    assert!((3590..=3600).contains(&left), "{left}");
+    sqlx::query("UPDATE refresh_families SET created_at = now() - interval '91 days'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let (status, _, problem) = p
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": pair["refresh_token"]})),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("max_session_age_s"), "{detail}");
+    db.close().await;
     p.stop().await;
 }

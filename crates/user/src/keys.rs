@@ -43,7 +43,7 @@ impl Kek {
 
     /// `nonce ‖ ciphertext ‖ tag`, with `kid` as associated data so a sealed key cannot be moved
     /// to another row.
-    fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+    pub(crate) fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -61,7 +61,7 @@ impl Kek {
         Ok(out)
     }
 
-    fn open(&self, kid: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
+    pub(crate) fn open(&self, kid: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
         if sealed.len() < NONCE_LEN {
             return Err(KeyError::Crypto("sealed key too short"));
         }
@@ -126,6 +126,11 @@ impl std::fmt::Debug for KeyRing {
 }
 
 impl KeyRing {
+    /// The key-encryption key, for other secrets kept at rest.
+    pub(crate) fn kek(&self) -> &Kek {
+        &self.kek
+    }
+
     /// Loads the keys, creating the first one on an empty table.
     pub async fn load(
         pool: PgPool,

@@ -25,6 +25,10 @@ pub struct RefreshRow {
     pub expires_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
     pub family_revoked: bool,
+    /// When the sign-in that started the family happened.
+    pub family_created_at: DateTime<Utc>,
+    /// The token this one was exchanged for, sealed; kept for the reuse grace window.
+    pub successor_sealed: Option<Vec<u8>>,
 }
 
 /// A pending external sign-in.
@@ -160,7 +164,8 @@ impl Repo {
         sqlx::query_as!(
             RefreshRow,
             r#"SELECT t.family_id, t.user_id, t.expires_at, t.used_at,
-                      (f.revoked_at IS NOT NULL) AS "family_revoked!"
+                      (f.revoked_at IS NOT NULL) AS "family_revoked!",
+                      f.created_at AS family_created_at, t.successor_sealed
                FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
                WHERE t.token_hash = $1
                FOR UPDATE OF t"#,
@@ -170,13 +175,16 @@ impl Repo {
         .await
     }
 
+    /// Spends the token, keeping its `successor` (sealed) for the reuse grace window.
     pub async fn mark_used(
         tx: &mut Transaction<'_, Postgres>,
         token_hash: &[u8],
+        successor_sealed: &[u8],
     ) -> Result<(), sqlx::Error> {
         sqlx::query!(
-            "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1",
-            token_hash
+            "UPDATE refresh_tokens SET used_at = now(), successor_sealed = $2 WHERE token_hash = $1",
+            token_hash,
+            successor_sealed
         )
         .execute(&mut **tx)
         .await?;

@@ -260,8 +260,11 @@ impl UserService {
     /// Exchanges a refresh token for a new pair; the presented token is spent.
     ///
     /// A spent token presented again revokes its whole family (every token descended from the
-    /// same sign-in), unless it comes within `reuse_grace_s` of its first use: then it is only
-    /// refused, so two concurrent refreshes yield one new pair and leave it valid.
+    /// same sign-in), unless it comes within `reuse_grace_s` of its first use: then it answers
+    /// the same successor refresh token (with a fresh access token), so two tabs refreshing at
+    /// once share one new pair, and whichever of a thief and the owner comes second later
+    /// revokes the family (security review L8). A family older than `max_session_age_s` is
+    /// refused: the user signs in again.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Error> {
         let refused = || {
             Error::unauthenticated("refresh token is invalid, expired or revoked; sign in again")
@@ -275,24 +278,79 @@ impl UserService {
         if row.family_revoked || row.expires_at <= now {
             return Err(refused());
         }
+        if (now - row.family_created_at).num_seconds() >= self.auth.max_session_age_s {
+            return Err(Error::unauthenticated(format!(
+                "this session began more than {} days ago (user.auth.max_session_age_s); sign in again",
+                self.auth.max_session_age_s / 86_400
+            )));
+        }
         if let Some(used_at) = row.used_at {
             let within_grace = (now - used_at).num_seconds() < self.auth.reuse_grace_s;
-            if !within_grace {
-                Repo::revoke_family(&mut *tx, row.family_id, "reuse")
-                    .await
-                    .map_err(db)?;
+            if within_grace {
+                let replayed = self.replay(&mut tx, &hash, &row).await?;
                 tx.commit().await.map_err(db)?;
-                metrics::counter!("user_refresh_reuse_total").increment(1);
-                tracing::warn!(user_id = %row.user_id, family_id = %row.family_id, "refresh token reused; family revoked");
+                return replayed.ok_or_else(refused);
             }
+            Repo::revoke_family(&mut *tx, row.family_id, "reuse")
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            metrics::counter!("user_refresh_reuse_total").increment(1);
+            tracing::warn!(user_id = %row.user_id, family_id = %row.family_id, "refresh token reused; family revoked");
             return Err(refused());
         }
-        Repo::mark_used(&mut tx, &hash).await.map_err(db)?;
-        let pair = self
-            .issue(&mut tx, UserId(row.user_id), Some(row.family_id))
-            .await?;
+        let session = Some((row.family_id, row.family_created_at));
+        let pair = self.issue(&mut tx, UserId(row.user_id), session).await?;
+        let sealed = self
+            .keys
+            .kek()
+            .seal(&successor_aad(&hash), pair.refresh_token.as_bytes())
+            .map_err(|e| {
+                tracing::error!(error = %e, "sealing the successor token failed");
+                Error::internal()
+            })?;
+        Repo::mark_used(&mut tx, &hash, &sealed).await.map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(pair)
+    }
+
+    /// The successor of the spent token `hash`, with a fresh access token, while that successor
+    /// is itself unspent; `None` otherwise.
+    async fn replay(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        hash: &[u8],
+        row: &crate::repo::RefreshRow,
+    ) -> Result<Option<TokenPair>, Error> {
+        let Some(sealed) = &row.successor_sealed else {
+            return Ok(None);
+        };
+        let successor = self
+            .keys
+            .kek()
+            .open(&successor_aad(hash), sealed)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        let Some(successor) = successor else {
+            tracing::error!(family_id = %row.family_id, "a sealed successor token does not open");
+            return Ok(None);
+        };
+        let next = Repo::lock_refresh(tx, &tokens::refresh_hash(&successor))
+            .await
+            .map_err(db)?;
+        let now = Utc::now();
+        let Some(next) = next.filter(|n| n.used_at.is_none() && n.expires_at > now) else {
+            return Ok(None);
+        };
+        let (user, access_token) = self.access(tx, UserId(row.user_id)).await?;
+        metrics::counter!("user_refresh_replayed_total").increment(1);
+        Ok(Some(TokenPair {
+            access_token,
+            expires_in_s: self.auth.access_ttl_s,
+            refresh_token: successor,
+            refresh_expires_in_s: (next.expires_at - now).num_seconds(),
+            user,
+        }))
     }
 
     /// Revokes the family of `refresh_token`. Unknown tokens are accepted silently.
@@ -503,39 +561,17 @@ impl UserService {
         Ok(id)
     }
 
-    /// Signs an access token and stores a new refresh token, in `family` or a new one.
-    async fn issue(
+    /// Signs an access token for `user_id` (read in `tx`).
+    async fn access(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         user_id: UserId,
-        family: Option<uuid::Uuid>,
-    ) -> Result<TokenPair, Error> {
+    ) -> Result<(Account, String), Error> {
         let user = Repo::user_by_id(&mut **tx, user_id.0)
             .await
             .map_err(db)?
             .ok_or_else(|| Error::unauthenticated("the account no longer exists"))?;
         let user = account(user);
-        let family = match family {
-            Some(family) => family,
-            None => {
-                let family = uuid::Uuid::now_v7();
-                Repo::insert_family(tx, family, user_id.0)
-                    .await
-                    .map_err(db)?;
-                family
-            }
-        };
-        let refresh_token = tokens::new_refresh_token();
-        let now = Utc::now();
-        Repo::insert_refresh(
-            tx,
-            &tokens::refresh_hash(&refresh_token),
-            family,
-            user_id.0,
-            now + chrono::Duration::seconds(self.auth.refresh_ttl_s),
-        )
-        .await
-        .map_err(db)?;
         let key = self.keys.current().await.map_err(|e| {
             tracing::error!(error = %e, "signing key unavailable");
             Error::internal()
@@ -546,21 +582,67 @@ impl UserService {
             &self.auth.audience,
             user_id,
             user.role,
-            now.timestamp(),
+            Utc::now().timestamp(),
             self.auth.access_ttl_s,
         )
         .map_err(|e| {
             tracing::error!(error = %e, "signing failed");
             Error::internal()
         })?;
+        Ok((user, access_token))
+    }
+
+    /// Signs an access token and stores a new refresh token, in the `session` (family id and
+    /// when it began) or a new one. The refresh token expires after `refresh_ttl_s`, or when
+    /// the session reaches `max_session_age_s`, whichever is first.
+    async fn issue(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        user_id: UserId,
+        session: Option<(uuid::Uuid, DateTime<Utc>)>,
+    ) -> Result<TokenPair, Error> {
+        let (user, access_token) = self.access(tx, user_id).await?;
+        let now = Utc::now();
+        let (family, began) = match session {
+            Some(session) => session,
+            None => {
+                let family = uuid::Uuid::now_v7();
+                Repo::insert_family(tx, family, user_id.0)
+                    .await
+                    .map_err(db)?;
+                (family, now)
+            }
+        };
+        let expires_at = (now + chrono::Duration::seconds(self.auth.refresh_ttl_s))
+            .min(began + chrono::Duration::seconds(self.auth.max_session_age_s));
+        let refresh_token = tokens::new_refresh_token();
+        Repo::insert_refresh(
+            tx,
+            &tokens::refresh_hash(&refresh_token),
+            family,
+            user_id.0,
+            expires_at,
+        )
+        .await
+        .map_err(db)?;
         Ok(TokenPair {
             access_token,
             expires_in_s: self.auth.access_ttl_s,
             refresh_token,
-            refresh_expires_in_s: self.auth.refresh_ttl_s,
+            refresh_expires_in_s: (expires_at - now).num_seconds(),
             user,
         })
     }
+}
+
+/// The associated data sealing a spent token's successor: the spent token's digest, so a
+/// sealed successor cannot be moved to another row.
+fn successor_aad(spent_hash: &[u8]) -> String {
+    use base64::Engine as _;
+    format!(
+        "successor:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(spent_hash)
+    )
 }
 
 #[cfg(test)]

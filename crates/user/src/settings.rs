@@ -55,9 +55,13 @@ pub struct AuthSettings {
     pub access_ttl_s: i64,
     /// Refresh-token lifetime in seconds. Default 2,592,000 (30 days).
     pub refresh_ttl_s: i64,
-    /// A spent refresh token presented again within this many seconds of its use is refused
-    /// without revoking its family: two tabs refreshing at once is a race, not a theft. Default 5.
+    /// A spent refresh token presented again within this many seconds of its use answers the
+    /// same successor token (and a fresh access token) instead of revoking its family: two tabs
+    /// refreshing at once is a race, not a theft. Default 5.
     pub reuse_grace_s: i64,
+    /// Seconds a session (the refresh tokens descending from one sign-in) lasts at most,
+    /// however often it is refreshed; then the user signs in again. Default 7,776,000 (90 days).
+    pub max_session_age_s: i64,
     /// 32 bytes, base64: seals the signing keys stored in Postgres. The development default
     /// ([`DEVELOPMENT_KEK`]) is public and refused unless `allow_development_kek` is set.
     pub key_encryption_key: SecretString,
@@ -83,6 +87,7 @@ impl Default for AuthSettings {
             access_ttl_s: 900,
             refresh_ttl_s: 30 * 24 * 3600,
             reuse_grace_s: 5,
+            max_session_age_s: 90 * 24 * 3600,
             key_encryption_key: SecretString::from(DEVELOPMENT_KEK),
             allow_development_kek: false,
             max_sign_in_failures: 10,
@@ -330,6 +335,12 @@ impl Validate for Settings {
             return Err(SettingsError::invalid(
                 "user.auth.refresh_ttl_s",
                 "must be longer than user.auth.access_ttl_s",
+            ));
+        }
+        if auth.max_session_age_s < auth.access_ttl_s {
+            return Err(SettingsError::invalid(
+                "user.auth.max_session_age_s",
+                "must be at least user.auth.access_ttl_s",
             ));
         }
         if !(0..=60).contains(&auth.reuse_grace_s) {

@@ -12,9 +12,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt as _;
-use serde::Deserialize;
 use studio_proto::job::v1 as pb;
-use utoipa::IntoParams;
 
 use crate::dto::*;
 use crate::error::{ApiError, ApiResult, Problems};
@@ -173,22 +171,33 @@ pub async fn output_url(
     Ok(Json(url.into_inner().into()))
 }
 
-/// Query of the events endpoint.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct EventsQuery {
-    /// The access token, for WebSocket clients that cannot send an `Authorization` header
-    /// (browsers). Prefer the header where possible.
-    pub access_token: Option<String>,
+/// The WebSocket subprotocol of the progress stream. Browsers cannot send an `Authorization`
+/// header on a WebSocket: they offer this protocol together with `bearer.<access token>`
+/// (`new WebSocket(url, ["studio.events.v1", "bearer." + token])`), and the server selects this
+/// one. The token never goes into the URL, where proxies and browser history would keep it
+/// (security review L8).
+pub const EVENTS_PROTOCOL: &str = "studio.events.v1";
+
+/// The access token offered as a `bearer.<token>` WebSocket subprotocol.
+fn token_from_protocols(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix("bearer."))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
 }
 
 /// Progress of a job: the current state first, then every change until the job ends. Over
 /// WebSocket (send `Upgrade: websocket`) each event is one JSON text message and the server
 /// closes the socket after the final one; otherwise Server-Sent Events (`event: progress`,
-/// `id:` the sequence, `data:` the JSON).
+/// `id:` the sequence, `data:` the JSON). The access token comes in the `Authorization` header
+/// or, from browsers' WebSockets, as the subprotocol `bearer.<token>` next to
+/// [`EVENTS_PROTOCOL`]; never in the URL.
 #[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs", security(("bearer" = [])),
-    params(("id" = uuid::Uuid, Path, description = "Job id"), EventsQuery),
+    params(("id" = uuid::Uuid, Path, description = "Job id")),
     responses(
         (status = 200, description = "Server-Sent Events, each `data:` a JobEventDto", content_type = "text/event-stream", body = JobEventDto),
         (status = 101, description = "Switched to WebSocket; each message a JobEventDto"),
@@ -196,16 +205,12 @@ pub struct EventsQuery {
 pub async fn job_events(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<EventsQuery>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    let token = match Authed::token_from(&headers) {
-        Some(t) => t,
-        None => query.access_token.ok_or_else(|| {
-            ApiError::from(studio_core::Error::from(studio_auth::AuthError::Missing))
-        })?,
-    };
+    let token = Authed::token_from(&headers)
+        .or_else(|| token_from_protocols(&headers))
+        .ok_or_else(|| ApiError::from(studio_core::Error::from(studio_auth::AuthError::Missing)))?;
     let authed = Authed::verify(&state, token).await?;
     // Held for as long as the stream is open: a user gets a bounded number of them.
     let slot = state
@@ -227,6 +232,7 @@ pub async fn job_events(
     match ws {
         // Clients only listen: their messages are small or a protocol error (close 1009).
         Ok(upgrade) => Ok(upgrade
+            .protocols([EVENTS_PROTOCOL])
             .max_message_size(MAX_CLIENT_MESSAGE)
             .max_frame_size(MAX_CLIENT_MESSAGE)
             .on_upgrade(move |socket| async move {
