@@ -88,11 +88,20 @@ fn rate(s: &str) -> Option<f64> {
     (d > 0.0 && n > 0.0).then_some(n / d)
 }
 
+/// The widest or tallest picture or video accepted, pixels: larger ones are refused at probe,
+/// before anything decodes them at full size (security review L9; 16384 is also the largest
+/// texture side of common GPUs).
+pub const MAX_SIDE_PX: u32 = 16_384;
+/// The most pixels a picture or video frame may have: 40 megapixels, above any camera our users
+/// shoot with and 5× a 4K frame (security review L9).
+pub const MAX_PIXELS: u64 = 40_000_000;
+
 /// Sniffs and probes `path` (which must be inside the sandbox).
 ///
 /// Errors: [`MediaError::Input`] when the file is missing, of an unsupported or disguised
-/// format, or when ffprobe cannot decode it (a `.png` that is not an image, a truncated file);
-/// sandbox errors as in [`Sandbox::check_read`].
+/// format, when ffprobe cannot decode it (a `.png` that is not an image, a truncated file), or
+/// when its picture is over [`MAX_SIDE_PX`] on a side or [`MAX_PIXELS`] in all; sandbox errors
+/// as in [`Sandbox::check_read`].
 pub async fn probe(
     sandbox: &Sandbox,
     toolchain: &Toolchain,
@@ -181,5 +190,78 @@ pub async fn probe(
             problem: format!("has {format} content but cannot be decoded: no usable stream"),
         });
     }
+    if let Some(v) = &info.video {
+        let pixels = u64::from(v.width) * u64::from(v.height);
+        if v.width > MAX_SIDE_PX || v.height > MAX_SIDE_PX || pixels > MAX_PIXELS {
+            return Err(MediaError::Input {
+                path: path.to_path_buf(),
+                problem: format!(
+                    "is {}×{} pixels; at most {MAX_SIDE_PX} on a side and {} megapixels are accepted: scale it down first",
+                    v.width,
+                    v.height,
+                    MAX_PIXELS / 1_000_000
+                ),
+            });
+        }
+    }
     Ok(info)
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// A grey PNG of `width`×`height` in the sandbox's input folder, written with the `png`
+    /// crate (FFmpeg's own sources stop at 16384 pixels a side).
+    fn png(dir: &Path, name: &str, width: u32, height: u32) -> std::path::PathBuf {
+        let path = dir.join("in").join(name);
+        let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut encoder = png::Encoder::new(file, width, height);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().unwrap();
+        let row = vec![128u8; width as usize];
+        let mut stream = writer.stream_writer().unwrap();
+        for _ in 0..height {
+            std::io::Write::write_all(&mut stream, &row).unwrap();
+        }
+        stream.finish().unwrap();
+        path
+    }
+
+    /// Pictures over 16384 pixels on a side or 40 megapixels are refused at probe with the
+    /// size and the limits; ones at the limits pass (security review L9).
+    #[tokio::test]
+    async fn oversized_pictures_are_refused_at_probe() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["in", "work", "out"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let sandbox = Sandbox::new(
+            &dir.path().join("in"),
+            &dir.path().join("work"),
+            &dir.path().join("out"),
+        )
+        .unwrap();
+        let tools = Toolchain::default();
+        let ctl = RunControl::default();
+        for (name, w, h, ok) in [
+            ("wide-ok.png", 16_384, 2, true),
+            ("wide.png", 16_385, 2, false),
+            ("tall.png", 2, 16_385, false),
+            ("big-ok.png", 8_000, 5_000, true),
+            ("big.png", 8_000, 5_001, false),
+        ] {
+            let path = png(dir.path(), name, w, h);
+            let probed = probe(&sandbox, &tools, &path, &ctl).await;
+            match (probed, ok) {
+                (Ok(info), true) => assert_eq!(info.video.unwrap().width, w),
+                (Err(MediaError::Input { problem, .. }), false) => {
+                    assert!(problem.contains(&format!("{w}×{h}")), "{problem}");
+                    assert!(problem.contains("16384") && problem.contains("40 megapixels"));
+                }
+                (other, _) => panic!("{name}: {other:?}"),
+            }
+        }
+    }
 }
