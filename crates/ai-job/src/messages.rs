@@ -43,22 +43,61 @@ pub fn announced_step(body: Option<&Body>) -> Option<StepId> {
     id.parse().ok().map(StepId)
 }
 
-/// The task a media-render worker gets with its claim of a render step.
+/// The task a media-render worker gets with its claim of a render step: the outputs go under
+/// the step's prefix and this attempt (`…/outputs/{attempt}/`), so a worker that lost its lease
+/// cannot overwrite a later attempt's files (security review M1); the earlier attempts'
+/// prefixes (and the prefix itself, where renders before attempt prefixes uploaded) are named
+/// for reuse of a finished upload.
 pub fn render_task(lease: &Lease, input: RenderInput) -> RenderTask {
+    let base = input.output_prefix;
+    let mut earlier: Vec<String> = (1..lease.attempt)
+        .rev()
+        .map(|attempt| format!("{base}{attempt}/"))
+        .collect();
+    earlier.push(base.clone());
     RenderTask {
         job_id: lease.job_id.to_string(),
         project_id: lease.project_id.to_string(),
         fencing_token: lease.fencing_token as u64,
         timeline_key: input.timeline_key,
         inputs: input.inputs.into_iter().collect(),
-        output_prefix: input.output_prefix,
+        output_prefix: format!("{base}{}/", lease.attempt),
         step_id: lease.step_id.to_string(),
+        earlier_output_prefixes: earlier,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_render_attempt_has_its_own_output_prefix() {
+        let lease = Lease {
+            step_id: StepId::new(),
+            job_id: JobId::new(),
+            project_id: studio_core::id::ProjectId::new(),
+            kind: "render".to_owned(),
+            input: serde_json::Value::Null,
+            attempt: 3,
+            fencing_token: 7,
+        };
+        let input = RenderInput {
+            timeline_key: "t".to_owned(),
+            inputs: Default::default(),
+            output_prefix: "projects/p/jobs/j/outputs/".to_owned(),
+        };
+        let task = render_task(&lease, input);
+        assert_eq!(task.output_prefix, "projects/p/jobs/j/outputs/3/");
+        assert_eq!(
+            task.earlier_output_prefixes,
+            [
+                "projects/p/jobs/j/outputs/2/",
+                "projects/p/jobs/j/outputs/1/",
+                "projects/p/jobs/j/outputs/"
+            ]
+        );
+    }
 
     #[test]
     fn a_step_ready_names_its_step_and_attempt() {

@@ -91,6 +91,12 @@ impl std::fmt::Debug for Worker {
 }
 
 /// Why a render attempt failed.
+/// `{prefix}{file}` as an object key.
+fn prefixed(prefix: &str, file: &str) -> Result<ObjectKey, Failure> {
+    ObjectKey::parse(format!("{prefix}{file}"))
+        .map_err(|e| Failure::Final(format!("output_prefix: {e}")))
+}
+
 fn retryable(what: &str) -> impl FnOnce(studio_storage::StorageError) -> Failure + '_ {
     move |e| Failure::Retryable(format!("{what}: {e}"))
 }
@@ -325,13 +331,27 @@ impl Worker {
     }
 
     fn key(&self, task: &RenderTask, file: &str) -> Result<ObjectKey, Failure> {
-        ObjectKey::parse(format!("{}{file}", task.output_prefix))
-            .map_err(|e| Failure::Final(format!("output_prefix: {e}")))
+        prefixed(&task.output_prefix, file)
     }
 
-    /// The manifest of an earlier attempt whose `final.mp4` finished uploading.
+    /// The manifest of the newest earlier attempt whose upload finished and checks out.
     async fn finished_upload(&self, task: &RenderTask) -> Result<Option<Manifest>, Failure> {
-        let manifest_key = self.key(task, MANIFEST)?;
+        for prefix in &task.earlier_output_prefixes {
+            if let Some(manifest) = self.finished_upload_at(task, prefix).await? {
+                return Ok(Some(manifest));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The manifest under `prefix`, when its `final.mp4` finished uploading and every file has
+    /// the size and SHA-256 it records.
+    async fn finished_upload_at(
+        &self,
+        task: &RenderTask,
+        prefix: &str,
+    ) -> Result<Option<Manifest>, Failure> {
+        let manifest_key = prefixed(prefix, MANIFEST)?;
         let bytes = match self.storage.get(&manifest_key).await {
             Ok(b) => b,
             Err(studio_storage::StorageError::NotFound(_)) => return Ok(None),
@@ -344,7 +364,7 @@ impl Worker {
         let Some(uploaded) = manifest.files.iter().find(|f| f.kind == video.api_name()) else {
             return Ok(None);
         };
-        let video_key = self.key(task, video.file_name())?;
+        let video_key = prefixed(prefix, video.file_name())?;
         let head = self
             .storage
             .head(&video_key)
@@ -368,6 +388,7 @@ impl Worker {
     }
 
     /// Whether every file of `manifest` is stored with the size and SHA-256 it records.
+    /// (Its keys are checked against the step's prefix by ai-job when reported.)
     async fn all_match(&self, manifest: &Manifest, scratch: &Path) -> Result<bool, Failure> {
         for (i, file) in manifest.files.iter().enumerate() {
             let Ok(key) = ObjectKey::parse(file.storage_key.clone()) else {
@@ -586,11 +607,22 @@ mod tests {
             render_timeout: Duration::from_secs(60),
             status: Arc::default(),
         };
-        let task = RenderTask {
-            output_prefix: "projects/p/jobs/j/outputs/".into(),
+        // Attempt 1 uploaded under its own prefix; attempt 2 writes under its own and looks
+        // under the earlier ones for a finished upload.
+        let earlier = RenderTask {
+            output_prefix: "projects/p/jobs/j/outputs/1/".into(),
             step_id: "s".into(),
-            fencing_token: 2,
+            fencing_token: 1,
             ..RenderTask::default()
+        };
+        let task = RenderTask {
+            output_prefix: "projects/p/jobs/j/outputs/2/".into(),
+            earlier_output_prefixes: vec![
+                "projects/p/jobs/j/outputs/1/".into(),
+                "projects/p/jobs/j/outputs/".into(),
+            ],
+            fencing_token: 2,
+            ..earlier.clone()
         };
         let video = b"the successor's video".to_vec();
         let (size, sha) = {
@@ -598,7 +630,7 @@ mod tests {
             std::fs::write(&path, &video).unwrap();
             digest(&path).await.unwrap()
         };
-        let key = worker.key(&task, "final.mp4").unwrap();
+        let key = worker.key(&earlier, "final.mp4").unwrap();
         let manifest = Manifest {
             files: vec![ManifestFile {
                 kind: "video".into(),
@@ -612,7 +644,7 @@ mod tests {
         };
         storage
             .put(
-                &worker.key(&task, MANIFEST).unwrap(),
+                &worker.key(&earlier, MANIFEST).unwrap(),
                 serde_json::to_vec(&manifest).unwrap().into(),
                 "application/json",
             )
@@ -622,7 +654,14 @@ mod tests {
             .put(&key, video.clone().into(), "video/mp4")
             .await
             .unwrap();
-        assert!(worker.finished_upload(&task).await.unwrap().is_some());
+        let reused = worker.finished_upload(&task).await.unwrap().unwrap();
+        assert_eq!(reused.files[0].storage_key, key.to_string());
+        // A task that does not name that attempt's prefix does not look there.
+        let unrelated = RenderTask {
+            earlier_output_prefixes: vec!["projects/p/jobs/j/outputs/".into()],
+            ..task.clone()
+        };
+        assert!(worker.finished_upload(&unrelated).await.unwrap().is_none());
         let mut other = video.clone();
         other.reverse(); // same size, other bytes
         storage.put(&key, other.into(), "video/mp4").await.unwrap();
