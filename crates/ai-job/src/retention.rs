@@ -1,7 +1,8 @@
 //! Pruning (runs with the `api` role): published outbox rows and the progress events of jobs
 //! that ended long ago are deleted once they are older than the `[ai_job.retention]` ages, so
-//! the tables do not grow for ever (security review L5). A job keeps its last event, so
-//! watching an old job still shows how it ended.
+//! the tables do not grow for ever, and multipart uploads that writers killed mid-upload left
+//! open are aborted (security review L5). A job keeps its last event, so watching an old job
+//! still shows how it ended.
 
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ pub struct Retention {
     /// once more, for files a render still running at deletion wrote afterwards. At least the
     /// longest render (`[ai_job.limits] render_timeout_s`). Default 3600.
     pub purge_again_after_s: u64,
+    /// Hours after which a multipart upload never completed is aborted (its writer was killed;
+    /// renders take far less). Default 24. Terraform's bucket lifecycle rule does the same on
+    /// AWS (`AbortIncompleteMultipartUpload`).
+    pub stale_upload_hours: u32,
 }
 
 impl Default for Retention {
@@ -32,6 +37,7 @@ impl Default for Retention {
             events_days: 30,
             interval_s: 3600,
             purge_again_after_s: 3600,
+            stale_upload_hours: 24,
         }
     }
 }
@@ -68,8 +74,24 @@ pub async fn prune_once(pool: &PgPool, retention: &Retention) -> Result<Pruned, 
 }
 
 /// Prunes every `retention.interval_s` until `shutdown`; errors are logged and retried.
-pub async fn run(pool: PgPool, retention: Retention, shutdown: Shutdown) {
+pub async fn run(
+    pool: PgPool,
+    storage: std::sync::Arc<dyn studio_storage::ObjectStore>,
+    retention: Retention,
+    shutdown: Shutdown,
+) {
     loop {
+        let older_than = Duration::from_secs(u64::from(retention.stale_upload_hours) * 3600);
+        match storage.abort_stale_uploads(older_than).await {
+            Ok(0) => {}
+            Ok(aborted) => {
+                metrics::counter!("ai_job_aborted_uploads_total").increment(aborted);
+                tracing::info!(aborted, "aborted stale multipart uploads");
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "aborting stale uploads failed; trying again later")
+            }
+        }
         match prune_once(&pool, &retention).await {
             Ok(p) if p != Pruned::default() => {
                 tracing::info!(outbox = p.outbox, events = p.events, "pruned")

@@ -267,6 +267,7 @@ impl Application {
         ));
         let prune = crate::retention::run(
             self.shared.store.pool.clone(),
+            self.shared.storage.clone(),
             self.settings.retention.clone(),
             shutdown.clone(),
         );

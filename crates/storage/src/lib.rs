@@ -88,6 +88,11 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
         expires: Duration,
     ) -> Result<url::Url, StorageError>;
 
+    /// Aborts the multipart uploads started more than `older_than` ago and never completed (a
+    /// writer killed mid-upload leaves its parts stored and billed); returns how many. A store
+    /// without multipart uploads answers 0.
+    async fn abort_stale_uploads(&self, older_than: Duration) -> Result<u64, StorageError>;
+
     /// A URL that uploads the object with `PUT` and `Content-Type: content_type` until `expires`.
     async fn presign_put(
         &self,

@@ -114,6 +114,11 @@ impl ObjectStore for LocalStore {
         }
     }
 
+    /// Local writes go to a temporary file renamed into place: there are no multipart uploads.
+    async fn abort_stale_uploads(&self, _older_than: Duration) -> Result<u64, StorageError> {
+        Ok(0)
+    }
+
     async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
         let path = self.path(key);
         match tokio::fs::remove_file(&path).await {

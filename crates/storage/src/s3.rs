@@ -2,11 +2,12 @@
 //!
 //! Files above `multipart_threshold_bytes` upload in parts of `part_size_bytes` (S3's minimum
 //! part is 5 MiB, the maximum 10,000 parts; AWS "Uploading and copying objects using multipart
-//! upload"); a failed multipart upload is aborted so no orphan parts stay billed. Presigned URLs
+//! upload"); a failed multipart upload is aborted so no orphan parts stay billed, and
+//! [`ObjectStore::abort_stale_uploads`] aborts those of writers killed mid-upload. Presigned URLs
 //! are SigV4 query-signed and expire after the requested time (1 s to 7 days).
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::presigning::PresigningConfig;
@@ -260,6 +261,12 @@ impl S3Store {
     }
 }
 
+/// Whether an upload initiated at `initiated` is at least `older_than` old at `now`.
+pub fn is_stale(initiated: SystemTime, now: SystemTime, older_than: Duration) -> bool {
+    now.duration_since(initiated)
+        .is_ok_and(|age| age >= older_than)
+}
+
 fn expiry(expires: Duration) -> Result<PresigningConfig, StorageError> {
     PresigningConfig::expires_in(expires)
         .map_err(|e| StorageError::Settings(format!("presign expiry: {e}")))
@@ -357,6 +364,74 @@ impl ObjectStore for S3Store {
                 other => Err(StorageError::Backend(format!("head {key}: {other}"))),
             },
         }
+    }
+
+    /// `ListMultipartUploads` page by page, then `AbortMultipartUpload` for each stale one; an
+    /// upload that completed or was aborted meanwhile (`NoSuchUpload`) is skipped.
+    async fn abort_stale_uploads(&self, older_than: Duration) -> Result<u64, StorageError> {
+        let bucket = &self.settings.bucket;
+        let now = SystemTime::now();
+        let mut aborted = 0;
+        let (mut key_marker, mut id_marker) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(bucket)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    StorageError::Backend(format!(
+                        "list multipart uploads: {}",
+                        e.into_service_error()
+                    ))
+                })?;
+            for upload in page.uploads() {
+                let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else {
+                    continue;
+                };
+                let initiated = upload
+                    .initiated()
+                    .and_then(|t| SystemTime::try_from(*t).ok());
+                if !initiated.is_some_and(|t| is_stale(t, now, older_than)) {
+                    continue;
+                }
+                match self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(id)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(key, "aborted a stale multipart upload");
+                        aborted += 1;
+                    }
+                    Err(e) => {
+                        let e = e.into_service_error();
+                        if !e.is_no_such_upload() {
+                            return Err(StorageError::Backend(format!(
+                                "abort multipart upload of {key}: {e}"
+                            )));
+                        }
+                    }
+                }
+            }
+            if page.is_truncated() == Some(true) {
+                key_marker = page.next_key_marker().map(str::to_owned);
+                id_marker = page.next_upload_id_marker().map(str::to_owned);
+                if key_marker.is_none() && id_marker.is_none() {
+                    break;
+                }
+            } else {
+                break;
+            }
+        }
+        Ok(aborted)
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
