@@ -195,19 +195,19 @@ impl Projects for GrpcProjects {
     }
 
     async fn preset(&self, bearer: &str, name: &str) -> Result<Option<String>, Error> {
-        let list = with_bearer(project_pb::ListPresetsRequest {}, bearer)?;
-        let presets = self
-            .0
-            .clone()
-            .list_presets(list)
-            .await
-            .map_err(Error::from)?
-            .into_inner()
-            .presets;
-        Ok(presets
-            .into_iter()
-            .find(|p| p.name == name)
-            .map(|p| p.style_toml))
+        // One preset by name: the start of a job does not depend on how many the user has
+        // (security review L7).
+        let get = with_bearer(
+            project_pb::GetPresetRequest {
+                name: name.to_owned(),
+            },
+            bearer,
+        )?;
+        match self.0.clone().get_preset(get).await {
+            Ok(preset) => Ok(Some(preset.into_inner().style_toml)),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(Error::from(status)),
+        }
     }
 }
 

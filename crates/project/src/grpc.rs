@@ -470,6 +470,15 @@ impl pb::project_service_server::ProjectService for GrpcProject {
         }))
     }
 
+    async fn get_preset(&self, request: Request<pb::GetPresetRequest>) -> Reply<pb::Preset> {
+        let caller = self.caller(&request).await?;
+        let preset = self
+            .service
+            .get_preset(caller, &request.get_ref().name)
+            .await?;
+        Ok(Response::new(preset.into()))
+    }
+
     async fn create_preset(&self, request: Request<pb::CreatePresetRequest>) -> Reply<pb::Preset> {
         let caller = self.caller(&request).await?;
         let r = request.into_inner();

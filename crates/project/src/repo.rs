@@ -492,6 +492,17 @@ impl Repo {
         .await
     }
 
+    pub async fn preset(&self, owner: Uuid, name: &str) -> Result<Option<PresetRow>, sqlx::Error> {
+        sqlx::query_as!(
+            PresetRow,
+            "SELECT name, description, style_toml FROM presets WHERE owner_id = $1 AND name = $2",
+            owner,
+            name
+        )
+        .fetch_optional(&self.pool)
+        .await
+    }
+
     pub async fn preset_exists(&self, owner: Uuid, name: &str) -> Result<bool, sqlx::Error> {
         let found = sqlx::query_scalar!(
             "SELECT name FROM presets WHERE owner_id = $1 AND name = $2",

@@ -466,6 +466,32 @@ impl ProjectService {
         Ok(presets)
     }
 
+    /// The built-in preset `name`, or the caller's. `NotFound` when there is none.
+    pub async fn get_preset(&self, caller: Caller, name: &str) -> Result<Preset, Error> {
+        if let Some((name, toml)) = BUILT_IN.iter().find(|(n, _)| *n == name) {
+            return Ok(Preset {
+                name: (*name).to_owned(),
+                built_in: true,
+                description: Style::parse(name, toml)
+                    .map(|s| s.description)
+                    .unwrap_or_default(),
+                style_toml: (*toml).to_owned(),
+            });
+        }
+        let own = self
+            .repo
+            .preset(caller.user_id.0, name)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::not_found("preset"))?;
+        Ok(Preset {
+            name: own.name,
+            built_in: false,
+            description: own.description,
+            style_toml: own.style_toml,
+        })
+    }
+
     /// Stores a preset after checking its TOML as `studio render --style` would.
     /// Errors: `InvalidArgument` (name, style_toml), `AlreadyExists`, `FailedPrecondition` when
     /// the caller owns `max_presets_per_user` presets already.

@@ -38,7 +38,7 @@ pub struct Limits {
     pub max_projects_per_user: u32,
     /// Assets one user may own, all projects together. Default 10000.
     pub max_assets_per_user: u32,
-    /// Style presets one user may own. Default 100.
+    /// Style presets one user may own. Default 50, at most [`MAX_PRESETS_PER_USER`].
     pub max_presets_per_user: u32,
 }
 
@@ -47,10 +47,14 @@ impl Default for Limits {
         Limits {
             max_projects_per_user: 1000,
             max_assets_per_user: 10_000,
-            max_presets_per_user: 100,
+            max_presets_per_user: 50,
         }
     }
 }
+
+/// The most presets a user may be allowed: a listing of that many 64 KiB presets, with the
+/// built-in ones, stays under gRPC's default 4 MiB message (security review L7).
+pub const MAX_PRESETS_PER_USER: u32 = 60;
 
 fn default_grpc_addr() -> String {
     "127.0.0.1:50052".to_owned()
@@ -71,6 +75,12 @@ impl Validate for Settings {
             return Err(SettingsError::invalid(
                 "project.limits",
                 "max_projects_per_user, max_assets_per_user and max_presets_per_user must be at least 1",
+            ));
+        }
+        if l.max_presets_per_user > MAX_PRESETS_PER_USER {
+            return Err(SettingsError::invalid(
+                "project.limits.max_presets_per_user",
+                format!("must be at most {MAX_PRESETS_PER_USER}: listing that many 64 KiB presets must fit one 4 MiB gRPC message"),
             ));
         }
         self.identity

@@ -200,6 +200,32 @@ async fn another_users_objects_answer_not_found_over_grpc() {
     ))
     .await
     .unwrap();
+    // One preset by name: the owner's, and a built-in one for anyone (security review L7).
+    let own = c
+        .get_preset(authed(
+            pb::GetPresetRequest {
+                name: "a-style".into(),
+            },
+            &a,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (own.built_in, own.style_toml.as_str()),
+        (false, studio_style::BUILT_IN[1].1)
+    );
+    let built_in = c
+        .get_preset(authed(
+            pb::GetPresetRequest {
+                name: studio_style::BUILT_IN[0].0.into(),
+            },
+            &b,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(built_in.built_in);
 
     // Rpcs that take no id act on the caller's own objects only; the rest must be in the matrix.
     let without_id: BTreeSet<&str> = [
@@ -310,6 +336,15 @@ async fn another_users_objects_answer_not_found_over_grpc() {
             "DeletePreset" => c
                 .delete_preset(authed(
                     pb::DeletePresetRequest {
+                        name: "a-style".into(),
+                    },
+                    &b,
+                ))
+                .await
+                .map(drop),
+            "GetPreset" => c
+                .get_preset(authed(
+                    pb::GetPresetRequest {
                         name: "a-style".into(),
                     },
                     &b,
