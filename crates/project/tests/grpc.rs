@@ -361,7 +361,7 @@ async fn another_users_objects_answer_not_found_over_grpc() {
         );
         checked.insert(rpc);
     }
-    assert_eq!(checked.len(), 13);
+    assert_eq!(checked.len(), 14);
     // A's objects are intact.
     let scenes = c
         .list_scenes(authed(
