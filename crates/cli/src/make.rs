@@ -288,7 +288,7 @@ pub async fn run(args: MakeArgs) -> anyhow::Result<()> {
             );
         }
         println!(
-            "narration: about {} characters; pictures and music as configured (local providers cost 0)",
+            "narration: about {} characters; music as configured (local providers cost 0)",
             estimate.characters
         );
         println!(

@@ -34,6 +34,7 @@ pub fn estimate(
 ) -> Result<RunEstimate, PipelineError> {
     let budget = narration_budget(request)?;
     let plan = plan_request(request, budget, providers.speech.seconds_per_letter_wpm());
+    let mut narration_s = budget.unwrap_or(0.0);
     let characters = match &request.source {
         PlanSource::Text { text, section } => {
             let outline = Outline::of_text(text, section.as_deref())
@@ -46,6 +47,7 @@ pub fn estimate(
                 Some(b) if seconds + moral_s > b => ((b - moral_s).max(0.0) / seconds).min(1.0),
                 _ => 1.0,
             };
+            narration_s = seconds * kept + moral_s;
             let moral = outline.moral.as_deref().map(|m| m.chars().count() as u64);
             (chars as f64 * kept).round() as u64 + moral.unwrap_or(0)
         }
@@ -56,9 +58,15 @@ pub fn estimate(
             (script_words(budget) as f64 * CHARS_PER_WORD).round() as u64
         }
     };
+    // One picture a scene, scenes of the style's length.
+    let pictures = (narration_s / request.style.scenes.seconds.max(1.0))
+        .ceil()
+        .max(1.0) as u64;
+    let (width, height) = request.aspect.size();
     let lines: Vec<Estimate> = [
         providers.script.estimate(&plan),
         providers.speech.estimate(characters),
+        providers.image.estimate(pictures, width, height),
     ]
     .into_iter()
     .flatten()

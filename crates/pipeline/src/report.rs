@@ -105,7 +105,7 @@ impl MediaUse {
                     file: name.clone(),
                     matched: matched.clone(),
                 }),
-                ImageSource::Generated => None,
+                ImageSource::Generated | ImageSource::Model { .. } => None,
             },
             _ => None,
         }

@@ -44,21 +44,56 @@ pub fn speech_request(request: &VideoRequest, sentences: Vec<String>) -> SpeechR
     }
 }
 
-/// The picture for scene `index` (0-based) at canvas size in the style's palette.
+/// The picture for scene `index` (0-based) at canvas size in the style's palette, with the
+/// prompt a picture model gets ([`image_prompt`]) and the video's seed.
 pub fn image_request(request: &VideoRequest, plan: &ScenePlan, index: usize) -> ImageRequest {
     let (width, height) = request.aspect.size();
     let scene = &plan.scenes[index];
     let mut palette: Vec<String> = request.style.palette.background.to_vec();
     palette.extend(request.style.palette.accents.iter().cloned());
+    let project_seed = title_seed(request, plan);
     ImageRequest {
         terms: scene.search_terms.clone(),
         caption: scene.heading.clone(),
         width,
         height,
-        seed: title_seed(request, plan)
-            .wrapping_add((index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        seed: project_seed.wrapping_add((index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         palette,
+        prompt: image_prompt(request, plan, index),
+        negative_prompt: request.style.pictures.negative_prompt.clone(),
+        project_seed,
     }
+}
+
+/// The prompt of scene `index`'s picture: the style's prefix, what the scene shows (the
+/// planner's visual description, else its heading and search terms), then each character in
+/// the scene with the description the plan fixed for it, the same words in every scene.
+pub fn image_prompt(request: &VideoRequest, plan: &ScenePlan, index: usize) -> String {
+    let scene = &plan.scenes[index];
+    let mut parts: Vec<String> = Vec::new();
+    let prefix = request.style.pictures.prompt_prefix.trim();
+    if !prefix.is_empty() {
+        parts.push(prefix.trim_end_matches('.').to_owned());
+    }
+    let shows = match scene.visual.as_deref().map(str::trim) {
+        Some(visual) if !visual.is_empty() => visual.trim_end_matches('.').to_owned(),
+        _ if scene.search_terms.is_empty() => scene.heading.clone(),
+        _ => format!("{}: {}", scene.heading, scene.search_terms.join(", ")),
+    };
+    parts.push(shows);
+    for name in &scene.characters {
+        if let Some(c) = plan.characters.iter().find(|c| &c.name == name) {
+            parts.push(format!(
+                "{} is {}",
+                c.name,
+                c.description.trim().trim_end_matches('.')
+            ));
+        }
+    }
+    parts.push("No text or lettering in the picture".to_owned());
+    let mut prompt = parts.join(". ");
+    prompt.push('.');
+    prompt
 }
 
 /// A music bed in the mood the planner chose ([`ScenePlan::music_mood`], a language model's
@@ -94,4 +129,83 @@ pub fn credit_lines(images: &[Image], music_credit: Option<&str>) -> Vec<String>
         }
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use studio_providers::{Character, PlanSource, PlannedScene};
+
+    fn plan() -> ScenePlan {
+        let scene = |visual: Option<&str>, characters: &[&str]| PlannedScene {
+            sentences: vec!["The hare ran.".into()],
+            heading: "The race".into(),
+            search_terms: vec!["hare".into(), "meadow".into()],
+            visual: visual.map(str::to_owned),
+            characters: characters.iter().map(|c| (*c).to_owned()).collect(),
+        };
+        ScenePlan {
+            title: "The Hare and the Tortoise".into(),
+            subtitle: None,
+            moral: None,
+            sections: vec![],
+            sentences_total: 2,
+            sentences_kept: 2,
+            estimated_seconds: 4.0,
+            scenes: vec![
+                scene(
+                    Some("A hare dashes across a meadow."),
+                    &["Hare", "Tortoise"],
+                ),
+                scene(None, &["Tortoise"]),
+            ],
+            characters: vec![
+                Character {
+                    name: "Hare".into(),
+                    description: "a lanky brown hare with a red scarf.".into(),
+                },
+                Character {
+                    name: "Tortoise".into(),
+                    description: "an old green tortoise wearing round spectacles".into(),
+                },
+            ],
+            music_mood: None,
+        }
+    }
+
+    /// Every picture prompt carries the style's prefix and each character's fixed description
+    /// word for word; every picture of a video gets the same project seed (issue 14).
+    #[test]
+    fn picture_prompts_repeat_the_style_and_the_characters_and_share_one_seed() {
+        let request = VideoRequest::new(PlanSource::Text {
+            text: "The hare ran.".into(),
+            section: None,
+        });
+        let plan = plan();
+        let first = image_request(&request, &plan, 0);
+        let second = image_request(&request, &plan, 1);
+        let prefix = &request.style.pictures.prompt_prefix;
+        assert!(!prefix.is_empty());
+        assert_eq!(
+            first.prompt,
+            format!(
+                "{prefix}. A hare dashes across a meadow. Hare is a lanky brown hare with a red \
+                 scarf. Tortoise is an old green tortoise wearing round spectacles. No text or \
+                 lettering in the picture."
+            )
+        );
+        assert!(second
+            .prompt
+            .starts_with(&format!("{prefix}. The race: hare, meadow. ")));
+        assert!(second
+            .prompt
+            .contains("Tortoise is an old green tortoise wearing round spectacles."));
+        assert!(!second.prompt.contains("Hare is"));
+        assert_eq!(first.project_seed, second.project_seed);
+        assert_ne!(first.seed, second.seed, "cards still differ scene by scene");
+        assert_eq!(
+            first.negative_prompt,
+            request.style.pictures.negative_prompt
+        );
+    }
 }

@@ -130,6 +130,12 @@ pub trait ImageGen: Describe {
         request: &ImageRequest,
         out: &Path,
     ) -> Result<Produced<Image>, ProviderError>;
+
+    /// Expected cost of one picture for a `width`×`height` canvas, micro-USD, computed without
+    /// calling anyone. Default 0 (cards, media folders).
+    fn estimate(&self, _width: u32, _height: u32) -> u64 {
+        0
+    }
 }
 
 /// Makes a short video clip from a prompt or a still.

@@ -28,7 +28,7 @@ use crate::local::align::{Aligned, PocketSphinx, WordTiming};
 use crate::local::{card, espeak, media, music, piper, planner};
 use crate::prices::{Price, PriceTable};
 use crate::vendor::openai::{self, AudioFormat, StructuredOutput};
-use crate::vendor::{anthropic, cartesia, elevenlabs};
+use crate::vendor::{anthropic, cartesia, elevenlabs, openai_images};
 use crate::vendor::{vendor_of, Endpoint};
 use crate::writer::LlmWriter;
 
@@ -36,8 +36,9 @@ use crate::writer::LlmWriter;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSpec {
-    /// Provider kind: `text-planner` (script), `espeak-ng` (speech), `media-folder` and `card`
-    /// (image), `fluidsynth` (music).
+    /// Provider kind: `text-planner`, `openai`, `anthropic` (script); `espeak-ng`, `piper`,
+    /// `openai-speech`, `elevenlabs`, `cartesia` (speech); `openai-images`, `media-folder`,
+    /// `card` (image); `fluidsynth` (music).
     pub kind: String,
     /// Calls to this provider at a time. Default 2.
     #[serde(default = "default_concurrency")]
@@ -431,6 +432,18 @@ impl Builder<'_> {
         for (i, spec) in self.settings.image.iter().enumerate() {
             match spec.kind.as_str() {
                 "card" => image.push(Arc::new(card::CardImages), spec.concurrency),
+                "openai-images" => {
+                    let model = spec.model.as_deref().unwrap_or(openai_images::IMAGE_MODEL);
+                    let endpoint = spec
+                        .endpoint()
+                        .map_err(|e| SettingsError::provider("image", i, spec, e))?;
+                    let price = self.priced("openai-images", model);
+                    image.push_limited(
+                        Arc::new(openai_images::OpenAiImages::new(endpoint, model, price)),
+                        spec.concurrency,
+                        spec.requests_per_minute,
+                    )
+                }
                 "media-folder" => {
                     let path = spec.path.as_ref().ok_or_else(|| {
                         let message = "needs `path`, the folder of pictures".into();
@@ -445,7 +458,7 @@ impl Builder<'_> {
                         "image",
                         i,
                         spec,
-                        "media-folder, card",
+                        "openai-images, media-folder, card",
                     ))
                 }
             }

@@ -247,18 +247,42 @@ pub struct ImageRequest {
     pub width: u32,
     /// Height, pixels.
     pub height: u32,
-    /// Seed; the same seed gives the same picture.
+    /// Seed of this scene's procedural card; the same seed gives the same card.
     pub seed: u64,
     /// Palette, `#RRGGBB`, background colours first.
     pub palette: Vec<String>,
+    /// The prompt for picture models: the style's prefix, what the scene shows, and the fixed
+    /// description of every character in it, word for word in every scene. Cards and media
+    /// folders do not read it.
+    #[serde(default)]
+    pub prompt: String,
+    /// What pictures should not show, for models that take a negative prompt.
+    #[serde(default)]
+    pub negative_prompt: String,
+    /// The video's seed, the same for every picture of it, for models that take a seed: with
+    /// the same characters and prefix in every prompt, scenes come out alike in look.
+    #[serde(default)]
+    pub project_seed: u64,
 }
 
 /// Where a picture came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ImageSource {
-    /// Drawn by a provider.
+    /// Drawn by a provider at canvas size (a procedural card).
     Generated,
+    /// Drawn by a picture model from a prompt: what was asked, so the scene can be made again
+    /// exactly (same prompt and seed) or anew (another seed).
+    Model {
+        /// The prompt sent.
+        prompt: String,
+        /// The seed sent, for models that take one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seed: Option<u64>,
+        /// The prompt as the model rewrote it, when it says (DALL·E 3).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revised_prompt: Option<String>,
+    },
     /// A file from the user's media folder.
     File {
         /// File name in the folder.

@@ -49,6 +49,20 @@ pub struct Style {
     pub music: MusicLook,
     /// Pacing and motion.
     pub scenes: ScenePacing,
+    /// How picture models are asked for this look. Optional in a style file.
+    #[serde(default)]
+    pub pictures: PictureLook,
+}
+
+/// How picture models (`openai-images`, `stability`, …) are asked for a style's look.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PictureLook {
+    /// Words put before every picture prompt (`Watercolour storybook illustration, soft
+    /// light`), so every scene is drawn the same way. Default none.
+    pub prompt_prefix: String,
+    /// What pictures should not show, for models that take a negative prompt. Default none.
+    pub negative_prompt: String,
 }
 
 /// Colours, `#RRGGBB`.

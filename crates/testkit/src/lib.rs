@@ -22,6 +22,7 @@ pub mod elevenlabs;
 pub mod media;
 pub mod moto;
 pub mod openai;
+pub mod openai_images;
 pub mod proxy;
 pub mod rabbit;
 pub mod s3;

@@ -1,6 +1,7 @@
 //! A local stand-in for the OpenAI API ([`FakeOpenAi`]), following the documented request and
-//! response shapes of `POST /v1/chat/completions`, `POST /v1/audio/speech` and
-//! `GET /v1/models`, errors included (`{"error": {"message", "type", "code"}}`).
+//! response shapes of `POST /v1/chat/completions`, `POST /v1/audio/speech`,
+//! `POST /v1/images/generations` ([`crate::openai_images`]) and `GET /v1/models`, errors
+//! included (`{"error": {"message", "type", "code"}}`).
 //!
 //! Chat answers follow Studio's two schemas by name, as a compliant model would: `script` gets
 //! [`SCRIPT_TITLE`] and [`script`] of the length the prompt asks for ("about N words");
@@ -77,6 +78,7 @@ pub struct FakeOpenAi {
     pub server: MockServer,
     chats: Arc<AtomicU64>,
     speeches: Arc<AtomicU64>,
+    images: Arc<AtomicU64>,
     usage: Arc<Usage>,
 }
 
@@ -94,6 +96,8 @@ impl FakeOpenAi {
         let chats = Arc::new(AtomicU64::new(0));
         let speeches = Arc::new(AtomicU64::new(0));
         let usage = Arc::new(Usage::default());
+        let images = Arc::new(AtomicU64::new(0));
+        crate::openai_images::mount(&server, images.clone()).await;
         Mock::given(method("POST"))
             .and(path("/v1/chat/completions"))
             .respond_with(Chat(chats.clone(), usage.clone()))
@@ -122,8 +126,14 @@ impl FakeOpenAi {
             server,
             chats,
             speeches,
+            images,
             usage,
         }
+    }
+
+    /// Pictures answered with 200 so far (`POST /v1/images/generations`).
+    pub fn images(&self) -> u64 {
+        self.images.load(Ordering::SeqCst)
     }
 
     /// Refuses every chat request whose body contains `needle` with OpenAI's content-policy

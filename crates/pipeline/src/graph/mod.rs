@@ -314,6 +314,10 @@ impl StepOutput {
                     format!("{name} (matched {})", matched.join(", "))
                 }
                 ImageSource::Generated => format!("generated {}x{}", i.width, i.height),
+                ImageSource::Model { seed, .. } => match seed {
+                    Some(seed) => format!("drawn {}x{}, seed {seed}", i.width, i.height),
+                    None => format!("drawn {}x{}", i.width, i.height),
+                },
             },
             StepOutput::Music(m) => format!("{} bpm, {:.1} s", m.tempo_bpm, m.duration_s),
             StepOutput::Extension(v) => {

@@ -169,6 +169,20 @@ impl<C: Capability> std::fmt::Debug for Chain<C> {
     }
 }
 
+impl Chain<crate::capability::Picture> {
+    /// What `pictures` pictures for a `width`×`height` canvas are expected to cost with the
+    /// first provider; `None` for an empty chain.
+    pub fn estimate(&self, pictures: u64, width: u32, height: u32) -> Option<Estimate> {
+        let first = self.links.first()?;
+        Some(Estimate {
+            capability: "image",
+            provider: first.provider.name().to_owned(),
+            model: first.provider.model(),
+            cost_micro_usd: pictures * first.provider.estimate(width, height),
+        })
+    }
+}
+
 impl Chain<crate::capability::Script> {
     /// Whether some provider of this planning chain writes scripts from a topic alone
     /// ([`crate::ScriptWriter::writes_from_topics`]); false for a chain of extractive planners,

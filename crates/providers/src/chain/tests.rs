@@ -76,6 +76,9 @@ fn request() -> ImageRequest {
         height: 8,
         seed: 1,
         palette: vec![],
+        prompt: String::new(),
+        negative_prompt: String::new(),
+        project_seed: 0,
     }
 }
 

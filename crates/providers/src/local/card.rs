@@ -177,6 +177,9 @@ mod tests {
             height: 48,
             seed,
             palette: vec!["#102030".into(), "#304050".into(), "#F0C040".into()],
+            prompt: String::new(),
+            negative_prompt: String::new(),
+            project_seed: 0,
         }
     }
 

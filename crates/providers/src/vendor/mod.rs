@@ -20,6 +20,8 @@ pub mod anthropic;
 pub mod cartesia;
 pub mod elevenlabs;
 pub mod openai;
+pub mod openai_images;
+pub mod picture;
 
 use std::time::Duration;
 
@@ -29,6 +31,10 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ProviderError;
 use crate::types::{Speech, TimedText, TimedWord};
+
+/// The largest result file downloaded from a vendor's link: 200 MiB, above any picture or
+/// short clip.
+pub const MAX_DOWNLOAD_BYTES: u64 = 200 << 20;
 
 /// How a vendor takes its API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +77,7 @@ impl std::fmt::Debug for Endpoint {
 /// local kinds.
 pub fn vendor_of(kind: &str) -> Option<(&'static str, &'static str, &'static str, Auth)> {
     match kind {
-        "openai" | "openai-speech" => {
+        "openai" | "openai-speech" | "openai-images" => {
             Some(("openai", openai::BASE_URL, openai::KEY_ENV, Auth::Bearer))
         }
         "anthropic" => Some((
@@ -224,6 +230,46 @@ impl Endpoint {
         let headers = response.headers().clone();
         let bytes = response.bytes().await.map_err(|e| self.network(e))?;
         Ok((headers, bytes.to_vec()))
+    }
+
+    /// Downloads a file the vendor points at (a signed URL of a result), without the API key,
+    /// at most [`MAX_DOWNLOAD_BYTES`].
+    ///
+    /// Errors: `Transient` when it cannot be fetched (expired links included: the next try asks
+    /// the vendor again); `Invalid` for a URL that is not http(s) or a file over the limit.
+    pub async fn download(&self, url: &str) -> Result<Vec<u8>, ProviderError> {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ProviderError::invalid(format!(
+                "{} pointed at a result that is not an http(s) URL: {}",
+                self.vendor,
+                excerpt(url)
+            )));
+        }
+        let mut response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.network(e))?;
+        if !response.status().is_success() {
+            return Err(ProviderError::transient(format!(
+                "{}'s result link answered {}",
+                self.vendor,
+                response.status()
+            )));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.network(e))? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 > MAX_DOWNLOAD_BYTES {
+                return Err(ProviderError::invalid(format!(
+                    "{}'s result is over {} MiB",
+                    self.vendor,
+                    MAX_DOWNLOAD_BYTES >> 20
+                )));
+            }
+        }
+        Ok(bytes)
     }
 
     fn network(&self, e: reqwest::Error) -> ProviderError {
