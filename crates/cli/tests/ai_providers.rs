@@ -433,3 +433,124 @@ async fn providers_check_lists_keys_and_probes_each_vendor() {
         "{printed}"
     );
 }
+
+/// Pictures drawn by `openai-images` (the fake): one request a scene, each prompt carrying the
+/// style's prefix and the character the plan described, word for word; the middle of every
+/// scene shows the picture the fake drew for that scene's prompt; `report.json` records each
+/// prompt and what each picture cost (issue 14).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_scene_shows_the_picture_the_model_drew_for_its_prompt() {
+    use studio_testkit::media::centre_colour;
+    use studio_testkit::openai_images::picture_colour;
+
+    let fake = FakeOpenAi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cfg = dir.path().join("studio.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[[providers.script]]
+kind = "openai"
+base_url = "{url}"
+api_key_env = "{KEY_ENV}"
+
+[[providers.speech]]
+kind = "espeak-ng"
+
+[[providers.image]]
+kind = "openai-images"
+base_url = "{url}"
+api_key_env = "{KEY_ENV}"
+
+[[providers.image]]
+kind = "card"
+"#,
+            url = fake.base_url()
+        ),
+    )
+    .unwrap();
+    let run = studio(
+        [
+            "render",
+            "--topic",
+            "why the sky is blue",
+            "--duration",
+            "30",
+            "--no-music",
+            "--config",
+            &cfg.display().to_string(),
+            "-o",
+            &out.display().to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    )
+    .await;
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let plan = json(&out.join("plan.json"));
+    let scenes = plan["scenes"].as_array().unwrap().len();
+    let narrator = format!(
+        "Narrator is {}",
+        plan["characters"][0]["description"].as_str().unwrap()
+    );
+    let prefix = "Warm watercolour storybook illustration, soft light, gentle colours. ";
+    let bodies = fake.bodies("/v1/images/generations").await;
+    assert_eq!(bodies.len(), scenes, "one picture a scene");
+    assert_eq!(fake.images() as usize, scenes);
+    for body in &bodies {
+        assert_eq!(body["model"], "gpt-image-1");
+        assert_eq!(body["size"], "1536x1024", "16:9 asks for landscape");
+        let prompt = body["prompt"].as_str().unwrap();
+        assert!(prompt.starts_with(prefix), "{prompt}");
+        assert!(prompt.contains(&narrator), "{prompt}");
+    }
+
+    // report.json: each picture's prompt and cost, in scene order.
+    let report = json(&out.join("report.json"));
+    let pictures: Vec<&Value> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["step"] == "image")
+        .collect();
+    assert_eq!(pictures.len(), scenes);
+    let timeline = json(&out.join("timeline.json"));
+    let timed = timeline["scenes"].as_array().unwrap();
+    let mut start = 0.0;
+    let mut middles = Vec::new();
+    for scene in timed {
+        let d = scene["duration"].as_f64().unwrap();
+        middles.push(start + d / 2.0);
+        let overlap = match scene["transition"]["kind"].as_str().unwrap_or("cut") {
+            "cut" | "fade" => 0.0,
+            _ => scene["transition"]["duration"].as_f64().unwrap(),
+        };
+        start += d - overlap;
+    }
+    let video = out.join("final.mp4");
+    for picture in &pictures {
+        let n = picture["scene"].as_u64().unwrap() as usize;
+        assert_eq!(picture["provider"], "openai-images");
+        assert!(picture["cost_micro_usd"].as_u64().unwrap() > 60_000);
+        let prompt = picture["prompt"].as_str().unwrap();
+        let want = picture_colour(prompt);
+        // Scene n is timeline scene n (scene 0 is the title card).
+        let got = centre_colour(&video, middles[n], 32);
+        let off = want
+            .iter()
+            .zip(got)
+            .map(|(w, g)| i32::from(*w).abs_diff(i32::from(g)))
+            .max()
+            .unwrap();
+        assert!(
+            off <= 16,
+            "scene {n}: the frame shows {got:?}, the picture is {want:?}"
+        );
+    }
+}

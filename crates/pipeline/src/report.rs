@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use studio_media::RenderReport;
-use studio_providers::{ImageSource, Skipped};
+use studio_providers::{Image, ImageSource, Skipped};
 
 use crate::graph::{Ran, StepKey, StepKind, StepOutput};
 
@@ -34,6 +34,13 @@ pub struct StepReport {
     pub skipped: Vec<Skipped>,
     /// What came out, in a few words.
     pub detail: String,
+    /// For a picture a model drew: the prompt sent, so the scene can be drawn again exactly
+    /// (or with another `seed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// The seed sent with that prompt, for models that take one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 impl StepReport {
@@ -45,6 +52,13 @@ impl StepReport {
             _ => None,
         };
         let p = ran.provenance.clone().unwrap_or_default();
+        let (prompt, seed) = match &ran.output {
+            StepOutput::Picture(Image {
+                source: ImageSource::Model { prompt, seed, .. },
+                ..
+            }) => (Some(prompt.clone()), *seed),
+            _ => (None, None),
+        };
         StepReport {
             step: key.kind.report_name(),
             scene,
@@ -61,6 +75,8 @@ impl StepReport {
             attempts: p.attempts,
             skipped: p.skipped,
             detail: ran.output.detail(key),
+            prompt,
+            seed,
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::local::align::{Aligned, PocketSphinx, WordTiming};
 use crate::local::{card, espeak, media, music, piper, planner};
 use crate::prices::{Price, PriceTable};
 use crate::vendor::openai::{self, AudioFormat, StructuredOutput};
-use crate::vendor::{anthropic, cartesia, elevenlabs, openai_images};
+use crate::vendor::{anthropic, cartesia, elevenlabs, openai_images, stability};
 use crate::vendor::{vendor_of, Endpoint};
 use crate::writer::LlmWriter;
 
@@ -37,8 +37,8 @@ use crate::writer::LlmWriter;
 #[serde(deny_unknown_fields)]
 pub struct ProviderSpec {
     /// Provider kind: `text-planner`, `openai`, `anthropic` (script); `espeak-ng`, `piper`,
-    /// `openai-speech`, `elevenlabs`, `cartesia` (speech); `openai-images`, `media-folder`,
-    /// `card` (image); `fluidsynth` (music).
+    /// `openai-speech`, `elevenlabs`, `cartesia` (speech); `openai-images`, `stability`,
+    /// `media-folder`, `card` (image); `fluidsynth` (music).
     pub kind: String,
     /// Calls to this provider at a time. Default 2.
     #[serde(default = "default_concurrency")]
@@ -432,6 +432,18 @@ impl Builder<'_> {
         for (i, spec) in self.settings.image.iter().enumerate() {
             match spec.kind.as_str() {
                 "card" => image.push(Arc::new(card::CardImages), spec.concurrency),
+                "stability" => {
+                    let model = spec.model.as_deref().unwrap_or(stability::MODEL);
+                    let endpoint = spec
+                        .endpoint()
+                        .map_err(|e| SettingsError::provider("image", i, spec, e))?;
+                    let price = self.priced("stability", model);
+                    image.push_limited(
+                        Arc::new(stability::StabilityImages::new(endpoint, model, price)),
+                        spec.concurrency,
+                        spec.requests_per_minute,
+                    )
+                }
                 "openai-images" => {
                     let model = spec.model.as_deref().unwrap_or(openai_images::IMAGE_MODEL);
                     let endpoint = spec
@@ -458,7 +470,7 @@ impl Builder<'_> {
                         "image",
                         i,
                         spec,
-                        "openai-images, media-folder, card",
+                        "openai-images, stability, media-folder, card",
                     ))
                 }
             }

@@ -7,6 +7,7 @@
 //! - [`moto`]: moto's SQS server;
 //! - [`openai`], [`anthropic`], [`elevenlabs`], [`cartesia`]: fakes of those vendors' APIs on local ports,
 //!   following their documented shapes;
+//! - [`stability`]: a fake of Stability AI's Stable Image API; [`multipart`]: form bodies;
 //! - [`proxy`]: a TCP proxy a test can cut, for outages of Postgres or any TCP service;
 //! - [`media`]: ffprobe, frame hashes, loudness and PCM read back with FFmpeg, independently of
 //!   the engine;
@@ -21,12 +22,14 @@ pub mod db;
 pub mod elevenlabs;
 pub mod media;
 pub mod moto;
+pub mod multipart;
 pub mod openai;
 pub mod openai_images;
 pub mod proxy;
 pub mod rabbit;
 pub mod s3;
 pub mod smtp;
+pub mod stability;
 pub mod texts;
 pub mod tls;
 

@@ -176,3 +176,34 @@ pub fn mad(a: &[u8], b: &[u8]) -> f64 {
         .sum::<f64>()
         / a.len().max(1) as f64
 }
+
+/// The mean RGB colour of a `box_px`×`box_px` square at the centre of the frame shown at
+/// `at_s` seconds.
+pub fn centre_colour(path: &Path, at_s: f64, box_px: u32) -> [u8; 3] {
+    let at = format!("{at_s:.3}");
+    let crop = format!("crop={box_px}:{box_px}");
+    let out = run_stdout(
+        "ffmpeg",
+        &["-v", "error", "-ss", &at, "-i"],
+        path,
+        &[
+            "-frames:v",
+            "1",
+            "-vf",
+            &crop,
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+    );
+    let pixels = (out.len() / 3).max(1) as u64;
+    let mut sum = [0u64; 3];
+    for px in out.chunks_exact(3) {
+        for (s, v) in sum.iter_mut().zip(px) {
+            *s += u64::from(*v);
+        }
+    }
+    sum.map(|s| (s / pixels) as u8)
+}

@@ -347,7 +347,7 @@ async fn the_verification_mail_goes_through_mailgun() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(requests.len(), 1);
-    let fields = multipart_fields(&requests[0]);
+    let fields = studio_testkit::multipart::fields(&requests[0]);
     assert_eq!(fields["from"], "Studio <no-reply@studio.example>");
     assert_eq!(fields["to"], "lin@example.com");
     assert_eq!(fields["subject"], "Verify your email address for Studio");
@@ -405,26 +405,4 @@ async fn mailgun_errors_are_permanent_or_transient() {
         reason.contains("Internal error"),
         "the vendor's reason is kept: {reason}"
     );
-}
-
-/// The fields of a `multipart/form-data` request body, by name.
-fn multipart_fields(request: &wiremock::Request) -> std::collections::BTreeMap<String, String> {
-    let content_type = request.headers["content-type"].to_str().unwrap();
-    let boundary = content_type.split("boundary=").nth(1).unwrap();
-    let body = String::from_utf8(request.body.clone()).unwrap();
-    let mut fields = std::collections::BTreeMap::new();
-    for part in body.split(&format!("--{boundary}")) {
-        let Some((head, value)) = part.split_once("\r\n\r\n") else {
-            continue;
-        };
-        let Some(name) = head
-            .split("name=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-        else {
-            continue;
-        };
-        fields.insert(name.to_owned(), value.trim_end_matches("\r\n").to_owned());
-    }
-    fields
 }

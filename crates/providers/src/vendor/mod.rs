@@ -2,7 +2,9 @@
 //! configured provider (base URL, API key, timeout) and one error classification.
 //!
 //! Errors are classified from the vendors' documented status codes (OpenAI "Error codes",
-//! Anthropic "Errors", ElevenLabs "Errors", Cartesia "API conventions"):
+//! Anthropic "Errors", ElevenLabs "Errors", Cartesia "API conventions", Stability "Errors"):
+//! - a content-moderation refusal (OpenAI's `content_policy_violation` / `moderation_blocked`,
+//!   Stability's 403 `content_moderation`) → [`ErrorKind::Invalid`] with the vendor's reason;
 //! - 408, 409, 429 (with `Retry-After`), 5xx and Anthropic's 529 "overloaded", timeouts and
 //!   connection failures → [`ErrorKind::Transient`], retried with backoff that honours
 //!   `Retry-After`;
@@ -22,6 +24,7 @@ pub mod elevenlabs;
 pub mod openai;
 pub mod openai_images;
 pub mod picture;
+pub mod stability;
 
 use std::time::Duration;
 
@@ -91,6 +94,12 @@ pub fn vendor_of(kind: &str) -> Option<(&'static str, &'static str, &'static str
             elevenlabs::BASE_URL,
             elevenlabs::KEY_ENV,
             Auth::Header("xi-api-key"),
+        )),
+        "stability" => Some((
+            "stability",
+            stability::BASE_URL,
+            stability::KEY_ENV,
+            Auth::Bearer,
         )),
         "cartesia" => Some((
             "cartesia",
@@ -323,6 +332,7 @@ pub fn vendor_message(body: &str) -> String {
         .or_else(|| text(json.get("detail")))
         .or_else(|| text(json.get("message")))
         .or_else(|| text(json.get("error")))
+        .or_else(|| text(json.pointer("/errors/0")))
         .unwrap_or_else(|| excerpt(body))
 }
 
@@ -330,11 +340,17 @@ fn vendor_code(body: &str) -> String {
     let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
         return String::new();
     };
-    ["/error/code", "/error/type", "/detail/status", "/code"]
-        .iter()
-        .find_map(|p| json.pointer(p).and_then(|v| v.as_str()))
-        .unwrap_or_default()
-        .to_owned()
+    [
+        "/error/code",
+        "/error/type",
+        "/detail/status",
+        "/code",
+        "/name",
+    ]
+    .iter()
+    .find_map(|p| json.pointer(p).and_then(|v| v.as_str()))
+    .unwrap_or_default()
+    .to_owned()
 }
 
 /// How long `Retry-After` (seconds or an HTTP date, RFC 9110 §10.2.3) or OpenAI's
@@ -363,7 +379,14 @@ pub fn classify(
 ) -> ProviderError {
     let message = vendor_message(body);
     let code = vendor_code(body);
+    let moderated = code.contains("content_policy")
+        || code.contains("content_moderation")
+        || code == "moderation_blocked"
+        || message.contains("safety system");
     match status {
+        400 | 403 if moderated => ProviderError::invalid(format!(
+            "{vendor} refused the request under its content policy: {message}"
+        )),
         401 | 403 => ProviderError::unavailable(if key_env.is_empty() {
             format!("{vendor} refused the request ({status}): {message}; it needs an API key: set api_key_env")
         } else {
@@ -377,11 +400,9 @@ pub fn classify(
                 .retry_after(retry_after(headers))
         }
         404 => ProviderError::unavailable(format!("{vendor} answered 404: {message}")),
-        _ if code.contains("content_policy") || message.contains("safety system") => {
-            ProviderError::invalid(format!(
-                "{vendor} refused the request under its content policy: {message}"
-            ))
-        }
+        _ if moderated => ProviderError::invalid(format!(
+            "{vendor} refused the request under its content policy: {message}"
+        )),
         _ => ProviderError::invalid(format!(
             "{vendor} rejected the request ({status}): {message}"
         )),
