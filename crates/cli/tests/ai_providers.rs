@@ -373,11 +373,11 @@ async fn providers_check_lists_keys_and_probes_each_vendor() {
     );
     assert!(printed.contains(&format!("key {KEY_ENV} set")), "{printed}");
     assert!(
-        printed.contains("ok: 2 models; gpt-4o-mini offered"),
+        printed.contains("ok: 3 models; gpt-4o-mini offered"),
         "{printed}"
     );
     assert!(
-        printed.contains("ok: 2 models; gpt-4o-mini-tts offered"),
+        printed.contains("ok: 3 models; gpt-4o-mini-tts offered"),
         "{printed}"
     );
     assert!(printed.contains("speech[1]  espeak-ng"), "{printed}");

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::local::{espeak, media, music};
 use crate::settings::{ProviderSpec, ProvidersSettings};
-use crate::vendor::{anthropic, cartesia, elevenlabs, openai};
+use crate::vendor::{anthropic, cartesia, elevenlabs, openai, openai_images, replicate, stability};
 
 /// What was found about one configured provider.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -117,6 +117,22 @@ async fn probe(capability: &str, spec: &ProviderSpec) -> Result<String, String> 
             music::FluidSynthMusic::detect(spec.binary.clone(), spec.soundfont.clone())
                 .map(|p| crate::Describe::model(&p))
                 .map_err(e)
+        }
+        ("image", "openai-images") => {
+            let endpoint = spec.endpoint().map_err(e)?;
+            let models = openai::list_models(&endpoint).await.map_err(e)?;
+            let model = spec.model.as_deref().unwrap_or(openai_images::IMAGE_MODEL);
+            Ok(offered(&models, model))
+        }
+        ("image", "stability") => {
+            let endpoint = spec.endpoint().map_err(e)?;
+            let credits = stability::balance(&endpoint).await.map_err(e)?;
+            Ok(format!("{credits} credits left"))
+        }
+        ("image", "replicate") => {
+            let endpoint = spec.endpoint().map_err(e)?;
+            let account = replicate::account(&endpoint).await.map_err(e)?;
+            Ok(format!("account {account}"))
         }
         ("image", "media-folder") => match &spec.path {
             Some(path) => media::MediaFolder::open(path)

@@ -28,7 +28,7 @@ use crate::local::align::{Aligned, PocketSphinx, WordTiming};
 use crate::local::{card, espeak, media, music, piper, planner};
 use crate::prices::{Price, PriceTable};
 use crate::vendor::openai::{self, AudioFormat, StructuredOutput};
-use crate::vendor::{anthropic, cartesia, elevenlabs, openai_images, stability};
+use crate::vendor::{anthropic, cartesia, elevenlabs, openai_images, replicate, stability};
 use crate::vendor::{vendor_of, Endpoint};
 use crate::writer::LlmWriter;
 
@@ -38,7 +38,7 @@ use crate::writer::LlmWriter;
 pub struct ProviderSpec {
     /// Provider kind: `text-planner`, `openai`, `anthropic` (script); `espeak-ng`, `piper`,
     /// `openai-speech`, `elevenlabs`, `cartesia` (speech); `openai-images`, `stability`,
-    /// `media-folder`, `card` (image); `fluidsynth` (music).
+    /// `replicate`, `media-folder`, `card` (image); `fluidsynth` (music).
     pub kind: String,
     /// Calls to this provider at a time. Default 2.
     #[serde(default = "default_concurrency")]
@@ -432,6 +432,18 @@ impl Builder<'_> {
         for (i, spec) in self.settings.image.iter().enumerate() {
             match spec.kind.as_str() {
                 "card" => image.push(Arc::new(card::CardImages), spec.concurrency),
+                "replicate" => {
+                    let model = spec.model.as_deref().unwrap_or(replicate::MODEL);
+                    let endpoint = spec
+                        .endpoint()
+                        .map_err(|e| SettingsError::provider("image", i, spec, e))?;
+                    let price = self.priced("replicate", model);
+                    image.push_limited(
+                        Arc::new(replicate::ReplicateImages::new(endpoint, model, price)),
+                        spec.concurrency,
+                        spec.requests_per_minute,
+                    )
+                }
                 "stability" => {
                     let model = spec.model.as_deref().unwrap_or(stability::MODEL);
                     let endpoint = spec
@@ -470,7 +482,7 @@ impl Builder<'_> {
                         "image",
                         i,
                         spec,
-                        "openai-images, stability, media-folder, card",
+                        "openai-images, stability, replicate, media-folder, card",
                     ))
                 }
             }

@@ -7,7 +7,8 @@
 //! - [`moto`]: moto's SQS server;
 //! - [`openai`], [`anthropic`], [`elevenlabs`], [`cartesia`]: fakes of those vendors' APIs on local ports,
 //!   following their documented shapes;
-//! - [`stability`]: a fake of Stability AI's Stable Image API; [`multipart`]: form bodies;
+//! - [`stability`], [`replicate`]: fakes of Stability AI's Stable Image API and Replicate's
+//!   predictions; [`multipart`]: form bodies;
 //! - [`proxy`]: a TCP proxy a test can cut, for outages of Postgres or any TCP service;
 //! - [`media`]: ffprobe, frame hashes, loudness and PCM read back with FFmpeg, independently of
 //!   the engine;
@@ -27,6 +28,7 @@ pub mod openai;
 pub mod openai_images;
 pub mod proxy;
 pub mod rabbit;
+pub mod replicate;
 pub mod s3;
 pub mod smtp;
 pub mod stability;

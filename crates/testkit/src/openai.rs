@@ -116,7 +116,8 @@ impl FakeOpenAi {
                 "object": "list",
                 "data": [
                     {"id": "gpt-4o-mini", "object": "model", "created": 1721172741, "owned_by": "system"},
-                    {"id": "gpt-4o-mini-tts", "object": "model", "created": 1742403959, "owned_by": "system"}
+                    {"id": "gpt-4o-mini-tts", "object": "model", "created": 1742403959, "owned_by": "system"},
+                    {"id": "gpt-image-1", "object": "model", "created": 1745517030, "owned_by": "system"}
                 ]
             }))))
             .with_priority(10)

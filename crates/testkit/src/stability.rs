@@ -60,6 +60,11 @@ impl FakeStability {
             .with_priority(10)
             .mount(&server)
             .await;
+        Mock::given(method("GET"))
+            .and(wiremock::matchers::path("/v1/user/balance"))
+            .respond_with(Balance)
+            .mount(&server)
+            .await;
         FakeStability { server, pictures }
     }
 
@@ -80,6 +85,7 @@ impl FakeStability {
             .await
             .unwrap_or_default()
             .iter()
+            .filter(|r| r.method.as_str() == "POST")
             .map(|r| {
                 let mut fields = crate::multipart::fields(r);
                 fields.insert("path".into(), r.url.path().to_owned());
@@ -95,6 +101,26 @@ fn fail(status: u16, name: &str, error: &str) -> ResponseTemplate {
         "name": name,
         "errors": [error]
     }))
+}
+
+struct Balance;
+
+impl Respond for Balance {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            != Some(&format!("Bearer {KEY}"))
+        {
+            return fail(
+                401,
+                "unauthorized",
+                "authorization: invalid or missing API key",
+            );
+        }
+        ResponseTemplate::new(200).set_body_json(json!({"credits": 97.5}))
+    }
 }
 
 struct Generate(Arc<AtomicU64>);

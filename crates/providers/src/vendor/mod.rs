@@ -24,6 +24,7 @@ pub mod elevenlabs;
 pub mod openai;
 pub mod openai_images;
 pub mod picture;
+pub mod replicate;
 pub mod stability;
 
 use std::time::Duration;
@@ -94,6 +95,12 @@ pub fn vendor_of(kind: &str) -> Option<(&'static str, &'static str, &'static str
             elevenlabs::BASE_URL,
             elevenlabs::KEY_ENV,
             Auth::Header("xi-api-key"),
+        )),
+        "replicate" => Some((
+            "replicate",
+            replicate::BASE_URL,
+            replicate::KEY_ENV,
+            Auth::Bearer,
         )),
         "stability" => Some((
             "stability",

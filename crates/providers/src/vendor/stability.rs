@@ -42,6 +42,19 @@ pub const ASPECT_RATIOS: [(&str, u32, u32); 9] = [
 /// The largest seed the API takes.
 pub const MAX_SEED: u64 = 4_294_967_294;
 
+/// The account's credit balance (`GET /v1/user/balance`, `{"credits": …}`): a free probe of
+/// the key and the URL.
+pub async fn balance(endpoint: &Endpoint) -> Result<f64, ProviderError> {
+    #[derive(Deserialize)]
+    struct Balance {
+        credits: f64,
+    }
+    let balance: Balance = endpoint
+        .json(endpoint.request(Method::GET, "/v1/user/balance"))
+        .await?;
+    Ok(balance.credits)
+}
+
 /// The Stable Image API.
 #[derive(Debug)]
 pub struct StabilityImages {
