@@ -103,21 +103,27 @@ fn fail(status: u16, name: &str, error: &str) -> ResponseTemplate {
     }))
 }
 
+/// 401 as documented, unless the request carries the fake's key.
+fn unauthorized(request: &Request) -> Option<ResponseTemplate> {
+    let key = request
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    (key != Some(&format!("Bearer {KEY}"))).then(|| {
+        fail(
+            401,
+            "unauthorized",
+            "authorization: invalid or missing API key",
+        )
+    })
+}
+
 struct Balance;
 
 impl Respond for Balance {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        if request
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            != Some(&format!("Bearer {KEY}"))
-        {
-            return fail(
-                401,
-                "unauthorized",
-                "authorization: invalid or missing API key",
-            );
+        if let Some(refused) = unauthorized(request) {
+            return refused;
         }
         ResponseTemplate::new(200).set_body_json(json!({"credits": 97.5}))
     }
@@ -127,17 +133,8 @@ struct Generate(Arc<AtomicU64>);
 
 impl Respond for Generate {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        if request
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            != Some(&format!("Bearer {KEY}"))
-        {
-            return fail(
-                401,
-                "unauthorized",
-                "authorization: invalid or missing API key",
-            );
+        if let Some(refused) = unauthorized(request) {
+            return refused;
         }
         let fields = crate::multipart::fields(request);
         let Some(prompt) = fields.get("prompt").filter(|p| !p.trim().is_empty()) else {
