@@ -287,7 +287,49 @@ impl StepContext {
     /// A provider step or an extension: runs it with the outputs before it, records its provider
     /// call, and uploads its files.
     async fn step(&self, kind: StepKind, lease: &Lease) -> Result<Done, Failure> {
-        let context = self.context(lease, self.graph.stage(kind)).await?;
+        let mut context = self.context(lease, self.graph.stage(kind)).await?;
+        // A clip sets the scene's picture in motion: the picture comes down from storage.
+        let scratch = self.work_dir.join("inputs").join(lease.step_id.to_string());
+        if kind == StepKind::Clip {
+            self.fetch_pictures(&mut context, &scratch).await?;
+        }
+        let ran = self.run_step(kind, lease, &context).await;
+        let _ = tokio::fs::remove_dir_all(&scratch).await;
+        ran
+    }
+
+    /// Downloads the pictures of the step's scene among `context.done` into `scratch` and
+    /// points the outputs at the local files.
+    async fn fetch_pictures(&self, context: &mut Context, scratch: &Path) -> Result<(), Failure> {
+        let scene = context.scene;
+        tokio::fs::create_dir_all(scratch)
+            .await
+            .map_err(|e| Failure::Retryable(format!("{}: {e}", scratch.display())))?;
+        for finished in context
+            .done
+            .iter_mut()
+            .filter(|f| f.key.kind == StepKind::Picture && f.key.scene == scene)
+        {
+            for (path, name) in finished.output.files_mut() {
+                let key = studio_storage::ObjectKey::parse(path.display().to_string())
+                    .map_err(storage_error)?;
+                let local = scratch.join(&name);
+                self.storage
+                    .get_to_file(&key, &local)
+                    .await
+                    .map_err(storage_error)?;
+                *path = local;
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_step(
+        &self,
+        kind: StepKind,
+        lease: &Lease,
+        context: &Context,
+    ) -> Result<Done, Failure> {
         let key = StepKey {
             kind,
             scene: context.scene,

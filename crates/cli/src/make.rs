@@ -34,8 +34,8 @@ pub struct MakeArgs {
     /// Tone of the script (with --topic), e.g. "warm and curious".
     #[arg(long, requires = "topic")]
     pub tone: Option<String>,
-    /// Print the expected cost of the run (planning and narration, by the price table) and
-    /// exit without calling any provider.
+    /// Print the expected cost of the run (planning, narration, pictures and clips, by the
+    /// price table) and exit without calling any provider.
     #[arg(long)]
     pub estimate: bool,
     /// Print the sections found in --text and exit.
@@ -72,6 +72,10 @@ pub struct MakeArgs {
     /// No music bed.
     #[arg(long)]
     pub no_music: bool,
+    /// Set every scene's picture in motion with the clip providers (`[[providers.clip]]` in
+    /// --config), as a style's `[pictures] clips = true` does.
+    #[arg(long)]
+    pub clips: bool,
     /// Seed for generated pictures and music.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -155,7 +159,8 @@ pub fn prepare(args: &MakeArgs) -> anyhow::Result<(VideoRequest, ProvidersSettin
         (None, Some(_)) => bail!("--topic: the topic is empty"),
         _ => bail!("give --text FILE (with --section TITLE to pick a part) or --topic TEXT"),
     };
-    let style = Style::load(&args.style).context("--style")?;
+    let mut style = Style::load(&args.style).context("--style")?;
+    style.pictures.clips |= args.clips;
     if !(1..=99).contains(&args.pitch) {
         bail!("--pitch: {} is outside 1..=99", args.pitch);
     }

@@ -23,6 +23,9 @@ pub struct SceneAssets {
     pub picture_path: String,
     /// Whether the picture is a generated card drawn at canvas size (fills without cropping).
     pub generated: bool,
+    /// The scene's clip, relative path, when the picture was set in motion: shown instead of
+    /// the still, frozen on its last frame when shorter than the narration.
+    pub clip_path: Option<String>,
 }
 
 /// Everything the timeline is made of.
@@ -388,15 +391,27 @@ fn picture_scene(
     draft.scenes.push(Scene {
         id: Some(format!("scene-{}", i + 1)),
         duration,
-        visual: Visual::Image {
-            path: a.picture_path.clone(),
+        visual: match &a.clip_path {
+            Some(path) => Visual::Video {
+                path: path.clone(),
+                source_start: 0.0,
+                source_end: None,
+                fill: ClipFill::Freeze,
+            },
+            None => Visual::Image {
+                path: a.picture_path.clone(),
+            },
         },
-        motion: Motion {
-            effect,
-            zoom: style.scenes.zoom,
-            easing: Easing::EaseInOut,
+        // A clip moves by itself; a still gets the style's camera move.
+        motion: match a.clip_path {
+            Some(_) => Motion::new(MotionEffect::None),
+            None => Motion {
+                effect,
+                zoom: style.scenes.zoom,
+                easing: Easing::EaseInOut,
+            },
         },
-        fit: if a.generated {
+        fit: if a.generated || a.clip_path.is_some() {
             Fit::Cover
         } else {
             style.scenes.fit

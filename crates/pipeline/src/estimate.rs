@@ -17,7 +17,8 @@ use crate::PipelineError;
 pub struct RunEstimate {
     /// Characters expected to be spoken (scenes and moral).
     pub characters: u64,
-    /// One line per capability that costs something or may: planning, narration.
+    /// One line per capability that costs something or may: planning, narration, pictures,
+    /// clips.
     pub lines: Vec<Estimate>,
     /// The lines together, micro-USD.
     pub total_micro_usd: u64,
@@ -63,10 +64,19 @@ pub fn estimate(
         .ceil()
         .max(1.0) as u64;
     let (width, height) = request.aspect.size();
+    // A clip a scene when the style asks for them, each as long as a scene.
+    let clips = match request.style.pictures.clips {
+        true => {
+            let scene_s = narration_s / pictures as f64;
+            providers.clip.estimate(&vec![scene_s; pictures as usize])
+        }
+        false => None,
+    };
     let lines: Vec<Estimate> = [
         providers.script.estimate(&plan),
         providers.speech.estimate(characters),
         providers.image.estimate(pictures, width, height),
+        clips,
     ]
     .into_iter()
     .flatten()

@@ -5,7 +5,7 @@ use serde::Serialize;
 use studio_media::RenderReport;
 use studio_providers::{Image, ImageSource, Skipped};
 
-use crate::graph::{Ran, StepKey, StepKind, StepOutput};
+use crate::graph::{Ran, SceneClip, StepKey, StepKind, StepOutput};
 
 /// One provider step in the report.
 #[derive(Debug, Clone, Serialize)]
@@ -34,7 +34,7 @@ pub struct StepReport {
     pub skipped: Vec<Skipped>,
     /// What came out, in a few words.
     pub detail: String,
-    /// For a picture a model drew: the prompt sent, so the scene can be drawn again exactly
+    /// For a picture a model drew, or a clip: the prompt sent, so the scene can be drawn again exactly
     /// (or with another `seed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
@@ -57,6 +57,9 @@ impl StepReport {
                 source: ImageSource::Model { prompt, seed, .. },
                 ..
             }) => (Some(prompt.clone()), *seed),
+            StepOutput::Clip(SceneClip {
+                clip: Some(clip), ..
+            }) => (Some(clip.prompt.clone()), clip.seed),
             _ => (None, None),
         };
         StepReport {
@@ -94,6 +97,8 @@ pub struct StageTimes {
     pub scenes_wall_s: f64,
     /// Music.
     pub music_s: f64,
+    /// Clips, summed over scenes (they run concurrently with the music).
+    pub clips_s: f64,
     /// Render.
     pub render_s: f64,
     /// The whole run.

@@ -3,7 +3,7 @@
 //! hits the same cache entry) whichever executor runs it.
 
 use studio_providers::{
-    Image, ImageRequest, MusicRequest, Pace, PlanRequest, ScenePlan, SpeechRequest,
+    ClipRequest, Image, ImageRequest, MusicRequest, Pace, PlanRequest, ScenePlan, SpeechRequest,
 };
 
 use crate::request::{VideoRequest, ESPEAK_SECONDS_PER_LETTER_WPM};
@@ -91,6 +91,54 @@ pub fn image_prompt(request: &VideoRequest, plan: &ScenePlan, index: usize) -> S
         }
     }
     parts.push("No text or lettering in the picture".to_owned());
+    let mut prompt = parts.join(". ");
+    prompt.push('.');
+    prompt
+}
+
+/// The clip of scene `index` (0-based): its picture `image` set in motion for the scene's
+/// `narration_s` seconds, with the motion prompt ([`clip_prompt`]), the style's negative prompt
+/// and the video's seed. The still is named by its SHA-256 (the cache key) and by its path.
+///
+/// Errors: the picture's file cannot be read.
+pub fn clip_request(
+    request: &VideoRequest,
+    plan: &ScenePlan,
+    index: usize,
+    image: &Image,
+    narration_s: f64,
+) -> std::io::Result<ClipRequest> {
+    let (width, height) = request.aspect.size();
+    let still = std::fs::read(&image.path)?;
+    Ok(ClipRequest {
+        prompt: clip_prompt(request, plan, index),
+        negative_prompt: request.style.pictures.negative_prompt.clone(),
+        image_sha256: Some(studio_providers::sha256_hex(&still)),
+        image: Some(image.path.clone()),
+        duration_s: narration_s,
+        width,
+        height,
+        seed: title_seed(request, plan),
+    })
+}
+
+/// The motion prompt of scene `index`'s clip: the style's motion prefix and what the scene
+/// shows (the planner's visual description, else its heading). The still already fixes how the
+/// characters look.
+pub fn clip_prompt(request: &VideoRequest, plan: &ScenePlan, index: usize) -> String {
+    let scene = &plan.scenes[index];
+    let mut parts: Vec<String> = Vec::new();
+    let prefix = request.style.pictures.motion_prefix.trim();
+    if !prefix.is_empty() {
+        parts.push(prefix.trim_end_matches('.').to_owned());
+    }
+    let shows = match scene.visual.as_deref().map(str::trim) {
+        Some(visual) if !visual.is_empty() => visual,
+        _ => scene.heading.trim(),
+    };
+    if !shows.is_empty() {
+        parts.push(shows.trim_end_matches('.').to_owned());
+    }
     let mut prompt = parts.join(". ");
     prompt.push('.');
     prompt

@@ -160,6 +160,12 @@ async fn run_inner(
     let started = Instant::now();
     let calls_before = providers.calls();
     request::check(request)?;
+    if request.style.pictures.clips && providers.clip.is_empty() {
+        return Err(PipelineError::Input {
+            field: "style.pictures.clips",
+            message: crate::graph::NO_CLIP_PROVIDER.to_owned(),
+        });
+    }
     let work = &options.work_dir;
     std::fs::create_dir_all(work).map_err(io(work))?;
     let work = &work.canonicalize().map_err(io(work))?;
@@ -263,6 +269,7 @@ async fn run_stages(
             match key.kind {
                 StepKind::Narration => times.speech_s += seconds,
                 StepKind::Picture => times.visuals_s += seconds,
+                StepKind::Clip => times.clips_s += seconds,
                 _ => {}
             }
             log.push(&key, &ran);

@@ -47,6 +47,13 @@ impl ResultCache {
         }
     }
 
+    /// The log of vendor tasks under way, beside the results (`<root>/tasks`), so a request
+    /// resumed by a later process finds the task an earlier one started
+    /// ([`crate::tasks`]).
+    pub fn tasks(&self) -> crate::tasks::FileTaskLog {
+        crate::tasks::FileTaskLog::new(self.root.join("tasks"))
+    }
+
     /// The cache's root folder.
     pub fn root(&self) -> &Path {
         &self.root

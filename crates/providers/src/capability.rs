@@ -141,12 +141,19 @@ pub trait ImageGen: Describe {
 /// Makes a short video clip from a prompt or a still.
 #[async_trait]
 pub trait ClipGen: Describe {
-    /// Writes one clip under `out`.
+    /// Writes one clip under `out`. `Invalid` when the vendor refuses the prompt or the still
+    /// (content policy); `Unavailable` when this provider cannot animate the request (no still).
     async fn clip(
         &self,
         request: &ClipRequest,
         out: &Path,
     ) -> Result<Produced<Clip>, ProviderError>;
+
+    /// Expected cost of one clip for a scene of `duration_s` seconds, micro-USD, computed
+    /// without calling anyone. Default 0.
+    fn estimate(&self, _duration_s: f64) -> u64 {
+        0
+    }
 }
 
 /// Makes a music bed.

@@ -9,7 +9,8 @@
 //!   transient errors only, a concurrency limit per provider) in front of [`cache`], a
 //!   content-addressed store of results on disk;
 //! - [`settings`]: which providers make up each chain, as serde-typed settings;
-//! - [`limits`]: a circuit breaker per provider and requests-per-minute limits;
+//! - [`limits`]: a circuit breaker per provider and requests-per-minute limits; [`tasks`]: vendor
+//!   tasks under way, recorded before waiting so a restarted process resumes them;
 //! - [`local`]: providers that need no key and no network: extractive planning from given text,
 //!   espeak-ng speech, a media folder, procedural cards, MIDI music rendered with FluidSynth;
 //! - [`vendor`]: providers over a vendor's HTTP API (OpenAI and compatible servers), with one
@@ -28,6 +29,7 @@ pub mod limits;
 pub mod local;
 pub mod prices;
 pub mod settings;
+pub mod tasks;
 pub mod types;
 pub mod vendor;
 pub mod writer;

@@ -27,7 +27,9 @@ use crate::limits::BreakerPolicy;
 use crate::local::align::{Aligned, PocketSphinx, WordTiming};
 use crate::local::{card, espeak, media, music, piper, planner};
 use crate::prices::{Price, PriceTable};
+use crate::tasks::{MemoryTaskLog, TaskLog};
 use crate::vendor::openai::{self, AudioFormat, StructuredOutput};
+use crate::vendor::replicate_clips;
 use crate::vendor::{anthropic, cartesia, elevenlabs, openai_images, replicate, stability};
 use crate::vendor::{vendor_of, Endpoint};
 use crate::writer::LlmWriter;
@@ -38,7 +40,7 @@ use crate::writer::LlmWriter;
 pub struct ProviderSpec {
     /// Provider kind: `text-planner`, `openai`, `anthropic` (script); `espeak-ng`, `piper`,
     /// `openai-speech`, `elevenlabs`, `cartesia` (speech); `openai-images`, `stability`,
-    /// `replicate`, `media-folder`, `card` (image); `fluidsynth` (music).
+    /// `replicate`, `media-folder`, `card` (image); `replicate` (clip); `fluidsynth` (music).
     pub kind: String,
     /// Calls to this provider at a time. Default 2.
     #[serde(default = "default_concurrency")]
@@ -177,7 +179,8 @@ pub struct ProvidersSettings {
     pub speech: Vec<ProviderSpec>,
     /// Pictures. Default `card`.
     pub image: Vec<ProviderSpec>,
-    /// Clips. Default none.
+    /// Clips: a scene's still set in motion, for styles that ask for clips (`[pictures]
+    /// clips = true`). Default none.
     pub clip: Vec<ProviderSpec>,
     /// Music. Default `fluidsynth`.
     pub music: Vec<ProviderSpec>,
@@ -490,16 +493,40 @@ impl Builder<'_> {
         Ok(image)
     }
 
-    fn clip(&self) -> Result<Chain<Motion>, SettingsError> {
-        match self.settings.clip.iter().enumerate().next() {
-            Some((i, spec)) => Err(SettingsError::unknown(
-                "clip",
-                i,
-                spec,
-                "(no local clip provider yet)",
-            )),
-            None => Ok(self.chain::<Motion>()),
+    /// Where clip providers remember vendor tasks under way: beside the result cache, so a
+    /// restarted process resumes them; in memory without a cache.
+    fn task_log(&self) -> Arc<dyn TaskLog> {
+        match &self.cache {
+            Some(cache) => Arc::new(cache.tasks()),
+            None => Arc::new(MemoryTaskLog::default()),
         }
+    }
+
+    fn clip(&self) -> Result<Chain<Motion>, SettingsError> {
+        let mut clip = self.chain::<Motion>();
+        for (i, spec) in self.settings.clip.iter().enumerate() {
+            match spec.kind.as_str() {
+                "replicate" => {
+                    let model = spec.model.as_deref().unwrap_or(replicate_clips::CLIP_MODEL);
+                    let endpoint = spec
+                        .endpoint()
+                        .map_err(|e| SettingsError::provider("clip", i, spec, e))?;
+                    let price = self.priced("replicate", model);
+                    clip.push_limited(
+                        Arc::new(replicate_clips::ReplicateClips::new(
+                            endpoint,
+                            model,
+                            price,
+                            self.task_log(),
+                        )),
+                        spec.concurrency,
+                        spec.requests_per_minute,
+                    )
+                }
+                _ => return Err(SettingsError::unknown("clip", i, spec, "replicate")),
+            }
+        }
+        Ok(clip)
     }
 
     fn music(&self) -> Result<Chain<Score>, SettingsError> {

@@ -310,30 +310,49 @@ pub struct Image {
 // ---------------------------------------------------------------------------------------------
 // Clip
 
-/// A request for a short video clip.
+/// A request for a short video clip: a scene's still set in motion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClipRequest {
-    /// What the clip shows.
+    /// How the still should move (the style's motion prompt and what the scene shows).
     pub prompt: String,
-    /// SHA-256 of a still to animate, if any (the still travels beside the request).
+    /// What the clip should not show, for models that take a negative prompt.
+    #[serde(default)]
+    pub negative_prompt: String,
+    /// SHA-256 of the still to animate (part of the cache key; the file is [`Self::image`]).
     pub image_sha256: Option<String>,
-    /// Length, seconds.
+    /// The still itself, on local disk. Not part of the cache key: its digest is.
+    #[serde(skip)]
+    pub image: Option<PathBuf>,
+    /// Length wanted, seconds (the scene's narration); vendors make clips of their own fixed
+    /// lengths, and the timeline freezes or trims them to the scene.
     pub duration_s: f64,
-    /// Width, pixels.
+    /// Width of the canvas, pixels.
     pub width: u32,
-    /// Height, pixels.
+    /// Height of the canvas, pixels.
     pub height: u32,
-    /// Seed.
+    /// The video's seed, the same for every clip of it, for models that take one.
     pub seed: u64,
 }
 
 /// A video clip.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Clip {
-    /// MP4 file.
+    /// MP4 or WebM file, sniffed and probed.
     pub path: PathBuf,
-    /// Length, seconds.
+    /// Length, seconds (probed).
     pub duration_s: f64,
+    /// Width, pixels (probed).
+    #[serde(default)]
+    pub width: u32,
+    /// Height, pixels (probed).
+    #[serde(default)]
+    pub height: u32,
+    /// The prompt sent, so the clip can be made again.
+    #[serde(default)]
+    pub prompt: String,
+    /// The seed sent, for models that take one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -63,6 +63,13 @@ pub struct PictureLook {
     pub prompt_prefix: String,
     /// What pictures should not show, for models that take a negative prompt. Default none.
     pub negative_prompt: String,
+    /// Whether each scene's picture is set in motion by the clip providers
+    /// (`providers.clip`): the scene then shows the clip instead of the still. Default false
+    /// (clips cost far more than pictures; `studio render --clips` turns them on for one run).
+    pub clips: bool,
+    /// Words put before every clip's motion prompt (`Slow gentle camera push-in, subtle
+    /// movement`). Default none.
+    pub motion_prefix: String,
 }
 
 /// Colours, `#RRGGBB`.

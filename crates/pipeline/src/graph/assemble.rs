@@ -2,7 +2,8 @@
 //! fixed input names, and then the timeline.
 //!
 //! Input names, relative to the render's input folder: `narration/{i}.wav`,
-//! `narration/moral.wav`, `pictures/{i}.{ext}` and `music.{ext}` (scene indexes 0-based). The
+//! `narration/moral.wav`, `pictures/{i}.{ext}`, `clips/{i}.{ext}` and `music.{ext}` (scene
+//! indexes 0-based). The
 //! executor puts each file there: the embedded run links it into its work folder; ai-job hands
 //! media-render the object keys to fetch.
 
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use studio_media::Timeline;
 use studio_providers::{Image, ImageSource, ScenePlan};
 
-use super::{extension, Finished, StepError, StepKey, StepKind, StepOutput};
+use super::{extension, Finished, SceneClip, StepError, StepKey, StepKind, StepOutput};
 use crate::compose::{self, Assets, SceneAssets};
 use crate::request::{MusicChoice, VideoRequest};
 use crate::requests;
@@ -52,7 +53,8 @@ fn missing(key: StepKey) -> StepError {
     )
 }
 
-/// Composes the timeline of `plan` from the finished steps: each scene's narration and picture,
+/// Composes the timeline of `plan` from the finished steps: each scene's narration and picture
+/// (or its clip, when a clip step made one),
 /// the moral's narration, the generated music or the user's own file, and the credit lines.
 ///
 /// Errors: a final [`StepError::Failed`] when a scene's narration or picture is missing from
@@ -78,11 +80,22 @@ pub fn assemble(
         let picture_path = format!("pictures/{i}.{}", extension(&image.path, "png"));
         inputs.insert(speech_path.clone(), speech.audio.clone());
         inputs.insert(picture_path.clone(), image.path.clone());
+        let clip_path = match find(done, StepKey::scene(StepKind::Clip, i)) {
+            Some(StepOutput::Clip(SceneClip {
+                clip: Some(clip), ..
+            })) => {
+                let path = format!("clips/{i}.{}", extension(&clip.path, "mp4"));
+                inputs.insert(path.clone(), clip.path.clone());
+                Some(path)
+            }
+            _ => None,
+        };
         scenes.push(SceneAssets {
             speech: speech.clone(),
             speech_path,
             picture_path,
             generated: matches!(image.source, ImageSource::Generated),
+            clip_path,
         });
         images.push(image.clone());
     }

@@ -8,6 +8,7 @@
 //! | 1 | `narration` | scene, and the moral (no scene) | sentences → [`Speech`] with timings |
 //! | 1 | `picture` | scene | the scene's terms → an [`Image`] at canvas size |
 //! | 2 | `music` | job, when the request wants generated music | narration length → [`Music`] |
+//! | 2 | `clip` | scene, when the style asks for clips | the scene's picture → a [`Clip`] |
 //! | 3 | `timeline` | job | every output above → a [`studio_media::Timeline`] ([`assemble`]) |
 //! | 4 | `render` | job | the timeline → `final.mp4`, captions, thumbnail |
 //!
@@ -27,10 +28,12 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use studio_providers::{
-    ChainError, ErrorKind, Image, ImageSource, Music, Provenance, Providers, ScenePlan, Speech,
+    ChainError, Clip, ErrorKind, Image, ImageSource, Music, Provenance, Providers, ScenePlan,
+    Speech,
 };
 
 pub use assemble::{assemble, credit_from_sidecar, narration_seconds, Assembly};
+pub use steps::NO_CLIP_PROVIDER;
 
 use crate::request::VideoRequest;
 
@@ -51,6 +54,8 @@ pub enum StepKind {
     Picture,
     /// Composes the music bed.
     Music,
+    /// Sets one scene's picture in motion.
+    Clip,
     /// Composes the timeline from everything before it.
     Timeline,
     /// Renders the timeline (a media-render worker in the platform).
@@ -70,11 +75,12 @@ pub enum Runner {
 
 impl StepKind {
     /// The kinds every graph has, in stage order.
-    pub const BUILT_IN: [StepKind; 6] = [
+    pub const BUILT_IN: [StepKind; 7] = [
         StepKind::Plan,
         StepKind::Narration,
         StepKind::Picture,
         StepKind::Music,
+        StepKind::Clip,
         StepKind::Timeline,
         StepKind::Render,
     ];
@@ -86,6 +92,7 @@ impl StepKind {
             StepKind::Narration => "narration",
             StepKind::Picture => "picture",
             StepKind::Music => "music",
+            StepKind::Clip => "clip",
             StepKind::Timeline => "timeline",
             StepKind::Render => "render",
             StepKind::Extension(name) => name,
@@ -106,7 +113,8 @@ impl StepKind {
         }
     }
 
-    /// The name in `report.json` (`plan`, `speech`, `image`, `music`, an extension's name).
+    /// The name in `report.json` (`plan`, `speech`, `image`, `music`, `clip`, an extension's
+    /// name).
     pub fn report_name(self) -> &'static str {
         match self {
             StepKind::Narration => "speech",
@@ -120,7 +128,7 @@ impl StepKind {
         Some(match self {
             StepKind::Plan => 0,
             StepKind::Narration | StepKind::Picture => 1,
-            StepKind::Music => 2,
+            StepKind::Music | StepKind::Clip => 2,
             StepKind::Timeline => 3,
             StepKind::Render => 4,
             StepKind::Extension(_) => return None,
@@ -166,6 +174,7 @@ impl StepKey {
             (StepKind::Narration, Some(i)) => format!("narration of scene {}", i + 1),
             (StepKind::Narration, None) => "narration of the moral".into(),
             (StepKind::Picture, Some(i)) => format!("picture for scene {}", i + 1),
+            (StepKind::Clip, Some(i)) => format!("clip for scene {}", i + 1),
             (kind, Some(i)) => format!("{kind} of scene {}", i + 1),
             (kind, None) => kind.name().into(),
         }
@@ -206,8 +215,22 @@ pub enum StepOutput {
     Picture(Image),
     /// The music bed.
     Music(Music),
+    /// A scene's clip, or why the scene keeps its still.
+    Clip(SceneClip),
     /// An extension's output.
     Extension(serde_json::Value),
+}
+
+/// What a clip step made: the clip, or why the scene keeps its still picture (the clip
+/// providers refused the scene, or none could serve it). Stored as `{"clip": …}` or
+/// `{"clip": null, "skipped": "…"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SceneClip {
+    /// The clip.
+    pub clip: Option<Clip>,
+    /// Why there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// The stored JSON shapes of the outputs, as ai-job's rows have held them from the start.
@@ -237,6 +260,7 @@ impl StepOutput {
             StepOutput::Narration(s) => serde_json::to_value(NarrationJson { speech: s.clone() }),
             StepOutput::Picture(i) => serde_json::to_value(PictureJson { image: i.clone() }),
             StepOutput::Music(m) => serde_json::to_value(MusicJson { music: m.clone() }),
+            StepOutput::Clip(c) => serde_json::to_value(c),
             StepOutput::Extension(v) => Ok(v.clone()),
         };
         value.unwrap_or_default()
@@ -264,6 +288,7 @@ impl StepOutput {
             StepKind::Music => {
                 StepOutput::Music(serde_json::from_value::<MusicJson>(value).map_err(e)?.music)
             }
+            StepKind::Clip => StepOutput::Clip(serde_json::from_value(value).map_err(e)?),
             StepKind::Extension(_) => StepOutput::Extension(value),
             StepKind::Timeline | StepKind::Render => {
                 return Err(format!("{kind} outputs are kept by the executor"))
@@ -290,7 +315,11 @@ impl StepOutput {
                 vec![(&mut i.path, name)]
             }
             StepOutput::Music(m) => vec![(&mut m.path, "music.wav".into())],
-            StepOutput::Plan(_) | StepOutput::Extension(_) => Vec::new(),
+            StepOutput::Clip(SceneClip { clip: Some(c), .. }) => {
+                let name = format!("clip.{}", extension(&c.path, "mp4"));
+                vec![(&mut c.path, name)]
+            }
+            StepOutput::Plan(_) | StepOutput::Clip(_) | StepOutput::Extension(_) => Vec::new(),
         }
     }
 
@@ -320,6 +349,13 @@ impl StepOutput {
                 },
             },
             StepOutput::Music(m) => format!("{} bpm, {:.1} s", m.tempo_bpm, m.duration_s),
+            StepOutput::Clip(SceneClip { clip: Some(c), .. }) => {
+                format!("{:.1} s clip, {}x{}", c.duration_s, c.width, c.height)
+            }
+            StepOutput::Clip(SceneClip { skipped, .. }) => format!(
+                "kept the still: {}",
+                skipped.as_deref().unwrap_or("no clip")
+            ),
             StepOutput::Extension(v) => {
                 let text = v.to_string();
                 text.chars().take(120).collect()
@@ -489,7 +525,8 @@ impl Graph {
 
     /// The steps a plan needs, in the order their results are reported: a narration and a
     /// picture per scene, the moral's narration, the music (when the request wants it
-    /// generated), every extension's, then the timeline. The timeline adds the render.
+    /// generated), a clip per scene (when the style asks for clips), every extension's, then
+    /// the timeline. The timeline adds the render.
     pub fn after_plan(&self, request: &VideoRequest, plan: &ScenePlan) -> Vec<StepKey> {
         let mut steps = Vec::new();
         for i in 0..plan.scenes.len() {
@@ -501,6 +538,9 @@ impl Graph {
         }
         if matches!(request.music, crate::MusicChoice::Generate) {
             steps.push(StepKey::job(StepKind::Music));
+        }
+        if request.style.pictures.clips {
+            steps.extend((0..plan.scenes.len()).map(|i| StepKey::scene(StepKind::Clip, i)));
         }
         for e in &self.extensions {
             let kind = StepKind::Extension(e.name());
@@ -540,6 +580,7 @@ impl Graph {
             StepKind::Narration => steps::narration(key, input, providers).await,
             StepKind::Picture => steps::picture(key, input, providers).await,
             StepKind::Music => steps::music(key, input, providers).await,
+            StepKind::Clip => steps::clip(key, input, providers).await,
             StepKind::Extension(name) => {
                 let e = self.extension(name).ok_or_else(|| {
                     StepError::fatal(&key, "this version of Studio does not have this kind")
@@ -575,6 +616,7 @@ mod tests {
                 ("narration", 1),
                 ("picture", 1),
                 ("music", 2),
+                ("clip", 2),
                 ("timeline", 3),
                 ("render", 4)
             ]

@@ -2,9 +2,12 @@
 //! executors ask for the same thing and hit the same cache entry), runs the capability's chain
 //! and says how a failure ends the step.
 
-use studio_providers::{ChainError, Generated, PlanSource, Providers};
+use studio_providers::{ChainError, ErrorKind, Generated, PlanSource, Providers};
 
-use super::{narration_seconds, Ran, StepError, StepInput, StepKey, StepKind, StepOutput};
+use super::{
+    narration_seconds, Finished, Ran, SceneClip, StepError, StepInput, StepKey, StepKind,
+    StepOutput,
+};
 use crate::request::{narration_budget, VideoRequest};
 use crate::requests;
 
@@ -98,4 +101,77 @@ pub(super) async fn music(
         .await
         .map_err(|e| StepError::from_chain(&key, e))?;
     Ok(ran(g, StepOutput::Music))
+}
+
+/// What a clip step is told when clips are asked for and no clip provider is configured.
+pub const NO_CLIP_PROVIDER: &str = "the style asks for clips ([pictures] clips = true) but \
+    providers.clip names no clip provider; add one ([[providers.clip]] kind = \"replicate\") \
+    or turn clips off";
+
+fn scene_output(done: &[Finished], kind: StepKind, scene: usize) -> Option<&StepOutput> {
+    done.iter()
+        .find(|f| f.key == StepKey::scene(kind, scene))
+        .map(|f| &f.output)
+}
+
+/// Sets the scene's picture in motion. A refusal (content policy) or a chain where no provider
+/// can serve the scene keeps the still, saying why; a transient failure is worth another try.
+pub(super) async fn clip(
+    key: StepKey,
+    input: StepInput<'_>,
+    providers: &Providers,
+) -> Result<Ran, StepError> {
+    let i = input
+        .scene
+        .filter(|&i| i < input.plan.scenes.len())
+        .ok_or_else(|| StepError::fatal(&key, "a clip step needs a scene of the plan"))?;
+    if providers.clip.is_empty() {
+        return Err(StepError::fatal(&key, NO_CLIP_PROVIDER));
+    }
+    let Some(StepOutput::Picture(image)) = scene_output(input.done, StepKind::Picture, i) else {
+        return Err(StepError::fatal(&key, "the scene's picture is missing"));
+    };
+    let narration_s = match scene_output(input.done, StepKind::Narration, i) {
+        Some(StepOutput::Narration(s)) => s.duration_s,
+        _ => input.request.style.scenes.seconds,
+    };
+    let request = requests::clip_request(input.request, input.plan, i, image, narration_s)
+        .map_err(|e| StepError::Failed {
+            step: key.describe(),
+            message: format!("reading the scene's picture {}: {e}", image.path.display()),
+            retryable: true,
+        })?;
+    let kept = |why: String| {
+        tracing::warn!(step = %key.describe(), reason = %why, "the scene keeps its still picture");
+        Ok(Ran {
+            output: StepOutput::Clip(SceneClip {
+                clip: None,
+                skipped: Some(why),
+            }),
+            provenance: None,
+        })
+    };
+    match providers.clip.run(&request).await {
+        Ok(g) => Ok(ran(g, |clip| {
+            StepOutput::Clip(SceneClip {
+                clip: Some(clip),
+                skipped: None,
+            })
+        })),
+        Err(ChainError::Invalid { provider, message }) => {
+            kept(format!("{provider} refused the scene: {message}"))
+        }
+        Err(e @ ChainError::Exhausted { .. }) if !any_transient(&e) => kept(e.to_string()),
+        Err(e) => Err(StepError::from_chain(&key, e)),
+    }
+}
+
+/// Whether some provider of an exhausted chain failed transiently (worth another try).
+fn any_transient(e: &ChainError) -> bool {
+    match e {
+        ChainError::Exhausted { failures, .. } => {
+            failures.iter().any(|f| f.kind == ErrorKind::Transient)
+        }
+        _ => true,
+    }
 }

@@ -183,6 +183,23 @@ impl Chain<crate::capability::Picture> {
     }
 }
 
+impl Chain<crate::capability::Motion> {
+    /// What clips for scenes of `scene_seconds` seconds each are expected to cost with the
+    /// first provider; `None` for an empty chain.
+    pub fn estimate(&self, scene_seconds: &[f64]) -> Option<Estimate> {
+        let first = self.links.first()?;
+        Some(Estimate {
+            capability: "clip",
+            provider: first.provider.name().to_owned(),
+            model: first.provider.model(),
+            cost_micro_usd: scene_seconds
+                .iter()
+                .map(|&s| first.provider.estimate(s))
+                .sum(),
+        })
+    }
+}
+
 impl Chain<crate::capability::Script> {
     /// Whether some provider of this planning chain writes scripts from a topic alone
     /// ([`crate::ScriptWriter::writes_from_topics`]); false for a chain of extractive planners,
@@ -298,6 +315,11 @@ impl<C: Capability> Chain<C> {
             .iter()
             .map(|l| l.provider.name().to_string())
             .collect()
+    }
+
+    /// Whether the chain has no provider (a capability left unconfigured).
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
     }
 
     /// Provider calls made so far (cache hits excluded).

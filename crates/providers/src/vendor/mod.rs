@@ -20,11 +20,13 @@
 
 pub mod anthropic;
 pub mod cartesia;
+pub mod clip;
 pub mod elevenlabs;
 pub mod openai;
 pub mod openai_images;
 pub mod picture;
 pub mod replicate;
+pub mod replicate_clips;
 pub mod stability;
 
 use std::time::Duration;

@@ -44,18 +44,11 @@ pub fn check(vendor: &str, bytes: &[u8]) -> Result<Checked, ProviderError> {
         Ok(f @ (SourceFormat::Png | SourceFormat::Jpeg | SourceFormat::Webp)) => f,
         Ok(other) => return Err(refuse(format!("{other:?} data, not a picture"))),
         Err(_) => {
-            let head = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).to_lowercase();
-            let what = if head.contains("<html") || head.contains("<!doctype") {
-                "an HTML page instead of a picture".to_owned()
-            } else if head.trim_start().starts_with('{') {
-                "JSON instead of a picture".to_owned()
-            } else {
-                format!(
-                    "{} bytes that are not a PNG, JPEG or WebP picture",
-                    bytes.len()
-                )
-            };
-            return Err(refuse(what));
+            return Err(refuse(not_media(
+                bytes,
+                "a picture",
+                "a PNG, JPEG or WebP picture",
+            )))
         }
     };
     let (width, height) = dimensions(format, bytes)
@@ -79,6 +72,19 @@ pub fn check(vendor: &str, bytes: &[u8]) -> Result<Checked, ProviderError> {
         width,
         height,
     })
+}
+
+/// What `bytes` that are not media are, for messages: "an HTML page instead of `thing`",
+/// "JSON instead of `thing`", or "N bytes that are not `kinds`".
+pub fn not_media(bytes: &[u8], thing: &str, kinds: &str) -> String {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).to_lowercase();
+    if head.contains("<html") || head.contains("<!doctype") {
+        format!("an HTML page instead of {thing}")
+    } else if head.trim_start().starts_with('{') {
+        format!("JSON instead of {thing}")
+    } else {
+        format!("{} bytes that are not {kinds}", bytes.len())
+    }
 }
 
 /// Width and height from the header.

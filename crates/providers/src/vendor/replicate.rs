@@ -50,6 +50,8 @@ pub struct Prediction {
     pub id: String,
     pub status: String,
     #[serde(default)]
+    pub input: Value,
+    #[serde(default)]
     pub output: Value,
     #[serde(default)]
     pub error: Option<Value>,
@@ -70,6 +72,11 @@ impl Prediction {
         matches!(self.status.as_str(), "succeeded" | "failed" | "canceled")
     }
 
+    /// The seed the prediction ran with, when its input has one.
+    pub fn input_seed(&self) -> Option<u64> {
+        self.input.get("seed").and_then(Value::as_u64)
+    }
+
     /// The output URLs, in order (a single URL or a list of them).
     pub fn output_urls(&self) -> Vec<String> {
         match &self.output {
@@ -83,24 +90,25 @@ impl Prediction {
     }
 }
 
-/// Follows `prediction` at its `urls.get` until it ends or [`MAX_WAIT`] passes.
+/// Follows `prediction` at its `urls.get` until it ends (`succeeded`, `failed` or `canceled`)
+/// or `max_wait` passes, polling with backoff (0.5 s doubling to 5 s).
 ///
-/// Errors: `Transient` when it does not end in time or polling fails; `Invalid` for a prediction
-/// the model refused as unsafe (its `error` says NSFW); `Transient` for other failures and
-/// cancellations (another prediction may succeed).
-pub async fn follow(
+/// Errors: `Transient` when it does not end in time or polling fails (the prediction may still
+/// end: its id is worth keeping).
+pub async fn wait(
     endpoint: &Endpoint,
     mut prediction: Prediction,
+    max_wait: Duration,
 ) -> Result<Prediction, ProviderError> {
     let started = Instant::now();
     let mut wait = Duration::from_millis(500);
     while !prediction.ended() {
-        if started.elapsed() > MAX_WAIT {
+        if started.elapsed() > max_wait {
             return Err(ProviderError::transient(format!(
                 "replicate prediction {} still {} after {} s",
                 prediction.id,
                 prediction.status,
-                MAX_WAIT.as_secs()
+                max_wait.as_secs()
             )));
         }
         tokio::time::sleep(wait).await;
@@ -117,6 +125,14 @@ pub async fn follow(
             .unwrap_or_else(|| format!("/v1/predictions/{}", prediction.id));
         prediction = endpoint.json(endpoint.request(Method::GET, &path)).await?;
     }
+    Ok(prediction)
+}
+
+/// An ended prediction's outcome.
+///
+/// Errors: `Invalid` for a prediction the model refused as unsafe (its `error` says NSFW);
+/// `Transient` for other failures and cancellations (another prediction may succeed).
+pub fn succeeded(prediction: Prediction) -> Result<Prediction, ProviderError> {
     match prediction.status.as_str() {
         "succeeded" => Ok(prediction),
         status => {
@@ -141,6 +157,41 @@ pub async fn follow(
             }
         }
     }
+}
+
+/// Follows `prediction` until it ends or [`MAX_WAIT`] passes ([`wait`]) and returns it when it
+/// succeeded ([`succeeded`]).
+pub async fn follow(
+    endpoint: &Endpoint,
+    prediction: Prediction,
+) -> Result<Prediction, ProviderError> {
+    succeeded(wait(endpoint, prediction, MAX_WAIT).await?)
+}
+
+/// Creates a prediction of `model` (`owner/name` for an official model, `owner/name:version`
+/// for a pinned one) with `input`; `prefer_wait` asks the API to hold the answer until the
+/// prediction ends or 60 s pass.
+pub async fn create(
+    endpoint: &Endpoint,
+    model: &str,
+    input: Value,
+    prefer_wait: bool,
+) -> Result<Prediction, ProviderError> {
+    let (path, body) = match model.split_once(':') {
+        Some((_, version)) => (
+            "/v1/predictions".to_owned(),
+            json!({"version": version, "input": input}),
+        ),
+        None => (
+            format!("/v1/models/{model}/predictions"),
+            json!({"input": input}),
+        ),
+    };
+    let mut call = endpoint.request(Method::POST, &path).json(&body);
+    if prefer_wait {
+        call = call.header("prefer", "wait");
+    }
+    endpoint.json(call).await
 }
 
 /// The token's account (`GET /v1/account`, `{"type", "username", "name"}`): a free probe of
@@ -229,22 +280,7 @@ impl ReplicateImages {
 
     /// Creates the prediction (`Prefer: wait`: the answer may already be final).
     pub async fn create(&self, input: Value) -> Result<Prediction, ProviderError> {
-        let (path, body) = match self.model.split_once(':') {
-            Some((_, version)) => (
-                "/v1/predictions".to_owned(),
-                json!({"version": version, "input": input}),
-            ),
-            None => (
-                format!("/v1/models/{}/predictions", self.model),
-                json!({"input": input}),
-            ),
-        };
-        let call = self
-            .endpoint
-            .request(Method::POST, &path)
-            .header("prefer", "wait")
-            .json(&body);
-        self.endpoint.json(call).await
+        create(&self.endpoint, &self.model, input, true).await
     }
 }
 
