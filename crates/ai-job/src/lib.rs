@@ -23,7 +23,8 @@
 //!   lease expired.
 //!
 //! - [`retention`]: prunes published outbox rows and old progress events; [`deletion`]: a
-//!   deleted project's jobs and the purge of its files.
+//!   deleted project's jobs and the purge of its files; [`shared_cache`]: provider results
+//!   shared by every worker through the object store.
 //!
 //! Migrations live in `migrations/` and are embedded: [`MIGRATOR`].
 
@@ -36,6 +37,7 @@ pub mod relay;
 pub mod retention;
 pub mod service;
 pub mod settings;
+pub mod shared_cache;
 pub mod startup;
 pub mod steps;
 pub mod store;

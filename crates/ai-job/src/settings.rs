@@ -102,6 +102,10 @@ pub struct WorkerSettings {
     pub step_timeout_s: u64,
     /// How `work_dir` (step scratch folders, the provider-result cache) is kept in bounds.
     pub scratch: studio_core::scratch::ScratchLimits,
+    /// Whether provider results are shared with every worker through the object store
+    /// (`cache/results/…`), so a job repeated on another worker makes no paid call. Default
+    /// true.
+    pub shared_cache: bool,
 }
 
 impl Default for WorkerSettings {
@@ -115,6 +119,7 @@ impl Default for WorkerSettings {
             grace_s: 20,
             step_timeout_s: 900,
             scratch: Default::default(),
+            shared_cache: true,
         }
     }
 }

@@ -27,6 +27,7 @@ use studio_storage::ObjectStore;
 use crate::grpc::{GrpcJobs, GrpcProjects, GrpcRenderLeases};
 use crate::service::{Jobs, RenderLeases};
 use crate::settings::{Role, Settings};
+use crate::shared_cache::StoredResults;
 use crate::steps::StepContext;
 use crate::store::{JobStore, Queues};
 use crate::worker::Worker;
@@ -98,7 +99,11 @@ impl Application {
                 settings.worker.work_dir.display()
             )
         })?;
-        let cache = Arc::new(ResultCache::new(settings.worker.work_dir.join("cache")));
+        let mut cache = ResultCache::new(settings.worker.work_dir.join("cache"));
+        if settings.worker.shared_cache {
+            cache = cache.with_shared(Arc::new(StoredResults::new(storage.clone())));
+        }
+        let cache = Arc::new(cache);
         let providers = Arc::new(
             settings
                 .providers

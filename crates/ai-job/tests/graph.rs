@@ -4,159 +4,23 @@
 //! `studio_pipeline::graph::testing`). It runs at its stage, reads the narration before it, and
 //! the job goes on to its render.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{plan_step, until_render, Harness};
 use studio_ai_job::settings::WorkerSettings;
 use studio_ai_job::steps::{PlanInput, StepContext};
-use studio_ai_job::store::{JobStore, NewStep, Queues, RenderInput, State};
-use studio_ai_job::worker::Worker;
+use studio_ai_job::store::{JobStore, Queues, RenderInput, State};
 use studio_ai_job::MIGRATOR;
 use studio_core::id::{ProjectId, UserId};
-use studio_core::Shutdown;
-use studio_media::timeline::AspectPreset;
 use studio_pipeline::graph::testing::{Stall, WordCount};
 use studio_pipeline::graph::{Graph, StepKind};
 use studio_pipeline::{MusicChoice, VideoRequest};
-use studio_providers::cache::ResultCache;
 use studio_providers::{PlanSource, ProvidersSettings};
-use studio_queue::memory::MemoryQueue;
-use studio_queue::{QueueSpec, WorkQueue};
 use studio_storage::local::LocalStore;
 use studio_testkit::db::{drop_database, fresh_database};
-
-fn fable_request() -> VideoRequest {
-    VideoRequest {
-        aspect: AspectPreset::Square,
-        music: MusicChoice::Silent,
-        ..VideoRequest::new(PlanSource::Text {
-            text: "The ant worked all summer. The grasshopper sang and danced.".into(),
-            section: None,
-        })
-    }
-}
-
-fn plan_step(input: PlanInput) -> NewStep {
-    NewStep {
-        kind: StepKind::Plan.name().into(),
-        scene: None,
-        stage: 0,
-        max_attempts: 2,
-        input: serde_json::to_value(input).unwrap(),
-    }
-}
-
-/// A step worker and the relay over a fresh database, running `graph`.
-struct Harness {
-    name: String,
-    pool: sqlx::PgPool,
-    store: JobStore,
-    shutdown: Shutdown,
-    running: tokio::task::JoinHandle<anyhow::Result<()>>,
-    relay: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
-}
-
-impl Harness {
-    async fn start(graph: Graph, settings: WorkerSettings) -> Harness {
-        let (name, url) = fresh_database("aijobgraph").await;
-        let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        MIGRATOR.run(&pool).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let queues = Queues::prefixed("graph-test.");
-        let store = JobStore {
-            pool: pool.clone(),
-            queues: queues.clone(),
-        };
-        let queue: Arc<dyn WorkQueue> = Arc::new(MemoryQueue::new());
-        for q in [&queues.steps, &queues.render] {
-            queue.declare(&QueueSpec::new(q.clone())).await.unwrap();
-        }
-        let cache = Arc::new(ResultCache::new(dir.path().join("cache")));
-        let providers = Arc::new(ProvidersSettings::default().build(Some(cache)).unwrap());
-        let settings = WorkerSettings {
-            work_dir: dir.path().join("work"),
-            ..settings
-        };
-        let worker = Worker {
-            id: "graph-test".into(),
-            context: StepContext {
-                store: store.clone(),
-                storage: Arc::new(LocalStore::new(dir.path().join("objects")).unwrap()),
-                providers,
-                graph: Arc::new(graph),
-                work_dir: settings.work_dir.clone(),
-                max_attempts: 2,
-            },
-            queue: queue.clone(),
-            settings,
-        };
-        let shutdown = Shutdown::new();
-        let running = tokio::spawn(worker.run(shutdown.clone()));
-        let relay = tokio::spawn(studio_ai_job::relay::run(
-            store.clone(),
-            queue.clone(),
-            Duration::from_millis(50),
-            shutdown.clone(),
-        ));
-        Harness {
-            name,
-            pool,
-            store,
-            shutdown,
-            running,
-            relay,
-            _dir: dir,
-        }
-    }
-
-    /// Starts a job planning a two-sentence fable, its request stored on the job.
-    async fn job(&self) -> studio_ai_job::store::Job {
-        let request = serde_json::to_value(fable_request()).unwrap();
-        let (job, _) = self
-            .store
-            .create_job(
-                UserId::new(),
-                ProjectId::new(),
-                "graph",
-                Some(&request),
-                &[plan_step(PlanInput::default())],
-                100,
-            )
-            .await
-            .unwrap();
-        job
-    }
-
-    /// Starts the same job as a release before this one did: the request in the plan step's
-    /// input, none on the job.
-    async fn job_carrying_its_request(&self) -> studio_ai_job::store::Job {
-        let input = PlanInput {
-            request: Some(fable_request()),
-        };
-        let (job, _) = self
-            .store
-            .create_job(
-                UserId::new(),
-                ProjectId::new(),
-                "carried",
-                None,
-                &[plan_step(input)],
-                100,
-            )
-            .await
-            .unwrap();
-        job
-    }
-
-    async fn stop(self) {
-        self.shutdown.trigger();
-        self.running.await.unwrap().unwrap();
-        self.relay.await.unwrap();
-        self.pool.close().await;
-        drop_database(&self.name).await;
-    }
-}
 
 #[tokio::test]
 async fn a_kind_registered_only_in_the_graph_runs_distributed() {
@@ -197,21 +61,6 @@ async fn a_kind_registered_only_in_the_graph_runs_distributed() {
     assert!(input.inputs.contains_key("narration/0.wav"), "{input:?}");
     assert!(input.output_prefix.ends_with("/outputs/"));
     h.stop().await;
-}
-
-/// Waits until `job` has its render step (its provider stages done); panics if it ends first.
-async fn until_render(store: &JobStore, job: &studio_ai_job::store::Job) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let steps = store.steps(job.id).await.unwrap();
-        if steps.iter().any(|s| s.kind == StepKind::Render.name()) {
-            return;
-        }
-        let j = store.job(job.id).await.unwrap();
-        assert!(!j.state.is_final(), "the job ended: {}", j.error);
-        assert!(tokio::time::Instant::now() < deadline, "{steps:#?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// A job started by the release before this one (the request in the plan step's input, none on

@@ -5,10 +5,19 @@
 //! `<root>/tmp/…` and renamed into place in one step, so an entry is either complete or absent,
 //! whatever moment a process dies at. "This provider cannot serve this request" answers are
 //! stored too, so a repeated run asks no provider again.
+//!
+//! In the platform every worker's disk cache sits in front of one [`SharedResults`] store (an
+//! S3 bucket): a result missing on disk is looked for there before any provider is called, and a
+//! result a provider made is published there, its files first and `entry.json` last, so a reader
+//! that finds the entry finds its files. Only results are shared; "cannot serve" answers depend
+//! on the worker (its media folder, its keys) and stay on its disk.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::capability::{Artifacts, Capability, Produced};
@@ -31,11 +40,22 @@ pub enum Entry<T> {
     },
 }
 
+/// A store every worker shares, holding cache entries under relative names
+/// (`image/ab/ab12…/entry.json`).
+#[async_trait]
+pub trait SharedResults: Send + Sync + std::fmt::Debug {
+    /// The object's bytes; `None` when absent. Errors: the store cannot be reached.
+    async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, String>;
+    /// Stores `bytes` under `name`. Errors: the store cannot be reached.
+    async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), String>;
+}
+
 /// The result cache rooted at one folder.
 #[derive(Debug)]
 pub struct ResultCache {
     root: PathBuf,
     scratch_counter: AtomicU64,
+    shared: Option<Arc<dyn SharedResults>>,
 }
 
 impl ResultCache {
@@ -44,7 +64,97 @@ impl ResultCache {
         Self {
             root: root.into(),
             scratch_counter: AtomicU64::new(0),
+            shared: None,
         }
+    }
+
+    /// This cache in front of `shared`, the store every worker shares.
+    pub fn with_shared(mut self, shared: Arc<dyn SharedResults>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// The shared name of entry `key`'s file `file`.
+    fn shared_name(capability: &str, key: &str, file: &str) -> String {
+        format!("{capability}/{}/{key}/{file}", &key[..2])
+    }
+
+    /// Copies entry `key` from the shared store onto disk and returns it, with local paths;
+    /// `None` without a shared store, when it has no such entry, or when it cannot be read
+    /// (then the request is made again; a warning says why).
+    pub async fn fetch_shared<C: Capability>(&self, key: &str) -> Option<Entry<C::Output>> {
+        let shared = self.shared.as_ref()?;
+        let fetched = async {
+            let Some(json) = shared
+                .get(&Self::shared_name(C::NAME, key, "entry.json"))
+                .await?
+            else {
+                return Ok(false);
+            };
+            let mut entry: Entry<C::Output> =
+                serde_json::from_slice(&json).map_err(|e| format!("entry.json: {e}"))?;
+            let Entry::Ok { output, .. } = &mut entry else {
+                return Ok(false);
+            };
+            let scratch = self.scratch().map_err(|e| e.to_string())?;
+            for path in output.artifacts_mut() {
+                let relative = path.to_string_lossy().into_owned();
+                let safe = path
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+                if !safe {
+                    return Err(format!("entry names a file outside it: {relative}"));
+                }
+                let bytes = shared
+                    .get(&Self::shared_name(C::NAME, key, &relative))
+                    .await?
+                    .ok_or_else(|| format!("{relative} is missing"))?;
+                let local = scratch.join(&relative);
+                if let Some(parent) = local.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+                }
+                std::fs::write(&local, bytes).map_err(|e| e.to_string())?;
+            }
+            std::fs::write(scratch.join("entry.json"), &json).map_err(|e| e.to_string())?;
+            self.place(C::NAME, key, &scratch)
+                .map_err(|e| e.to_string())?;
+            Ok::<bool, String>(true)
+        };
+        match fetched.await {
+            Ok(true) => self.load::<C>(key),
+            Ok(false) => None,
+            Err(e) => {
+                tracing::warn!(capability = C::NAME, key, error = %e, "the shared result cache could not serve an entry");
+                None
+            }
+        }
+    }
+
+    /// Publishes entry `key` (a result on disk) to the shared store: its files, then
+    /// `entry.json`. Does nothing without a shared store or for an entry that is not a result.
+    ///
+    /// Errors: the entry cannot be read or the store cannot be written.
+    pub async fn publish<C: Capability>(&self, key: &str) -> Result<(), String> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let dir = self.entry_dir(C::NAME, key);
+        let json = std::fs::read(dir.join("entry.json")).map_err(|e| e.to_string())?;
+        let mut entry: Entry<C::Output> =
+            serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+        let Entry::Ok { output, .. } = &mut entry else {
+            return Ok(());
+        };
+        for path in output.artifacts_mut() {
+            let relative = path.to_string_lossy().into_owned();
+            let bytes = std::fs::read(dir.join(&relative)).map_err(|e| e.to_string())?;
+            shared
+                .put(&Self::shared_name(C::NAME, key, &relative), bytes)
+                .await?;
+        }
+        shared
+            .put(&Self::shared_name(C::NAME, key, "entry.json"), json)
+            .await
     }
 
     /// The log of vendor tasks under way, beside the results (`<root>/tasks`), so a request
@@ -148,7 +258,12 @@ impl ResultCache {
     ) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(entry).map_err(std::io::Error::other)?;
         std::fs::write(scratch.join("entry.json"), json)?;
-        let dir = self.entry_dir(C::NAME, key);
+        self.place(C::NAME, key, scratch)
+    }
+
+    /// Renames `scratch`, holding `entry.json` and its files, into place as entry `key`.
+    fn place(&self, capability: &str, key: &str, scratch: &Path) -> std::io::Result<()> {
+        let dir = self.entry_dir(capability, key);
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent)?;
         }

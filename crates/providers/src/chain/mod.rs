@@ -363,7 +363,11 @@ impl<C: Capability> Chain<C> {
                 seconds: started.elapsed().as_secs_f64(),
             };
             if let Some(cache) = &self.cache {
-                match cache.load::<C>(&key) {
+                let entry = match cache.load::<C>(&key) {
+                    Some(entry) => Some(entry),
+                    None => cache.fetch_shared::<C>(&key).await,
+                };
+                match entry {
                     Some(Entry::Ok {
                         output,
                         cost_micro_usd,
@@ -487,6 +491,11 @@ impl<C: Capability> Chain<C> {
                         let output = cache.store::<C>(key, &scratch, produced).map_err(|e| {
                             ProviderError::transient(format!("cannot store the result: {e}"))
                         })?;
+                        // Shared with every worker; a failure costs a later worker a call,
+                        // not this one its result.
+                        if let Err(e) = cache.publish::<C>(key).await {
+                            tracing::warn!(capability = C::NAME, key, error = %e, "the result could not be shared with other workers");
+                        }
                         Ok((output, cost))
                     }
                     None => Ok((produced.output, cost)),
