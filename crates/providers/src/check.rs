@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use crate::local::{espeak, media, music};
 use crate::settings::{ProviderSpec, ProvidersSettings};
-use crate::vendor::{anthropic, cartesia, elevenlabs, openai, openai_images, replicate, stability};
+use crate::vendor::{anthropic, cartesia, comfyui, elevenlabs, openai, openai_images};
+use crate::vendor::{replicate, stability};
 
 /// What was found about one configured provider.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -129,10 +130,14 @@ async fn probe(capability: &str, spec: &ProviderSpec) -> Result<String, String> 
             let credits = stability::balance(&endpoint).await.map_err(e)?;
             Ok(format!("{credits} credits left"))
         }
-        ("image", "replicate") => {
+        ("image", "replicate") | ("clip", "replicate") => {
             let endpoint = spec.endpoint().map_err(e)?;
             let account = replicate::account(&endpoint).await.map_err(e)?;
             Ok(format!("account {account}"))
+        }
+        ("image", "comfyui") => {
+            let endpoint = spec.endpoint().map_err(e)?;
+            comfyui::system_stats(&endpoint).await.map_err(e)
         }
         ("image", "media-folder") => match &spec.path {
             Some(path) => media::MediaFolder::open(path)

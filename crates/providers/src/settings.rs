@@ -29,8 +29,8 @@ use crate::local::{card, espeak, media, music, piper, planner};
 use crate::prices::{Price, PriceTable};
 use crate::tasks::{MemoryTaskLog, TaskLog};
 use crate::vendor::openai::{self, AudioFormat, StructuredOutput};
-use crate::vendor::replicate_clips;
 use crate::vendor::{anthropic, cartesia, elevenlabs, openai_images, replicate, stability};
+use crate::vendor::{comfyui, replicate_clips};
 use crate::vendor::{vendor_of, Endpoint};
 use crate::writer::LlmWriter;
 
@@ -40,7 +40,8 @@ use crate::writer::LlmWriter;
 pub struct ProviderSpec {
     /// Provider kind: `text-planner`, `openai`, `anthropic` (script); `espeak-ng`, `piper`,
     /// `openai-speech`, `elevenlabs`, `cartesia` (speech); `openai-images`, `stability`,
-    /// `replicate`, `media-folder`, `card` (image); `replicate` (clip); `fluidsynth` (music).
+    /// `replicate`, `comfyui`, `media-folder`, `card` (image); `replicate` (clip);
+    /// `fluidsynth` (music).
     pub kind: String,
     /// Calls to this provider at a time. Default 2.
     #[serde(default = "default_concurrency")]
@@ -52,6 +53,11 @@ pub struct ProviderSpec {
     /// Folder, for `media-folder`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
+    /// Workflow in ComfyUI's API format with `{{prompt}}`, `{{negative_prompt}}`, `{{seed}}`,
+    /// `{{width}}`, `{{height}}` and `{{model}}` placeholders, for `comfyui`; default the shipped
+    /// text-to-image workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<PathBuf>,
     /// Soundfont, for `fluidsynth`; default Debian's FluidR3_GM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soundfont: Option<PathBuf>,
@@ -111,6 +117,7 @@ impl ProviderSpec {
             concurrency: default_concurrency(),
             binary: None,
             path: None,
+            workflow: None,
             soundfont: None,
             base_url: None,
             model: None,
@@ -459,6 +466,19 @@ impl Builder<'_> {
                         spec.requests_per_minute,
                     )
                 }
+                "comfyui" => {
+                    let fail = |m: String| SettingsError::new("image", i, spec, m);
+                    let workflow = match &spec.workflow {
+                        Some(path) => std::fs::read_to_string(path)
+                            .map_err(|e| fail(format!("workflow {}: {e}", path.display())))?,
+                        None => comfyui::DEFAULT_WORKFLOW.to_owned(),
+                    };
+                    let endpoint = spec.endpoint().map_err(|e| fail(e.message))?;
+                    let model = spec.model.as_deref().unwrap_or(comfyui::MODEL);
+                    let comfy = comfyui::ComfyUiImages::new(endpoint, model, &workflow)
+                        .map_err(|e| fail(e.message))?;
+                    image.push_limited(Arc::new(comfy), spec.concurrency, spec.requests_per_minute)
+                }
                 "openai-images" => {
                     let model = spec.model.as_deref().unwrap_or(openai_images::IMAGE_MODEL);
                     let endpoint = spec
@@ -485,7 +505,7 @@ impl Builder<'_> {
                         "image",
                         i,
                         spec,
-                        "openai-images, stability, replicate, media-folder, card",
+                        "openai-images, stability, replicate, comfyui, media-folder, card",
                     ))
                 }
             }

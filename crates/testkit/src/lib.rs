@@ -19,6 +19,7 @@
 
 pub mod anthropic;
 pub mod cartesia;
+pub mod comfyui;
 pub mod db;
 pub mod elevenlabs;
 pub mod media;

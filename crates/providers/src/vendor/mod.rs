@@ -21,6 +21,7 @@
 pub mod anthropic;
 pub mod cartesia;
 pub mod clip;
+pub mod comfyui;
 pub mod elevenlabs;
 pub mod openai;
 pub mod openai_images;
@@ -104,6 +105,7 @@ pub fn vendor_of(kind: &str) -> Option<(&'static str, &'static str, &'static str
             replicate::KEY_ENV,
             Auth::Bearer,
         )),
+        "comfyui" => Some(("comfyui", comfyui::BASE_URL, "", Auth::Bearer)),
         "stability" => Some((
             "stability",
             stability::BASE_URL,

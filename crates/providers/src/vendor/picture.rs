@@ -74,6 +74,16 @@ pub fn check(vendor: &str, bytes: &[u8]) -> Result<Checked, ProviderError> {
     })
 }
 
+/// Width and height of about one megapixel (1024²) in the shape of a `width`×`height` canvas,
+/// multiples of 64 from 256 to 2048: the sizes diffusion models (SDXL, FLUX) are trained at.
+pub fn megapixel_size(width: u32, height: u32) -> (u32, u32) {
+    let ratio = f64::from(width.max(1)) / f64::from(height.max(1));
+    let h = (1_048_576.0 / ratio).sqrt();
+    let w = h * ratio;
+    let snap = |v: f64| ((v / 64.0).round() as u32).clamp(4, 32) * 64;
+    (snap(w), snap(h))
+}
+
 /// What `bytes` that are not media are, for messages: "an HTML page instead of `thing`",
 /// "JSON instead of `thing`", or "N bytes that are not `kinds`".
 pub fn not_media(bytes: &[u8], thing: &str, kinds: &str) -> String {

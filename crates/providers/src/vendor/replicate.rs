@@ -239,13 +239,10 @@ impl ReplicateImages {
             .unwrap_or("1:1")
     }
 
-    /// Width and height of about one megapixel in the canvas's shape, multiples of 64.
+    /// Width and height of about one megapixel in the canvas's shape, multiples of 64
+    /// ([`picture::megapixel_size`]).
     pub fn megapixel_size(width: u32, height: u32) -> (u32, u32) {
-        let ratio = f64::from(width.max(1)) / f64::from(height.max(1));
-        let h = (1_048_576.0 / ratio).sqrt();
-        let w = h * ratio;
-        let snap = |v: f64| ((v / 64.0).round() as u32).clamp(4, 32) * 64;
-        (snap(w), snap(h))
+        picture::megapixel_size(width, height)
     }
 
     /// The prediction's `input` for `request`.
