@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use studio_testkit::media::centre_colour;
+use studio_testkit::media::{centre_colour, colour_distance, scene_middles};
 use studio_testkit::openai::{self, FakeOpenAi};
 use studio_testkit::replicate::{self, clip_colour, FakeReplicate};
 
@@ -75,22 +75,6 @@ fn studio(cfg: &Path, out: &Path) -> tokio::process::Command {
     .env(REPLICATE_KEY_ENV, replicate::KEY)
     .kill_on_drop(true);
     cmd
-}
-
-/// Where each timeline scene's middle falls in the video, seconds.
-fn middles(timeline: &Value) -> Vec<f64> {
-    let mut start = 0.0;
-    let mut middles = Vec::new();
-    for scene in timeline["scenes"].as_array().unwrap() {
-        let d = scene["duration"].as_f64().unwrap();
-        middles.push(start + d / 2.0);
-        let overlap = match scene["transition"]["kind"].as_str().unwrap_or("cut") {
-            "cut" | "fade" => 0.0,
-            _ => scene["transition"]["duration"].as_f64().unwrap(),
-        };
-        start += d - overlap;
-    }
-    middles
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -197,7 +181,7 @@ async fn scenes_move_in_the_clips_made_from_their_pictures_and_a_killed_run_pays
         .filter(|s| s["step"] == "clip")
         .collect();
     assert_eq!(clips.len(), scenes);
-    let middles = middles(&timeline);
+    let middles = scene_middles(&timeline);
     let video = out.join("final.mp4");
     for clip in &clips {
         let n = clip["scene"].as_u64().unwrap() as usize;
@@ -209,12 +193,7 @@ async fn scenes_move_in_the_clips_made_from_their_pictures_and_a_killed_run_pays
         assert_eq!(timed[n]["visual"]["path"], format!("clips/{}.mp4", n - 1));
         let want = clip_colour(clip["prompt"].as_str().unwrap());
         let got = centre_colour(&video, middles[n], 32);
-        let off = want
-            .iter()
-            .zip(got)
-            .map(|(w, g)| i32::from(*w).abs_diff(i32::from(g)))
-            .max()
-            .unwrap();
+        let off = colour_distance(want, got);
         assert!(
             off <= 16,
             "scene {n}: the frame shows {got:?}, the clip is {want:?}"

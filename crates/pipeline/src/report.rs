@@ -126,7 +126,9 @@ impl MediaUse {
                     file: name.clone(),
                     matched: matched.clone(),
                 }),
-                ImageSource::Generated | ImageSource::Model { .. } => None,
+                ImageSource::Generated | ImageSource::Model { .. } | ImageSource::Stock { .. } => {
+                    None
+                }
             },
             _ => None,
         }

@@ -5,8 +5,9 @@ use serde::Serialize;
 
 use crate::local::{espeak, media, music};
 use crate::settings::{ProviderSpec, ProvidersSettings};
+use crate::types::ImageRequest;
 use crate::vendor::{anthropic, cartesia, comfyui, elevenlabs, openai, openai_images};
-use crate::vendor::{replicate, stability};
+use crate::vendor::{replicate, stability, stock};
 
 /// What was found about one configured provider.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -134,6 +135,32 @@ async fn probe(capability: &str, spec: &ProviderSpec) -> Result<String, String> 
             let endpoint = spec.endpoint().map_err(e)?;
             let account = replicate::account(&endpoint).await.map_err(e)?;
             Ok(format!("account {account}"))
+        }
+        ("image", kind @ ("pexels" | "pixabay")) => {
+            let endpoint = spec.endpoint().map_err(e)?;
+            let library = match kind {
+                "pexels" => stock::Library::Pexels,
+                _ => stock::Library::Pixabay,
+            };
+            let probe = ImageRequest {
+                terms: vec!["nature".into()],
+                caption: "nature".into(),
+                width: 1920,
+                height: 1080,
+                seed: 0,
+                palette: Vec::new(),
+                prompt: String::new(),
+                negative_prompt: String::new(),
+                project_seed: 0,
+            };
+            let found = stock::StockPhotos::new(library, endpoint)
+                .search(&probe)
+                .await
+                .map_err(e)?;
+            Ok(format!(
+                "search works ({} photos for \"nature\")",
+                found.len()
+            ))
         }
         ("image", "comfyui") => {
             let endpoint = spec.endpoint().map_err(e)?;

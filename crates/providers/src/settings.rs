@@ -30,7 +30,7 @@ use crate::prices::{Price, PriceTable};
 use crate::tasks::{MemoryTaskLog, TaskLog};
 use crate::vendor::openai::{self, AudioFormat, StructuredOutput};
 use crate::vendor::{anthropic, cartesia, elevenlabs, openai_images, replicate, stability};
-use crate::vendor::{comfyui, replicate_clips};
+use crate::vendor::{comfyui, replicate_clips, stock};
 use crate::vendor::{vendor_of, Endpoint};
 use crate::writer::LlmWriter;
 
@@ -40,7 +40,8 @@ use crate::writer::LlmWriter;
 pub struct ProviderSpec {
     /// Provider kind: `text-planner`, `openai`, `anthropic` (script); `espeak-ng`, `piper`,
     /// `openai-speech`, `elevenlabs`, `cartesia` (speech); `openai-images`, `stability`,
-    /// `replicate`, `comfyui`, `media-folder`, `card` (image); `replicate` (clip);
+    /// `replicate`, `comfyui`, `pexels`, `pixabay`, `media-folder`, `card` (image);
+    /// `replicate` (clip);
     /// `fluidsynth` (music).
     pub kind: String,
     /// Calls to this provider at a time. Default 2.
@@ -466,6 +467,20 @@ impl Builder<'_> {
                         spec.requests_per_minute,
                     )
                 }
+                "pexels" | "pixabay" => {
+                    let library = match spec.kind.as_str() {
+                        "pexels" => stock::Library::Pexels,
+                        _ => stock::Library::Pixabay,
+                    };
+                    let endpoint = spec
+                        .endpoint()
+                        .map_err(|e| SettingsError::provider("image", i, spec, e))?;
+                    image.push_limited(
+                        Arc::new(stock::StockPhotos::new(library, endpoint)),
+                        spec.concurrency,
+                        spec.requests_per_minute,
+                    )
+                }
                 "comfyui" => {
                     let fail = |m: String| SettingsError::new("image", i, spec, m);
                     let workflow = match &spec.workflow {
@@ -505,7 +520,7 @@ impl Builder<'_> {
                         "image",
                         i,
                         spec,
-                        "openai-images, stability, replicate, comfyui, media-folder, card",
+                        "openai-images, stability, replicate, comfyui, pexels, pixabay, media-folder, card",
                     ))
                 }
             }

@@ -283,6 +283,17 @@ pub enum ImageSource {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         revised_prompt: Option<String>,
     },
+    /// A photo from a stock library, found by the scene's search terms.
+    Stock {
+        /// The library (`pexels`, `pixabay`).
+        library: String,
+        /// The photo's id there.
+        id: String,
+        /// Its page on the library's site.
+        page: String,
+        /// Who took it.
+        photographer: String,
+    },
     /// A file from the user's media folder.
     File {
         /// File name in the folder.

@@ -33,6 +33,7 @@ pub mod replicate;
 pub mod s3;
 pub mod smtp;
 pub mod stability;
+pub mod stock;
 pub mod texts;
 pub mod tls;
 

@@ -207,3 +207,30 @@ pub fn centre_colour(path: &Path, at_s: f64, box_px: u32) -> [u8; 3] {
     }
     sum.map(|s| (s / pixels) as u8)
 }
+
+/// Where the middle of each scene of a rendered timeline (`timeline.json` as JSON) falls in the
+/// video, seconds: scenes follow one another, overlapping by their transition into the next
+/// unless it is a cut or a fade through black.
+pub fn scene_middles(timeline: &serde_json::Value) -> Vec<f64> {
+    let mut start = 0.0;
+    let mut middles = Vec::new();
+    for scene in timeline["scenes"].as_array().into_iter().flatten() {
+        let d = scene["duration"].as_f64().unwrap_or_default();
+        middles.push(start + d / 2.0);
+        let overlap = match scene["transition"]["kind"].as_str().unwrap_or("cut") {
+            "cut" | "fade" => 0.0,
+            _ => scene["transition"]["duration"].as_f64().unwrap_or_default(),
+        };
+        start += d - overlap;
+    }
+    middles
+}
+
+/// The largest difference of one channel between two colours.
+pub fn colour_distance(a: [u8; 3], b: [u8; 3]) -> u8 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x.abs_diff(y))
+        .max()
+        .unwrap_or(0)
+}

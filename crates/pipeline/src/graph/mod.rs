@@ -343,6 +343,11 @@ impl StepOutput {
                     format!("{name} (matched {})", matched.join(", "))
                 }
                 ImageSource::Generated => format!("generated {}x{}", i.width, i.height),
+                ImageSource::Stock {
+                    library,
+                    photographer,
+                    ..
+                } => format!("{library} photo by {photographer}"),
                 ImageSource::Model { seed, .. } => match seed {
                     Some(seed) => format!("drawn {}x{}, seed {seed}", i.width, i.height),
                     None => format!("drawn {}x{}", i.width, i.height),

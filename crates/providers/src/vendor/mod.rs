@@ -29,6 +29,7 @@ pub mod picture;
 pub mod replicate;
 pub mod replicate_clips;
 pub mod stability;
+pub mod stock;
 
 use std::time::Duration;
 
@@ -48,8 +49,11 @@ pub const MAX_DOWNLOAD_BYTES: u64 = 200 << 20;
 pub enum Auth {
     /// `Authorization: Bearer <key>` (OpenAI and compatible servers).
     Bearer,
-    /// The key in a header of its own (`x-api-key` for Anthropic, `xi-api-key` for ElevenLabs).
+    /// The key in a header of its own (`x-api-key` for Anthropic, `xi-api-key` for ElevenLabs,
+    /// `Authorization` without a scheme for Pexels).
     Header(&'static str),
+    /// The key in a query parameter (`key` for Pixabay); kept out of every error message.
+    Query(&'static str),
 }
 
 /// Where and how to reach one vendor.
@@ -106,6 +110,18 @@ pub fn vendor_of(kind: &str) -> Option<(&'static str, &'static str, &'static str
             Auth::Bearer,
         )),
         "comfyui" => Some(("comfyui", comfyui::BASE_URL, "", Auth::Bearer)),
+        "pexels" => Some((
+            "pexels",
+            stock::PEXELS_URL,
+            stock::PEXELS_KEY_ENV,
+            Auth::Header("authorization"),
+        )),
+        "pixabay" => Some((
+            "pixabay",
+            stock::PIXABAY_URL,
+            stock::PIXABAY_KEY_ENV,
+            Auth::Query("key"),
+        )),
         "stability" => Some((
             "stability",
             stability::BASE_URL,
@@ -195,6 +211,7 @@ impl Endpoint {
             builder = match self.auth {
                 Auth::Bearer => builder.bearer_auth(key.expose_secret()),
                 Auth::Header(name) => builder.header(name, key.expose_secret()),
+                Auth::Query(name) => builder.query(&[(name, key.expose_secret())]),
             };
         }
         builder
@@ -293,6 +310,8 @@ impl Endpoint {
     }
 
     fn network(&self, e: reqwest::Error) -> ProviderError {
+        // The URL may carry a key (Auth::Query): never in a message.
+        let e = e.without_url();
         if e.is_timeout() {
             ProviderError::transient(format!(
                 "{} did not answer within {} s ({}); raise timeout_s if its answers are slow",
