@@ -30,7 +30,7 @@ use crate::prices::{Price, PriceTable};
 use crate::tasks::{MemoryTaskLog, TaskLog};
 use crate::vendor::openai::{self, AudioFormat, StructuredOutput};
 use crate::vendor::{anthropic, cartesia, elevenlabs, openai_images, replicate, stability};
-use crate::vendor::{comfyui, replicate_clips, stock};
+use crate::vendor::{comfyui, replicate_clips, runway, stock};
 use crate::vendor::{vendor_of, Endpoint};
 use crate::writer::LlmWriter;
 
@@ -41,7 +41,7 @@ pub struct ProviderSpec {
     /// Provider kind: `text-planner`, `openai`, `anthropic` (script); `espeak-ng`, `piper`,
     /// `openai-speech`, `elevenlabs`, `cartesia` (speech); `openai-images`, `stability`,
     /// `replicate`, `comfyui`, `pexels`, `pixabay`, `media-folder`, `card` (image);
-    /// `replicate` (clip);
+    /// `replicate`, `runway` (clip);
     /// `fluidsynth` (music).
     pub kind: String,
     /// Calls to this provider at a time. Default 2.
@@ -558,7 +558,24 @@ impl Builder<'_> {
                         spec.requests_per_minute,
                     )
                 }
-                _ => return Err(SettingsError::unknown("clip", i, spec, "replicate")),
+                "runway" => {
+                    let model = spec.model.as_deref().unwrap_or(runway::MODEL);
+                    let endpoint = spec
+                        .endpoint()
+                        .map_err(|e| SettingsError::provider("clip", i, spec, e))?;
+                    let price = self.priced("runway", model);
+                    clip.push_limited(
+                        Arc::new(runway::RunwayClips::new(
+                            endpoint,
+                            model,
+                            price,
+                            self.task_log(),
+                        )),
+                        spec.concurrency,
+                        spec.requests_per_minute,
+                    )
+                }
+                _ => return Err(SettingsError::unknown("clip", i, spec, "replicate, runway")),
             }
         }
         Ok(clip)

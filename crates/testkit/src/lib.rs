@@ -30,6 +30,7 @@ pub mod openai_images;
 pub mod proxy;
 pub mod rabbit;
 pub mod replicate;
+pub mod runway;
 pub mod s3;
 pub mod smtp;
 pub mod stability;

@@ -28,6 +28,7 @@ pub mod openai_images;
 pub mod picture;
 pub mod replicate;
 pub mod replicate_clips;
+pub mod runway;
 pub mod stability;
 pub mod stock;
 
@@ -110,6 +111,7 @@ pub fn vendor_of(kind: &str) -> Option<(&'static str, &'static str, &'static str
             Auth::Bearer,
         )),
         "comfyui" => Some(("comfyui", comfyui::BASE_URL, "", Auth::Bearer)),
+        "runway" => Some(("runway", runway::BASE_URL, runway::KEY_ENV, Auth::Bearer)),
         "pexels" => Some((
             "pexels",
             stock::PEXELS_URL,
