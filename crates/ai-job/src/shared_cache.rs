@@ -2,7 +2,8 @@
 //! service's object store under `cache/results/{capability}/{hh}/{request hash}/{file}` (the
 //! request hash is the SHA-256 the chain keys results by), so a job repeated on another worker
 //! makes no paid call. Each worker's disk cache stays in front of it
-//! ([`studio_providers::cache`]).
+//! ([`studio_providers::cache`]). Stills a vendor must fetch itself (Luma) are published under
+//! `cache/results/stills/{sha256}.{ext}` and handed over as presigned URLs.
 
 use std::sync::Arc;
 
@@ -38,6 +39,18 @@ impl SharedResults for StoredResults {
             Err(StorageError::NotFound(_)) => Ok(None),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    async fn public_url(
+        &self,
+        name: &str,
+        valid_for: std::time::Duration,
+    ) -> Result<String, String> {
+        self.store
+            .presign_get(&Self::key(name)?, valid_for)
+            .await
+            .map(|u| u.to_string())
+            .map_err(|e| e.to_string())
     }
 
     async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), String> {

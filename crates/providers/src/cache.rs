@@ -48,6 +48,13 @@ pub trait SharedResults: Send + Sync + std::fmt::Debug {
     async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, String>;
     /// Stores `bytes` under `name`. Errors: the store cannot be reached.
     async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), String>;
+    /// A URL anyone can download `name` from for `valid_for` (a presigned URL), for vendors
+    /// that fetch their inputs themselves. Errors: the store cannot make one.
+    async fn public_url(
+        &self,
+        name: &str,
+        valid_for: std::time::Duration,
+    ) -> Result<String, String>;
 }
 
 /// The result cache rooted at one folder.
@@ -77,6 +84,25 @@ impl ResultCache {
     /// The shared name of entry `key`'s file `file`.
     fn shared_name(capability: &str, key: &str, file: &str) -> String {
         format!("{capability}/{}/{key}/{file}", &key[..2])
+    }
+
+    /// Publishes `bytes` under `stills/{sha256}.{extension}` in the shared store and returns a
+    /// URL anyone can fetch them from for `valid_for`; `None` without a shared store (a vendor
+    /// that only takes URLs cannot be served then).
+    ///
+    /// Errors: the store cannot be written or cannot presign.
+    pub async fn public_still(
+        &self,
+        bytes: &[u8],
+        extension: &str,
+        valid_for: std::time::Duration,
+    ) -> Result<Option<String>, String> {
+        let Some(shared) = &self.shared else {
+            return Ok(None);
+        };
+        let name = format!("stills/{}.{extension}", crate::sha256_hex(bytes));
+        shared.put(&name, bytes.to_vec()).await?;
+        shared.public_url(&name, valid_for).await.map(Some)
     }
 
     /// Copies entry `key` from the shared store onto disk and returns it, with local paths;

@@ -7,7 +7,7 @@ use crate::local::{espeak, media, music};
 use crate::settings::{ProviderSpec, ProvidersSettings};
 use crate::types::ImageRequest;
 use crate::vendor::{anthropic, cartesia, comfyui, elevenlabs, openai, openai_images};
-use crate::vendor::{replicate, runway, stability, stock};
+use crate::vendor::{luma, replicate, runway, stability, stock};
 
 /// What was found about one configured provider.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -165,6 +165,11 @@ async fn probe(capability: &str, spec: &ProviderSpec) -> Result<String, String> 
         ("clip", "runway") => {
             let endpoint = spec.endpoint().map_err(e)?;
             let credits = runway::credit_balance(&endpoint).await.map_err(e)?;
+            Ok(format!("{credits} credits left"))
+        }
+        ("clip", "luma") => {
+            let endpoint = spec.endpoint().map_err(e)?;
+            let credits = luma::credit_balance(&endpoint).await.map_err(e)?;
             Ok(format!("{credits} credits left"))
         }
         ("image", "comfyui") => {

@@ -30,7 +30,7 @@ use crate::prices::{Price, PriceTable};
 use crate::tasks::{MemoryTaskLog, TaskLog};
 use crate::vendor::openai::{self, AudioFormat, StructuredOutput};
 use crate::vendor::{anthropic, cartesia, elevenlabs, openai_images, replicate, stability};
-use crate::vendor::{comfyui, replicate_clips, runway, stock};
+use crate::vendor::{comfyui, luma, replicate_clips, runway, stock};
 use crate::vendor::{vendor_of, Endpoint};
 use crate::writer::LlmWriter;
 
@@ -41,7 +41,7 @@ pub struct ProviderSpec {
     /// Provider kind: `text-planner`, `openai`, `anthropic` (script); `espeak-ng`, `piper`,
     /// `openai-speech`, `elevenlabs`, `cartesia` (speech); `openai-images`, `stability`,
     /// `replicate`, `comfyui`, `pexels`, `pixabay`, `media-folder`, `card` (image);
-    /// `replicate`, `runway` (clip);
+    /// `replicate`, `runway`, `luma` (clip);
     /// `fluidsynth` (music).
     pub kind: String,
     /// Calls to this provider at a time. Default 2.
@@ -575,7 +575,28 @@ impl Builder<'_> {
                         spec.requests_per_minute,
                     )
                 }
-                _ => return Err(SettingsError::unknown("clip", i, spec, "replicate, runway")),
+                "luma" => {
+                    let model = spec.model.as_deref().unwrap_or(luma::MODEL);
+                    let endpoint = spec
+                        .endpoint()
+                        .map_err(|e| SettingsError::provider("clip", i, spec, e))?;
+                    let price = self.priced("luma", model);
+                    clip.push_limited(
+                        Arc::new(luma::LumaClips::new(
+                            endpoint,
+                            model,
+                            price,
+                            self.task_log(),
+                            self.cache.clone(),
+                        )),
+                        spec.concurrency,
+                        spec.requests_per_minute,
+                    )
+                }
+                _ => {
+                    let known = "replicate, runway, luma";
+                    return Err(SettingsError::unknown("clip", i, spec, known));
+                }
             }
         }
         Ok(clip)

@@ -22,6 +22,7 @@ pub mod cartesia;
 pub mod comfyui;
 pub mod db;
 pub mod elevenlabs;
+pub mod luma;
 pub mod media;
 pub mod moto;
 pub mod multipart;

@@ -23,6 +23,7 @@ pub mod cartesia;
 pub mod clip;
 pub mod comfyui;
 pub mod elevenlabs;
+pub mod luma;
 pub mod openai;
 pub mod openai_images;
 pub mod picture;
@@ -112,6 +113,7 @@ pub fn vendor_of(kind: &str) -> Option<(&'static str, &'static str, &'static str
         )),
         "comfyui" => Some(("comfyui", comfyui::BASE_URL, "", Auth::Bearer)),
         "runway" => Some(("runway", runway::BASE_URL, runway::KEY_ENV, Auth::Bearer)),
+        "luma" => Some(("luma", luma::BASE_URL, luma::KEY_ENV, Auth::Bearer)),
         "pexels" => Some((
             "pexels",
             stock::PEXELS_URL,
