@@ -540,64 +540,35 @@ impl Builder<'_> {
     fn clip(&self) -> Result<Chain<Motion>, SettingsError> {
         let mut clip = self.chain::<Motion>();
         for (i, spec) in self.settings.clip.iter().enumerate() {
-            match spec.kind.as_str() {
-                "replicate" => {
-                    let model = spec.model.as_deref().unwrap_or(replicate_clips::CLIP_MODEL);
-                    let endpoint = spec
-                        .endpoint()
-                        .map_err(|e| SettingsError::provider("clip", i, spec, e))?;
-                    let price = self.priced("replicate", model);
-                    clip.push_limited(
-                        Arc::new(replicate_clips::ReplicateClips::new(
-                            endpoint,
-                            model,
-                            price,
-                            self.task_log(),
-                        )),
-                        spec.concurrency,
-                        spec.requests_per_minute,
-                    )
-                }
-                "runway" => {
-                    let model = spec.model.as_deref().unwrap_or(runway::MODEL);
-                    let endpoint = spec
-                        .endpoint()
-                        .map_err(|e| SettingsError::provider("clip", i, spec, e))?;
-                    let price = self.priced("runway", model);
-                    clip.push_limited(
-                        Arc::new(runway::RunwayClips::new(
-                            endpoint,
-                            model,
-                            price,
-                            self.task_log(),
-                        )),
-                        spec.concurrency,
-                        spec.requests_per_minute,
-                    )
-                }
-                "luma" => {
-                    let model = spec.model.as_deref().unwrap_or(luma::MODEL);
-                    let endpoint = spec
-                        .endpoint()
-                        .map_err(|e| SettingsError::provider("clip", i, spec, e))?;
-                    let price = self.priced("luma", model);
-                    clip.push_limited(
-                        Arc::new(luma::LumaClips::new(
-                            endpoint,
-                            model,
-                            price,
-                            self.task_log(),
-                            self.cache.clone(),
-                        )),
-                        spec.concurrency,
-                        spec.requests_per_minute,
-                    )
-                }
+            let default_model = match spec.kind.as_str() {
+                "replicate" => replicate_clips::CLIP_MODEL,
+                "runway" => runway::MODEL,
+                "luma" => luma::MODEL,
                 _ => {
                     let known = "replicate, runway, luma";
                     return Err(SettingsError::unknown("clip", i, spec, known));
                 }
-            }
+            };
+            let model = spec.model.as_deref().unwrap_or(default_model);
+            let endpoint = spec
+                .endpoint()
+                .map_err(|e| SettingsError::provider("clip", i, spec, e))?;
+            let price = self.priced(&spec.kind, model);
+            let tasks = self.task_log();
+            let provider: Arc<dyn crate::ClipGen> = match spec.kind.as_str() {
+                "replicate" => Arc::new(replicate_clips::ReplicateClips::new(
+                    endpoint, model, price, tasks,
+                )),
+                "runway" => Arc::new(runway::RunwayClips::new(endpoint, model, price, tasks)),
+                _ => Arc::new(luma::LumaClips::new(
+                    endpoint,
+                    model,
+                    price,
+                    tasks,
+                    self.cache.clone(),
+                )),
+            };
+            clip.push_limited(provider, spec.concurrency, spec.requests_per_minute)
         }
         Ok(clip)
     }
