@@ -53,6 +53,13 @@ impl SharedResults for StoredResults {
             .map_err(|e| e.to_string())
     }
 
+    async fn delete(&self, name: &str) -> Result<(), String> {
+        self.store
+            .delete(&Self::key(name)?)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), String> {
         let key = Self::key(name)?;
         let content_type = studio_media::outputs::content_type(name);

@@ -1,7 +1,8 @@
 //! `luma` clips, which Luma makes from a still it fetches itself: in the platform the still is
 //! published to the shared object store (a real S3 protocol server here) and Luma is handed a
-//! presigned URL that downloads exactly that still; the generation is recorded before waiting,
-//! so a stopped worker's successor resumes it (one paid create); a moderation failure is final;
+//! presigned URL that downloads exactly that still; the generation is recorded (on the worker's
+//! disk and in the shared store) before waiting, so another worker taking over the step resumes
+//! it (one paid create); a moderation failure is final;
 //! without a shared store (an embedded run) luma is skipped, saying why.
 
 use std::sync::Arc;
@@ -57,6 +58,7 @@ fn request(still: &std::path::Path, prompt: &str) -> ClipRequest {
         width: 1920,
         height: 1080,
         seed: 1,
+        terms: Vec::new(),
     }
 }
 
@@ -104,9 +106,10 @@ async fn luma_fetches_the_still_from_a_presigned_url_and_a_stopped_worker_resume
         "the still itself"
     );
 
-    // The same worker's disk (its task log) after a restart: the generation is resumed.
+    // Another worker, with its own empty disk, takes the step over: it finds the generation in
+    // the shared task log and resumes it.
     fake.hold(false);
-    let again = providers(&dir.path().join("worker-a"));
+    let again = providers(&dir.path().join("worker-b"));
     let got = again.clip.run(&request(&still, prompt)).await.unwrap();
     assert_eq!(fake.creates(), 1, "no second generation paid for");
     assert!((got.output.duration_s - 9.0).abs() < 0.2);

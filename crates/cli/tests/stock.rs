@@ -101,3 +101,72 @@ async fn every_scene_shows_the_stock_photo_found_for_it_and_credits_its_photogra
         .unwrap()
         .contains("Photo by Ana Lima on Pexels"));
 }
+
+/// With `--clips` and Pexels in the clip chain, each scene shows a stock video found by its
+/// terms instead of its still, and the end card credits the videos' authors.
+#[tokio::test(flavor = "multi_thread")]
+async fn clips_can_be_stock_videos_found_by_each_scenes_terms() {
+    use studio_testkit::replicate::clip_colour;
+    let fake = FakePexels::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cfg = dir.path().join("studio.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[providers.clip]]\nkind = \"pexels\"\nbase_url = \"{}\"\napi_key_env = \"{KEY_ENV}\"\n",
+            fake.base_url()
+        ),
+    )
+    .unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio"))
+        .args(["render", "--text"])
+        .arg(aesop())
+        .args([
+            "--section",
+            "the lion and the mouse",
+            "--no-music",
+            "--clips",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("-o")
+        .arg(&out)
+        .env(KEY_ENV, PEXELS_KEY)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let plan = json(&out.join("plan.json"));
+    let report = json(&out.join("report.json"));
+    let timeline = json(&out.join("timeline.json"));
+    let credits = report["credits"].as_array().unwrap();
+    assert!(
+        credits.contains(&Value::from("Video: Video by Ana Lima on Pexels")),
+        "{credits:?}"
+    );
+    let middles = scene_middles(&timeline);
+    let video = out.join("final.mp4");
+    for (i, scene) in plan["scenes"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(timeline["scenes"][i + 1]["visual"]["kind"], "video");
+        let query: Vec<&str> = scene["search_terms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .filter(|t| !t.trim().is_empty())
+            .take(3)
+            .collect();
+        let want = clip_colour(&query.join(" "));
+        let got = centre_colour(&video, middles[i + 1], 32);
+        assert!(
+            colour_distance(want, got) <= 16,
+            "scene {}: {got:?} is not the video's {want:?}",
+            i + 1
+        );
+    }
+}

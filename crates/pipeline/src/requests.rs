@@ -119,6 +119,7 @@ pub fn clip_request(
         width,
         height,
         seed: title_seed(request, plan),
+        terms: plan.scenes[index].search_terms.clone(),
     })
 }
 

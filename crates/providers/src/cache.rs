@@ -48,6 +48,8 @@ pub trait SharedResults: Send + Sync + std::fmt::Debug {
     async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, String>;
     /// Stores `bytes` under `name`. Errors: the store cannot be reached.
     async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), String>;
+    /// Removes `name`; removing an absent object succeeds. Errors: the store cannot be reached.
+    async fn delete(&self, name: &str) -> Result<(), String>;
     /// A URL anyone can download `name` from for `valid_for` (a presigned URL), for vendors
     /// that fetch their inputs themselves. Errors: the store cannot make one.
     async fn public_url(
@@ -183,11 +185,15 @@ impl ResultCache {
             .await
     }
 
-    /// The log of vendor tasks under way, beside the results (`<root>/tasks`), so a request
-    /// resumed by a later process finds the task an earlier one started
-    /// ([`crate::tasks`]).
-    pub fn tasks(&self) -> crate::tasks::FileTaskLog {
-        crate::tasks::FileTaskLog::new(self.root.join("tasks"))
+    /// The log of vendor tasks under way, beside the results (`<root>/tasks`) and, with a
+    /// shared store, in it too, so a request resumed by a later process, on this worker or
+    /// another, finds the task an earlier one started ([`crate::tasks`]).
+    pub fn tasks(&self) -> Arc<dyn crate::tasks::TaskLog> {
+        let local = crate::tasks::FileTaskLog::new(self.root.join("tasks"));
+        match &self.shared {
+            Some(shared) => Arc::new(crate::tasks::SharedTaskLog::new(local, shared.clone())),
+            None => Arc::new(local),
+        }
     }
 
     /// The cache's root folder.

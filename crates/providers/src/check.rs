@@ -136,7 +136,7 @@ async fn probe(capability: &str, spec: &ProviderSpec) -> Result<String, String> 
             let account = replicate::account(&endpoint).await.map_err(e)?;
             Ok(format!("account {account}"))
         }
-        ("image", kind @ ("pexels" | "pixabay")) => {
+        ("image" | "clip", kind @ ("pexels" | "pixabay")) => {
             let endpoint = spec.endpoint().map_err(e)?;
             let library = match kind {
                 "pexels" => stock::Library::Pexels,

@@ -41,7 +41,7 @@ pub struct ProviderSpec {
     /// Provider kind: `text-planner`, `openai`, `anthropic` (script); `espeak-ng`, `piper`,
     /// `openai-speech`, `elevenlabs`, `cartesia` (speech); `openai-images`, `stability`,
     /// `replicate`, `comfyui`, `pexels`, `pixabay`, `media-folder`, `card` (image);
-    /// `replicate`, `runway`, `luma` (clip);
+    /// `replicate`, `runway`, `luma`, `pexels`, `pixabay` (clip);
     /// `fluidsynth` (music).
     pub kind: String,
     /// Calls to this provider at a time. Default 2.
@@ -468,10 +468,7 @@ impl Builder<'_> {
                     )
                 }
                 "pexels" | "pixabay" => {
-                    let library = match spec.kind.as_str() {
-                        "pexels" => stock::Library::Pexels,
-                        _ => stock::Library::Pixabay,
-                    };
+                    let library = stock::Library::of(&spec.kind).unwrap_or(stock::Library::Pexels);
                     let endpoint = spec
                         .endpoint()
                         .map_err(|e| SettingsError::provider("image", i, spec, e))?;
@@ -532,7 +529,7 @@ impl Builder<'_> {
     /// restarted process resumes them; in memory without a cache.
     fn task_log(&self) -> Arc<dyn TaskLog> {
         match &self.cache {
-            Some(cache) => Arc::new(cache.tasks()),
+            Some(cache) => cache.tasks(),
             None => Arc::new(MemoryTaskLog::default()),
         }
     }
@@ -540,12 +537,20 @@ impl Builder<'_> {
     fn clip(&self) -> Result<Chain<Motion>, SettingsError> {
         let mut clip = self.chain::<Motion>();
         for (i, spec) in self.settings.clip.iter().enumerate() {
+            if let Some(library) = stock::Library::of(&spec.kind) {
+                let endpoint = spec
+                    .endpoint()
+                    .map_err(|e| SettingsError::provider("clip", i, spec, e))?;
+                let videos = stock::StockVideos::new(library, endpoint);
+                clip.push_limited(Arc::new(videos), spec.concurrency, spec.requests_per_minute);
+                continue;
+            }
             let default_model = match spec.kind.as_str() {
                 "replicate" => replicate_clips::CLIP_MODEL,
                 "runway" => runway::MODEL,
                 "luma" => luma::MODEL,
                 _ => {
-                    let known = "replicate, runway, luma";
+                    let known = "replicate, runway, luma, pexels, pixabay";
                     return Err(SettingsError::unknown("clip", i, spec, known));
                 }
             };

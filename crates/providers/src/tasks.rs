@@ -6,13 +6,18 @@
 //! The key is the provider's own digest of what it asked for (provider, model and request,
 //! never a per-run detail such as an upload URL), so the same request finds the same task in
 //! any later process that shares the log. [`FileTaskLog`] keeps one small JSON file per task
-//! beside the result cache (`<cache>/tasks/<key>.json`), written atomically.
+//! beside the result cache (`<cache>/tasks/<key>.json`), written atomically; in the platform,
+//! [`SharedTaskLog`] also keeps it in the store every worker shares (`tasks/<key>.json`), so the
+//! worker that takes over a dead worker's step finds the task too.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+
+use crate::cache::SharedResults;
 
 /// What is remembered of a task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,16 +29,17 @@ pub struct Task {
 }
 
 /// Where tasks under way are remembered.
+#[async_trait]
 pub trait TaskLog: Send + Sync + std::fmt::Debug {
     /// The task recorded under `key`, if any.
-    fn recall(&self, key: &str) -> Option<Task>;
+    async fn recall(&self, key: &str) -> Option<Task>;
     /// Records `task` under `key`, replacing what was there.
     ///
     /// Errors: the log cannot be written (the caller must not start waiting on a task it
     /// could not record, or a crash would pay for it twice).
-    fn record(&self, key: &str, task: &Task) -> std::io::Result<()>;
+    async fn record(&self, key: &str, task: &Task) -> std::io::Result<()>;
     /// Forgets `key` once its task ended (its result is in the cache, or it failed for good).
-    fn forget(&self, key: &str);
+    async fn forget(&self, key: &str);
 }
 
 /// Tasks in files under one folder.
@@ -59,13 +65,14 @@ impl FileTaskLog {
     }
 }
 
+#[async_trait]
 impl TaskLog for FileTaskLog {
-    fn recall(&self, key: &str) -> Option<Task> {
+    async fn recall(&self, key: &str) -> Option<Task> {
         let bytes = std::fs::read(self.path(key)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
-    fn record(&self, key: &str, task: &Task) -> std::io::Result<()> {
+    async fn record(&self, key: &str, task: &Task) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let path = self.path(key);
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -76,8 +83,60 @@ impl TaskLog for FileTaskLog {
         std::fs::rename(&tmp, &path)
     }
 
-    fn forget(&self, key: &str) {
+    async fn forget(&self, key: &str) {
         let _ = std::fs::remove_file(self.path(key));
+    }
+}
+
+/// Tasks on this worker's disk and in the store every worker shares: recorded in both before any
+/// waiting, recalled from the disk first, then from the shared store.
+#[derive(Debug)]
+pub struct SharedTaskLog {
+    local: FileTaskLog,
+    shared: Arc<dyn SharedResults>,
+}
+
+impl SharedTaskLog {
+    /// `local` in front of `shared`.
+    pub fn new(local: FileTaskLog, shared: Arc<dyn SharedResults>) -> Self {
+        Self { local, shared }
+    }
+
+    fn name(key: &str) -> String {
+        format!("tasks/{}.json", crate::sha256_hex(key.as_bytes()))
+    }
+}
+
+#[async_trait]
+impl TaskLog for SharedTaskLog {
+    async fn recall(&self, key: &str) -> Option<Task> {
+        if let Some(task) = self.local.recall(key).await {
+            return Some(task);
+        }
+        match self.shared.get(&Self::name(key)).await {
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared task log could not be read");
+                None
+            }
+        }
+    }
+
+    async fn record(&self, key: &str, task: &Task) -> std::io::Result<()> {
+        self.local.record(key, task).await?;
+        let json = serde_json::to_vec(task).map_err(std::io::Error::other)?;
+        self.shared
+            .put(&Self::name(key), json)
+            .await
+            .map_err(std::io::Error::other)
+    }
+
+    async fn forget(&self, key: &str) {
+        self.local.forget(key).await;
+        if let Err(e) = self.shared.delete(&Self::name(key)).await {
+            tracing::warn!(error = %e, "a finished task could not be removed from the shared log");
+        }
     }
 }
 
@@ -85,12 +144,13 @@ impl TaskLog for FileTaskLog {
 #[derive(Debug, Default)]
 pub struct MemoryTaskLog(Mutex<HashMap<String, Task>>);
 
+#[async_trait]
 impl TaskLog for MemoryTaskLog {
-    fn recall(&self, key: &str) -> Option<Task> {
+    async fn recall(&self, key: &str) -> Option<Task> {
         self.0.lock().ok()?.get(key).cloned()
     }
 
-    fn record(&self, key: &str, task: &Task) -> std::io::Result<()> {
+    async fn record(&self, key: &str, task: &Task) -> std::io::Result<()> {
         self.0
             .lock()
             .map_err(|_| std::io::Error::other("task log poisoned"))?
@@ -98,7 +158,7 @@ impl TaskLog for MemoryTaskLog {
         Ok(())
     }
 
-    fn forget(&self, key: &str) {
+    async fn forget(&self, key: &str) {
         if let Ok(mut tasks) = self.0.lock() {
             tasks.remove(key);
         }
@@ -109,28 +169,31 @@ impl TaskLog for MemoryTaskLog {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_recorded_task_is_recalled_by_a_new_log_until_forgotten() {
+    #[tokio::test]
+    async fn a_recorded_task_is_recalled_by_a_new_log_until_forgotten() {
         let dir = tempfile::tempdir().unwrap();
         let task = Task {
             provider: "replicate".into(),
             id: "pred0001".into(),
         };
         let key = crate::sha256_hex(b"request");
-        FileTaskLog::new(dir.path()).record(&key, &task).unwrap();
+        FileTaskLog::new(dir.path())
+            .record(&key, &task)
+            .await
+            .unwrap();
         // Another process: a fresh log over the same folder.
         let later = FileTaskLog::new(dir.path());
-        assert_eq!(later.recall(&key), Some(task));
-        later.forget(&key);
-        assert_eq!(FileTaskLog::new(dir.path()).recall(&key), None);
+        assert_eq!(later.recall(&key).await, Some(task));
+        later.forget(&key).await;
+        assert_eq!(FileTaskLog::new(dir.path()).recall(&key).await, None);
         // A key that is not a digest stays inside the folder.
         let odd = FileTaskLog::new(dir.path());
         let t = Task {
             provider: "luma".into(),
             id: "x".into(),
         };
-        odd.record("../../escape", &t).unwrap();
-        assert_eq!(odd.recall("../../escape"), Some(t));
+        odd.record("../../escape", &t).await.unwrap();
+        assert_eq!(odd.recall("../../escape").await, Some(t));
         assert!(std::fs::read_dir(dir.path()).unwrap().count() == 1);
     }
 }

@@ -343,6 +343,9 @@ pub struct ClipRequest {
     pub height: u32,
     /// The video's seed, the same for every clip of it, for models that take one.
     pub seed: u64,
+    /// The scene's search terms, most telling first, for stock video libraries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terms: Vec<String>,
 }
 
 /// A video clip.
@@ -364,6 +367,9 @@ pub struct Clip {
     /// The seed sent, for models that take one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Credit line its licence asks for (a stock video's author), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ fn request(still: &std::path::Path, seconds: f64) -> ClipRequest {
         width: 1920,
         height: 1080,
         seed: 42,
+        terms: Vec::new(),
     }
 }
 

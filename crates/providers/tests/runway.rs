@@ -39,6 +39,7 @@ fn request(still: &std::path::Path, prompt: &str, seconds: f64) -> ClipRequest {
         width: 1080,
         height: 1920,
         seed: 5_000_000_123,
+        terms: Vec::new(),
     }
 }
 

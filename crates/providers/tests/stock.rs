@@ -142,3 +142,102 @@ async fn pixabay_takes_its_key_in_the_query_and_never_shows_it() {
     let gone = bad.image.run(&request(&["owl"], 1920, 1080)).await.unwrap();
     assert!(!format!("{:?}", gone.provenance.skipped).contains("wrong-secret-key"));
 }
+
+fn clip_request(terms: &[&str], width: u32, height: u32, seconds: f64) -> ClipRequest {
+    ClipRequest {
+        prompt: "Slow pan.".into(),
+        negative_prompt: String::new(),
+        image_sha256: None,
+        image: None,
+        duration_s: seconds,
+        width,
+        height,
+        seed: 0,
+        terms: terms.iter().map(|t| (*t).to_owned()).collect(),
+    }
+}
+
+fn clip_providers(kind: &str, base_url: &str, env: &str) -> Providers {
+    let settings: ProvidersSettings = toml::from_str(&format!(
+        "[[clip]]\nkind = \"{kind}\"\nbase_url = \"{base_url}\"\napi_key_env = \"{env}\"\n"
+    ))
+    .unwrap();
+    settings.build(None).unwrap()
+}
+
+#[tokio::test]
+async fn stock_videos_stand_in_for_stills_with_their_authors_credited() {
+    use studio_testkit::replicate::clip_colour;
+    std::env::set_var(PEXELS_ENV, PEXELS_KEY);
+    std::env::set_var(PIXABAY_ENV, PIXABAY_KEY);
+    let pexels = FakePexels::start().await;
+    let p = clip_providers("pexels", &pexels.base_url(), PEXELS_ENV);
+    let got = p
+        .clip
+        .run(&clip_request(
+            &["bees", "honey", "hive", "sun"],
+            1080,
+            1920,
+            8.0,
+        ))
+        .await
+        .unwrap();
+    let asked: Vec<_> = pexels
+        .server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == "/videos/search")
+        .collect();
+    assert_eq!(asked.len(), 1);
+    let query: std::collections::HashMap<_, _> = asked[0].url.query_pairs().into_owned().collect();
+    assert_eq!(query["query"], "bees honey hive");
+    assert_eq!(query["orientation"], "portrait");
+    // The widest MP4 within the canvas: 1280 × 1920 of the portrait video.
+    let downloaded: Vec<String> = pexels
+        .server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.path().to_owned())
+        .filter(|p| p.ends_with(".mp4"))
+        .collect();
+    assert_eq!(downloaded, ["/files/bees%20honey%20hive/v2-1280.mp4"]);
+    let clip = &got.output;
+    assert_eq!(
+        clip.credit.as_deref(),
+        Some("Video by Kenji Sato on Pexels")
+    );
+    assert!((clip.duration_s - 12.0).abs() < 0.2);
+    assert_eq!(got.provenance.cost_micro_usd, 0);
+    let frame = studio_testkit::media::centre_colour(&clip.path, 6.0, 16);
+    assert!(
+        studio_testkit::media::colour_distance(frame, clip_colour("bees honey hive")) <= 16,
+        "{frame:?}"
+    );
+
+    let pixabay = FakePixabay::start().await;
+    let p = clip_providers("pixabay", &pixabay.base_url(), PIXABAY_ENV);
+    let got = p
+        .clip
+        .run(&clip_request(&["lion"], 1920, 1080, 5.0))
+        .await
+        .unwrap();
+    assert_eq!(
+        got.output.credit.as_deref(),
+        Some("Video by Ana Lima from Pixabay")
+    );
+    // Nothing found: the chain has nothing else, and says why.
+    let none = p
+        .clip
+        .run(&clip_request(&["zzz"], 1920, 1080, 5.0))
+        .await
+        .unwrap_err();
+    assert!(
+        none.to_string()
+            .contains("pixabay has no video for \"zzz\""),
+        "{none}"
+    );
+}

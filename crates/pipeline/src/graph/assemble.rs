@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use studio_media::Timeline;
-use studio_providers::{Image, ImageSource, ScenePlan};
+use studio_providers::{Clip, Image, ImageSource, ScenePlan};
 
 use super::{extension, Finished, SceneClip, StepError, StepKey, StepKind, StepOutput};
 use crate::compose::{self, Assets, SceneAssets};
@@ -123,7 +123,22 @@ pub fn assemble(
         }
         None => (None, None),
     };
-    let credits = requests::credit_lines(&images, music_credit.as_deref());
+    let mut credits = requests::credit_lines(&images, music_credit.as_deref());
+    // Stock videos shown in place of stills are credited like pictures.
+    for f in done {
+        if let StepOutput::Clip(SceneClip {
+            clip: Some(Clip {
+                credit: Some(c), ..
+            }),
+            ..
+        }) = &f.output
+        {
+            let line = format!("Video: {c}");
+            if !credits.contains(&line) {
+                credits.push(line);
+            }
+        }
+    }
     let narration_s = narration_seconds(done);
     let assets = Assets {
         scenes,

@@ -162,7 +162,12 @@ impl LumaClips {
     }
 
     async fn resume(&self, key: &str) -> Result<Option<Generation>, ProviderError> {
-        let Some(task) = self.tasks.recall(key).filter(|t| t.provider == "luma") else {
+        let Some(task) = self
+            .tasks
+            .recall(key)
+            .await
+            .filter(|t| t.provider == "luma")
+        else {
             return Ok(None);
         };
         match self.get(&task.id).await {
@@ -171,7 +176,7 @@ impl LumaClips {
                 Ok(Some(g))
             }
             Err(e) if e.kind == ErrorKind::Unavailable => {
-                self.tasks.forget(key);
+                self.tasks.forget(key).await;
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -258,7 +263,7 @@ impl ClipGen for LumaClips {
                     provider: "luma".into(),
                     id: created.id.clone(),
                 };
-                self.tasks.record(&key, &task).map_err(|e| {
+                self.tasks.record(&key, &task).await.map_err(|e| {
                     ProviderError::transient(format!(
                         "recording luma generation {} before waiting on it: {e}",
                         created.id
@@ -268,7 +273,7 @@ impl ClipGen for LumaClips {
             }
         };
         let ended = self.wait(generation).await?;
-        self.tasks.forget(&key);
+        self.tasks.forget(&key).await;
         if ended.state == "failed" {
             let why = ended
                 .failure_reason
@@ -304,6 +309,7 @@ impl ClipGen for LumaClips {
                 height: checked.height,
                 prompt: request.prompt.trim().to_owned(),
                 seed: None,
+                credit: None,
             },
         })
     }

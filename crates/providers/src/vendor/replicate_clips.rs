@@ -168,7 +168,12 @@ impl ReplicateClips {
     /// The prediction recorded for `key` by an earlier attempt, as it stands now; `None` when
     /// none is recorded or Replicate no longer knows it.
     async fn resume(&self, key: &str) -> Result<Option<Prediction>, ProviderError> {
-        let Some(task) = self.tasks.recall(key).filter(|t| t.provider == "replicate") else {
+        let Some(task) = self
+            .tasks
+            .recall(key)
+            .await
+            .filter(|t| t.provider == "replicate")
+        else {
             return Ok(None);
         };
         let path = format!("/v1/predictions/{}", task.id);
@@ -183,7 +188,7 @@ impl ReplicateClips {
             }
             // Unknown (404) or no longer ours: start anew.
             Err(e) if e.kind == crate::ErrorKind::Unavailable => {
-                self.tasks.forget(key);
+                self.tasks.forget(key).await;
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -227,7 +232,7 @@ impl ClipGen for ReplicateClips {
                     provider: "replicate".into(),
                     id: created.id.clone(),
                 };
-                self.tasks.record(&key, &task).map_err(|e| {
+                self.tasks.record(&key, &task).await.map_err(|e| {
                     ProviderError::transient(format!(
                         "recording replicate prediction {} before waiting on it: {e}",
                         created.id
@@ -238,7 +243,7 @@ impl ClipGen for ReplicateClips {
         };
         // Polling errors and timeouts keep the id: the next attempt resumes the prediction.
         let ended = replicate::wait(&self.endpoint, prediction, CLIP_MAX_WAIT).await?;
-        self.tasks.forget(&key);
+        self.tasks.forget(&key).await;
         let done = replicate::succeeded(ended)?;
         let url = done.output_urls().into_iter().next().ok_or_else(|| {
             ProviderError::transient(format!(
@@ -258,6 +263,7 @@ impl ClipGen for ReplicateClips {
                 height: checked.height,
                 prompt: request.prompt.trim().to_owned(),
                 seed,
+                credit: None,
             },
         })
     }
@@ -305,6 +311,7 @@ mod tests {
             width: 1920,
             height: 1080,
             seed: 7,
+            terms: Vec::new(),
         };
         let kling = clips(CLIP_MODEL);
         assert_eq!(kling.family(), Family::Kling);

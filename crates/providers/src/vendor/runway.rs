@@ -170,7 +170,12 @@ impl RunwayClips {
     /// The task an earlier attempt recorded for `key`, as it stands; `None` when none is
     /// recorded or Runway no longer knows it.
     async fn resume(&self, key: &str) -> Result<Option<RunwayTask>, ProviderError> {
-        let Some(task) = self.tasks.recall(key).filter(|t| t.provider == "runway") else {
+        let Some(task) = self
+            .tasks
+            .recall(key)
+            .await
+            .filter(|t| t.provider == "runway")
+        else {
             return Ok(None);
         };
         match self.get(&task.id).await {
@@ -179,7 +184,7 @@ impl RunwayClips {
                 Ok(Some(t))
             }
             Err(e) if e.kind == ErrorKind::Unavailable => {
-                self.tasks.forget(key);
+                self.tasks.forget(key).await;
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -277,7 +282,7 @@ impl ClipGen for RunwayClips {
                     provider: "runway".into(),
                     id: created.id.clone(),
                 };
-                self.tasks.record(&key, &record).map_err(|e| {
+                self.tasks.record(&key, &record).await.map_err(|e| {
                     ProviderError::transient(format!(
                         "recording runway task {} before waiting on it: {e}",
                         created.id
@@ -287,7 +292,7 @@ impl ClipGen for RunwayClips {
             }
         };
         let ended = self.wait(task).await?;
-        self.tasks.forget(&key);
+        self.tasks.forget(&key).await;
         match ended.status.as_str() {
             "SUCCEEDED" => {}
             status => {
@@ -326,6 +331,7 @@ impl ClipGen for RunwayClips {
                 height: checked.height,
                 prompt: request.prompt.trim().to_owned(),
                 seed: Some(request.seed % (u64::from(u32::MAX) + 1)),
+                credit: None,
             },
         })
     }

@@ -17,6 +17,17 @@
 //! orientation the canvas's. The photo whose shape is closest to the canvas among the library's
 //! most relevant answers is downloaded here, checked before use, and credited on the end card.
 //! Searches cost nothing.
+//!
+//! Both libraries serve videos too ([`StockVideos`], the same kinds in `[[providers.clip]]`): a
+//! scene then shows a stock video found by its terms instead of its still. Pexels: `GET
+//! {base_url}/videos/search?query&orientation&per_page=15`, `{"videos": [{"id", "width",
+//! "height", "url", "duration", "user": {"name"}, "video_files": [{"quality", "file_type",
+//! "width", "height", "link"}]}]}`, the MP4 file widest within the canvas taken. Pixabay: `GET
+//! {base_url}/api/videos/?key&q&video_type=film&safesearch=true&per_page=20`, `{"hits": [{"id",
+//! "pageURL", "duration", "videos": {"large"|"medium"|"small"|"tiny": {"url", "width",
+//! "height"}}, "user"}]}`, the largest rendition within the canvas taken. Among the five most
+//! relevant, a video at least as long as the scene and closest to its shape wins. Credits:
+//! "Video by NAME on Pexels", "Video by NAME from Pixabay".
 
 use std::path::Path;
 
@@ -24,8 +35,8 @@ use async_trait::async_trait;
 use reqwest::Method;
 use serde::Deserialize;
 
-use super::{picture, Endpoint};
-use crate::capability::{Describe, ImageGen, Produced};
+use super::{clip, picture, Endpoint};
+use crate::capability::{ClipGen, Describe, ImageGen, Produced};
 use crate::error::{ErrorKind, ProviderError};
 use crate::types::*;
 
@@ -48,12 +59,34 @@ pub enum Library {
 }
 
 impl Library {
+    /// The library of provider kind `kind`.
+    pub fn of(kind: &str) -> Option<Library> {
+        match kind {
+            "pexels" => Some(Library::Pexels),
+            "pixabay" => Some(Library::Pixabay),
+            _ => None,
+        }
+    }
+
     /// Its provider kind.
     pub fn name(self) -> &'static str {
         match self {
             Library::Pexels => "pexels",
             Library::Pixabay => "pixabay",
         }
+    }
+}
+
+/// `library`'s orientation word for a `width`×`height` canvas.
+pub fn orientation(library: Library, width: u32, height: u32) -> &'static str {
+    let ratio = f64::from(width.max(1)) / f64::from(height.max(1));
+    match (library, ratio) {
+        (Library::Pexels, r) if r > 1.1 => "landscape",
+        (Library::Pexels, r) if r < 0.9 => "portrait",
+        (Library::Pexels, _) => "square",
+        (Library::Pixabay, r) if r > 1.1 => "horizontal",
+        (Library::Pixabay, r) if r < 0.9 => "vertical",
+        (Library::Pixabay, _) => "all",
     }
 }
 
@@ -145,17 +178,9 @@ impl StockPhotos {
         query.chars().take(100).collect()
     }
 
-    /// The library's orientation word for a `width`×`height` canvas.
+    /// The library's orientation word for a `width`×`height` canvas ([`orientation`]).
     pub fn orientation(&self, width: u32, height: u32) -> &'static str {
-        let ratio = f64::from(width.max(1)) / f64::from(height.max(1));
-        match (self.library, ratio) {
-            (Library::Pexels, r) if r > 1.1 => "landscape",
-            (Library::Pexels, r) if r < 0.9 => "portrait",
-            (Library::Pexels, _) => "square",
-            (Library::Pixabay, r) if r > 1.1 => "horizontal",
-            (Library::Pixabay, r) if r < 0.9 => "vertical",
-            (Library::Pixabay, _) => "all",
-        }
+        orientation(self.library, width, height)
     }
 
     /// Searches the library; the most relevant answers first.
@@ -338,5 +363,277 @@ mod tests {
             project_seed: 0,
         };
         assert_eq!(StockPhotos::query(&request), "hare meadow race");
+    }
+}
+
+/// One video the library offered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundVideo {
+    /// Its id.
+    pub id: String,
+    /// Who made it.
+    pub author: String,
+    /// The file to download.
+    pub url: String,
+    /// Width of that file, pixels.
+    pub width: u32,
+    /// Height of that file, pixels.
+    pub height: u32,
+    /// Length, seconds.
+    pub duration_s: f64,
+}
+
+#[derive(Deserialize)]
+struct PexelsVideos {
+    #[serde(default)]
+    videos: Vec<PexelsVideo>,
+}
+
+#[derive(Deserialize)]
+struct PexelsVideo {
+    id: u64,
+    duration: f64,
+    user: PexelsUser,
+    #[serde(default)]
+    video_files: Vec<PexelsFile>,
+}
+
+#[derive(Deserialize)]
+struct PexelsUser {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct PexelsFile {
+    #[serde(default)]
+    file_type: String,
+    #[serde(default)]
+    width: Option<u32>,
+    #[serde(default)]
+    height: Option<u32>,
+    link: String,
+}
+
+#[derive(Deserialize)]
+struct PixabayVideos {
+    #[serde(default)]
+    hits: Vec<PixabayVideo>,
+}
+
+#[derive(Deserialize)]
+struct PixabayVideo {
+    id: u64,
+    duration: f64,
+    user: String,
+    videos: std::collections::BTreeMap<String, PixabayFile>,
+}
+
+#[derive(Deserialize)]
+struct PixabayFile {
+    url: String,
+    width: u32,
+    height: u32,
+}
+
+/// The largest of `files` (`(width, height, url)`) within `limit` pixels on its long side, or
+/// the smallest when all are larger.
+fn largest_within(files: Vec<(u32, u32, String)>, limit: u32) -> Option<(u32, u32, String)> {
+    let long = |f: &(u32, u32, String)| f.0.max(f.1);
+    let (within, over): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .filter(|f| f.0 > 0 && f.1 > 0 && !f.2.is_empty())
+        .partition(|f| long(f) <= limit);
+    match within.into_iter().max_by_key(long) {
+        Some(f) => Some(f),
+        None => over.into_iter().min_by_key(long),
+    }
+}
+
+/// Stock videos from a library, in place of a scene's still.
+#[derive(Debug)]
+pub struct StockVideos {
+    library: Library,
+    endpoint: Endpoint,
+}
+
+impl StockVideos {
+    /// Videos from `library` at `endpoint`.
+    pub fn new(library: Library, endpoint: Endpoint) -> Self {
+        Self { library, endpoint }
+    }
+
+    /// Searches the library for `request`'s terms; the most relevant first.
+    pub async fn search(&self, request: &ClipRequest) -> Result<Vec<FoundVideo>, ProviderError> {
+        let query: Vec<&str> = request
+            .terms
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .take(3)
+            .collect();
+        let query: String = query.join(" ").chars().take(100).collect();
+        if query.is_empty() {
+            return Err(ProviderError::unavailable(
+                "the scene has no search terms to look for",
+            ));
+        }
+        let limit = request.width.max(request.height);
+        match self.library {
+            Library::Pexels => {
+                let call = self
+                    .endpoint
+                    .request(Method::GET, "/videos/search")
+                    .query(&[
+                        ("query", query.as_str()),
+                        (
+                            "orientation",
+                            orientation(self.library, request.width, request.height),
+                        ),
+                        ("per_page", "15"),
+                    ]);
+                let answer: PexelsVideos = self.endpoint.json(call).await?;
+                Ok(answer
+                    .videos
+                    .into_iter()
+                    .filter_map(|v| {
+                        let files = v
+                            .video_files
+                            .into_iter()
+                            .filter(|f| f.file_type == "video/mp4")
+                            .map(|f| (f.width.unwrap_or(0), f.height.unwrap_or(0), f.link))
+                            .collect();
+                        let (width, height, url) = largest_within(files, limit)?;
+                        Some(FoundVideo {
+                            id: v.id.to_string(),
+                            author: v.user.name,
+                            url,
+                            width,
+                            height,
+                            duration_s: v.duration,
+                        })
+                    })
+                    .collect())
+            }
+            Library::Pixabay => {
+                let call = self.endpoint.request(Method::GET, "/api/videos/").query(&[
+                    ("q", query.as_str()),
+                    ("video_type", "film"),
+                    ("safesearch", "true"),
+                    ("per_page", "20"),
+                ]);
+                let answer: PixabayVideos = match self.endpoint.json(call).await {
+                    Ok(a) => a,
+                    Err(e) if e.kind == ErrorKind::Invalid && e.message.contains("API key") => {
+                        return Err(ProviderError::unavailable(format!(
+                            "{}; set {} to a valid key",
+                            e.message, self.endpoint.key_env
+                        )))
+                    }
+                    Err(e) => return Err(e),
+                };
+                Ok(answer
+                    .hits
+                    .into_iter()
+                    .filter_map(|v| {
+                        let files = v
+                            .videos
+                            .into_values()
+                            .map(|f| (f.width, f.height, f.url))
+                            .collect();
+                        let (width, height, url) = largest_within(files, limit)?;
+                        Some(FoundVideo {
+                            id: v.id.to_string(),
+                            author: v.user,
+                            url,
+                            width,
+                            height,
+                            duration_s: v.duration,
+                        })
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// The credit line for a video by `author`.
+    pub fn credit(&self, author: &str) -> String {
+        match self.library {
+            Library::Pexels => format!("Video by {author} on Pexels"),
+            Library::Pixabay => format!("Video by {author} from Pixabay"),
+        }
+    }
+}
+
+/// Among the first five of `found`, the one at least `seconds` long (any, when none is) whose
+/// shape is closest to `width`:`height`.
+pub fn closest_video(
+    found: &[FoundVideo],
+    width: u32,
+    height: u32,
+    seconds: f64,
+) -> Option<&FoundVideo> {
+    let want = f64::from(width.max(1)) / f64::from(height.max(1));
+    let off = |f: &FoundVideo| {
+        (f64::from(f.width.max(1)) / f64::from(f.height.max(1)) / want)
+            .ln()
+            .abs()
+    };
+    let first: Vec<&FoundVideo> = found.iter().take(5).collect();
+    let long_enough: Vec<&FoundVideo> = first
+        .iter()
+        .copied()
+        .filter(|f| f.duration_s >= seconds)
+        .collect();
+    let pool = if long_enough.is_empty() {
+        first
+    } else {
+        long_enough
+    };
+    pool.into_iter().min_by(|a, b| off(a).total_cmp(&off(b)))
+}
+
+impl Describe for StockVideos {
+    fn name(&self) -> &str {
+        self.library.name()
+    }
+
+    fn model(&self) -> String {
+        "video search".into()
+    }
+}
+
+#[async_trait]
+impl ClipGen for StockVideos {
+    async fn clip(
+        &self,
+        request: &ClipRequest,
+        out: &Path,
+    ) -> Result<Produced<Clip>, ProviderError> {
+        let found = self.search(request).await?;
+        let video = closest_video(&found, request.width, request.height, request.duration_s)
+            .ok_or_else(|| {
+                ProviderError::unavailable(format!(
+                    "{} has no video for \"{}\"",
+                    self.library.name(),
+                    request
+                        .terms
+                        .iter()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ))
+            })?;
+        let bytes = self.endpoint.download(&video.url).await?;
+        let checked = clip::check(self.library.name(), &bytes, out).await?;
+        Ok(Produced::free(Clip {
+            path: checked.path,
+            duration_s: checked.duration_s,
+            width: checked.width,
+            height: checked.height,
+            prompt: String::new(),
+            seed: None,
+            credit: Some(self.credit(&video.author)),
+        }))
     }
 }
