@@ -11,8 +11,8 @@ url="${admin%/*}/$db"
 for m in crates/*/migrations/*.sql; do psql "$url" -q -v ON_ERROR_STOP=1 -f "$m"; done
 rm -rf .sqlx && mkdir -p .sqlx
 # Touch the crates so the macros run again.
-touch crates/user/src/lib.rs crates/project/src/lib.rs crates/ai-job/src/lib.rs
+touch crates/user/src/lib.rs crates/project/src/lib.rs crates/ai-job/src/lib.rs crates/credits/src/lib.rs
 DATABASE_URL="$url" SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$PWD/.sqlx" \
-  cargo check -q -p studio-user -p studio-project -p studio-ai-job
+  cargo check -q -p studio-user -p studio-project -p studio-ai-job -p studio-credits
 psql "$admin" -qc "DROP DATABASE $db WITH (FORCE)"
 echo "wrote $(ls .sqlx | wc -l) query files to .sqlx/"
