@@ -90,6 +90,33 @@ pub fn orientation(library: Library, width: u32, height: u32) -> &'static str {
     }
 }
 
+/// The search words for a scene: its first three non-empty `terms`, or `fallback` when it has
+/// none; at most 100 characters (Pixabay's limit).
+pub fn search_words(terms: &[String], fallback: &str) -> String {
+    let words: Vec<&str> = terms
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .take(3)
+        .collect();
+    let query = if words.is_empty() {
+        fallback.trim().to_owned()
+    } else {
+        words.join(" ")
+    };
+    query.chars().take(100).collect()
+}
+
+/// Pixabay answers a bad key with a 400 in plain text: that is the key's fault, not the
+/// request's, so the chain goes on to its next provider naming the variable to set.
+fn pixabay_key(e: ProviderError, key_env: &str) -> ProviderError {
+    if e.kind == ErrorKind::Invalid && e.message.contains("API key") {
+        ProviderError::unavailable(format!("{}; set {key_env} to a valid key", e.message))
+    } else {
+        e
+    }
+}
+
 /// One photo the library offered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Found {
@@ -160,22 +187,10 @@ impl StockPhotos {
         Self { library, endpoint }
     }
 
-    /// The search words for `request`: its first three terms, or its heading.
+    /// The search words for `request`: its first three terms, or its heading
+    /// ([`search_words`]).
     pub fn query(request: &ImageRequest) -> String {
-        let terms: Vec<&str> = request
-            .terms
-            .iter()
-            .map(|t| t.trim())
-            .filter(|t| !t.is_empty())
-            .take(3)
-            .collect();
-        let query = if terms.is_empty() {
-            request.caption.trim().to_owned()
-        } else {
-            terms.join(" ")
-        };
-        // Pixabay takes at most 100 characters.
-        query.chars().take(100).collect()
+        search_words(&request.terms, &request.caption)
     }
 
     /// The library's orientation word for a `width`×`height` canvas ([`orientation`]).
@@ -222,17 +237,11 @@ impl StockPhotos {
                     ("safesearch", "true"),
                     ("per_page", "20"),
                 ]);
-                let answer: PixabayAnswer = match self.endpoint.json(call).await {
-                    Ok(a) => a,
-                    // Pixabay answers a bad key with a 400 in plain text.
-                    Err(e) if e.kind == ErrorKind::Invalid && e.message.contains("API key") => {
-                        return Err(ProviderError::unavailable(format!(
-                            "{}; set {} to a valid key",
-                            e.message, self.endpoint.key_env
-                        )))
-                    }
-                    Err(e) => return Err(e),
-                };
+                let answer: PixabayAnswer = self
+                    .endpoint
+                    .json(call)
+                    .await
+                    .map_err(|e| pixabay_key(e, &self.endpoint.key_env))?;
                 Ok(answer
                     .hits
                     .into_iter()
@@ -464,14 +473,7 @@ impl StockVideos {
 
     /// Searches the library for `request`'s terms; the most relevant first.
     pub async fn search(&self, request: &ClipRequest) -> Result<Vec<FoundVideo>, ProviderError> {
-        let query: Vec<&str> = request
-            .terms
-            .iter()
-            .map(|t| t.trim())
-            .filter(|t| !t.is_empty())
-            .take(3)
-            .collect();
-        let query: String = query.join(" ").chars().take(100).collect();
+        let query = search_words(&request.terms, "");
         if query.is_empty() {
             return Err(ProviderError::unavailable(
                 "the scene has no search terms to look for",
@@ -521,16 +523,11 @@ impl StockVideos {
                     ("safesearch", "true"),
                     ("per_page", "20"),
                 ]);
-                let answer: PixabayVideos = match self.endpoint.json(call).await {
-                    Ok(a) => a,
-                    Err(e) if e.kind == ErrorKind::Invalid && e.message.contains("API key") => {
-                        return Err(ProviderError::unavailable(format!(
-                            "{}; set {} to a valid key",
-                            e.message, self.endpoint.key_env
-                        )))
-                    }
-                    Err(e) => return Err(e),
-                };
+                let answer: PixabayVideos = self
+                    .endpoint
+                    .json(call)
+                    .await
+                    .map_err(|e| pixabay_key(e, &self.endpoint.key_env))?;
                 Ok(answer
                     .hits
                     .into_iter()
@@ -615,13 +612,7 @@ impl ClipGen for StockVideos {
                 ProviderError::unavailable(format!(
                     "{} has no video for \"{}\"",
                     self.library.name(),
-                    request
-                        .terms
-                        .iter()
-                        .take(3)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(" ")
+                    search_words(&request.terms, "")
                 ))
             })?;
         let bytes = self.endpoint.download(&video.url).await?;
