@@ -63,6 +63,8 @@ pub enum HoldState {
     Captured,
     /// Released without charge.
     Voided,
+    /// Released without charge because it lapsed ([`Ledger::expire_holds`]).
+    Expired,
 }
 
 /// A hold on a user's credits.
@@ -140,7 +142,8 @@ pub enum LedgerError {
 fn state_of(s: &str) -> HoldState {
     match s {
         "captured" => HoldState::Captured,
-        "voided" | "expired" => HoldState::Voided,
+        "voided" => HoldState::Voided,
+        "expired" => HoldState::Expired,
         _ => HoldState::Open,
     }
 }
@@ -494,6 +497,12 @@ impl Ledger {
                     state: "voided",
                 })
             }
+            HoldState::Expired => {
+                return Err(LedgerError::Settled {
+                    id,
+                    state: "expired",
+                })
+            }
             HoldState::Open => {}
         }
         if !(0..=hold.amount).contains(&actual) {
@@ -542,14 +551,14 @@ impl Ledger {
         Ok(hold)
     }
 
-    /// Releases hold `id` without charge. Idempotent.
+    /// Releases hold `id` without charge. Idempotent (a lapsed hold is already released).
     ///
     /// Errors: [`LedgerError::NoHold`]; [`LedgerError::Settled`] for a captured hold.
     pub async fn void(&self, id: Uuid) -> Result<Hold, LedgerError> {
         let mut tx = self.pool.begin().await?;
         let mut hold = Self::lock_hold(&mut tx, id).await?;
         match hold.state {
-            HoldState::Voided => {
+            HoldState::Voided | HoldState::Expired => {
                 tx.commit().await?;
                 return Ok(hold);
             }
@@ -577,6 +586,48 @@ impl Ledger {
         tx.commit().await?;
         hold.state = HoldState::Voided;
         Ok(hold)
+    }
+
+    /// Releases every open hold whose `expires_at` is before `now` (a job that never settled,
+    /// e.g. its service lost the hold's id), at most `limit` at a time; returns them. Each is
+    /// released under its account's lock, so a capture racing the sweep settles the hold once:
+    /// whichever locks it first wins and the other sees it settled.
+    pub async fn expire_holds(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Uuid>, LedgerError> {
+        let due = sqlx::query_scalar!(
+            "SELECT id FROM holds WHERE state = 'open' AND expires_at < $1 ORDER BY expires_at LIMIT $2",
+            now,
+            limit.clamp(1, 10_000)
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut expired = Vec::new();
+        for id in due {
+            let mut tx = self.pool.begin().await?;
+            let hold = Self::lock_hold(&mut tx, id).await?;
+            if hold.state != HoldState::Open || hold.expires_at >= now {
+                continue;
+            }
+            let account = sqlx::query_scalar!(
+                "UPDATE holds SET state = 'expired', settled_at = now() WHERE id = $1 RETURNING account_id",
+                id
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query!(
+                "UPDATE accounts SET held = held - $2 WHERE id = $1",
+                account,
+                hold.amount
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            expired.push(id);
+        }
+        Ok(expired)
     }
 
     /// The user's entries, newest first: at most `limit` with ids below `before` (all when

@@ -231,3 +231,43 @@ async fn a_refund_after_spending_leaves_a_negative_balance_that_refuses_holds() 
     pool.close().await;
     drop_database(&name).await;
 }
+
+#[tokio::test]
+async fn lapsed_holds_are_released_once_and_a_late_capture_is_refused() {
+    let (ledger, pool, name) = ledger().await;
+    let user = Uuid::new_v4();
+    ledger.grant(user, 100, "grant", "test").await.unwrap();
+    let lapsing = ledger
+        .place_hold(user, 60, "job:1", "start:1", Duration::seconds(-1))
+        .await
+        .unwrap();
+    let live = ledger
+        .place_hold(user, 30, "job:2", "start:2", Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(ledger.balance(user).await.unwrap().available(), 10);
+    let now = chrono::Utc::now();
+    assert_eq!(ledger.expire_holds(now, 100).await.unwrap(), [lapsing.id]);
+    assert!(
+        ledger.expire_holds(now, 100).await.unwrap().is_empty(),
+        "once"
+    );
+    assert_eq!(ledger.balance(user).await.unwrap().available(), 70);
+    assert!(matches!(
+        ledger.capture(lapsing.id, 10).await,
+        Err(LedgerError::Settled {
+            state: "expired",
+            ..
+        })
+    ));
+    assert_eq!(
+        ledger.void(lapsing.id).await.unwrap().state,
+        HoldState::Expired
+    );
+    ledger.capture(live.id, 30).await.unwrap();
+    let b = ledger.balance(user).await.unwrap();
+    assert_eq!((b.posted, b.held), (70, 0));
+    assert_balanced(&pool).await;
+    pool.close().await;
+    drop_database(&name).await;
+}
