@@ -477,6 +477,32 @@ impl Ledger {
         })
     }
 
+    /// Ends the locked, open `hold` in `state` (`captured` for `captured` credits, `voided`,
+    /// `expired`) and releases its amount from the account's held credits; returns the account.
+    async fn settle(
+        tx: &mut Transaction<'_, Postgres>,
+        hold: &Hold,
+        state: &str,
+        captured: i64,
+    ) -> Result<Uuid, sqlx::Error> {
+        let account = sqlx::query_scalar!(
+            "UPDATE holds SET state = $2, captured = $3, settled_at = now() WHERE id = $1 RETURNING account_id",
+            hold.id,
+            state,
+            captured
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+        sqlx::query!(
+            "UPDATE accounts SET held = held - $2 WHERE id = $1",
+            account,
+            hold.amount
+        )
+        .execute(&mut **tx)
+        .await?;
+        Ok(account)
+    }
+
     /// Settles hold `id` for `actual` credits (what the job's provider calls cost): posts them
     /// to `spend` and releases the rest. Idempotent: capturing a captured hold returns it as it
     /// was captured.
@@ -514,9 +540,7 @@ impl Ledger {
                 ),
             });
         }
-        let account = sqlx::query_scalar!("SELECT account_id FROM holds WHERE id = $1", id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let account = Self::settle(&mut tx, &hold, "captured", actual).await?;
         if actual > 0 {
             let spend = Self::system(&mut tx, System::Spend).await?;
             let key = format!("capture:{id}");
@@ -531,20 +555,6 @@ impl Ledger {
             )
             .await?;
         }
-        sqlx::query!(
-            "UPDATE holds SET state = 'captured', captured = $2, settled_at = now() WHERE id = $1",
-            id,
-            actual
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query!(
-            "UPDATE accounts SET held = held - $2 WHERE id = $1",
-            account,
-            hold.amount
-        )
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         hold.state = HoldState::Captured;
         hold.captured = actual;
@@ -570,19 +580,7 @@ impl Ledger {
             }
             HoldState::Open => {}
         }
-        let account = sqlx::query_scalar!(
-            "UPDATE holds SET state = 'voided', settled_at = now() WHERE id = $1 RETURNING account_id",
-            id
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query!(
-            "UPDATE accounts SET held = held - $2 WHERE id = $1",
-            account,
-            hold.amount
-        )
-        .execute(&mut *tx)
-        .await?;
+        Self::settle(&mut tx, &hold, "voided", 0).await?;
         tx.commit().await?;
         hold.state = HoldState::Voided;
         Ok(hold)
@@ -611,19 +609,7 @@ impl Ledger {
             if hold.state != HoldState::Open || hold.expires_at >= now {
                 continue;
             }
-            let account = sqlx::query_scalar!(
-                "UPDATE holds SET state = 'expired', settled_at = now() WHERE id = $1 RETURNING account_id",
-                id
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-            sqlx::query!(
-                "UPDATE accounts SET held = held - $2 WHERE id = $1",
-                account,
-                hold.amount
-            )
-            .execute(&mut *tx)
-            .await?;
+            Self::settle(&mut tx, &hold, "expired", 0).await?;
             tx.commit().await?;
             expired.push(id);
         }
